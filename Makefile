@@ -1,0 +1,24 @@
+# neuromod — `make run` and `make test` work on a fresh machine with Python 3.11.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test setup clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/neuromod report --out reports/latest
+
+test: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) reports build src/*.egg-info

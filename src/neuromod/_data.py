@@ -1,0 +1,13 @@
+"""Reading the packaged data files (``neuromod/data``). Only the input stages use this."""
+
+from __future__ import annotations
+
+import csv
+import io
+from importlib import resources
+
+
+def read_csv(name: str) -> list[dict[str, str]]:
+    """Rows of a packaged CSV file as dictionaries of strings."""
+    text = resources.files("neuromod").joinpath("data", name).read_text("utf-8")
+    return list(csv.DictReader(io.StringIO(text)))

@@ -1,0 +1,173 @@
+"""The command line: ``neuromod simulate | products | sites | convert | report``.
+
+Every prediction printed here is a model estimate for planning and education, not medical
+advice. Invalid input exits with status 2 and a message naming the field; nothing is
+written then.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+
+from neuromod.anatomy import load_face_map
+from neuromod.plan import PlanError, load_plan, parse_plan
+from neuromod.products import convert as convert_units
+from neuromod.products import load_products
+from neuromod.simulate import DISCLAIMER, SimulationResult, simulate
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="neuromod: botulinum toxin plans to predicted wrinkle scores. " + DISCLAIMER)
+
+TABLE_DAYS = (0, 1, 2, 3, 4, 7, 14, 30, 60, 90, 120, 150, 180, 270, 365)
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+def score_table(result: SimulationResult) -> str:
+    """Expected FWS grades (contraction / rest) of the treated areas at standard days."""
+    areas = result.treated_areas
+    days = [d for d in TABLE_DAYS if d <= result.days[-1]]
+    header = f"{'day':>5} " + " ".join(f"{a + ' (contr/rest)':>26}" for a in areas)
+    lines = [header]
+    for day in days:
+        k = int(np.searchsorted(result.days, day))
+        cells = [f"{result.courses[a].fws_contraction[k]:>12.2f} / {result.courses[a].fws_rest[k]:<11.2f}"
+                 for a in areas]
+        lines.append(f"{day:>5} " + " ".join(f"{c:>26}" for c in cells))
+    lines.append("")
+    for a in areas:
+        c = result.courses[a]
+        lines.append(f"{a}: onset day {c.onset_day}, peak day {c.peak_day}, wear-off day {c.wear_off_day}")
+    return "\n".join(lines)
+
+
+def write_outputs(result: SimulationResult, out: Path, title: str | None = None) -> list[Path]:
+    """CSV of the course, PNG of the course and PNG of the face map into ``out``."""
+    from neuromod.plots import plot_course, plot_face_map
+
+    out.mkdir(parents=True, exist_ok=True)
+    scores_csv = out / "scores.csv"
+    with scores_csv.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["day", "area", "fws_contraction", "fws_rest", "area_strength"])
+        for area, course in result.courses.items():
+            for k, day in enumerate(result.days):
+                writer.writerow([f"{day:g}", area, f"{course.fws_contraction[k]:.4f}",
+                                 f"{course.fws_rest[k]:.4f}", f"{course.strength[k]:.4f}"])
+    muscles_csv = out / "muscles.csv"
+    with muscles_csv.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["day", "muscle", "dose_units", "blocked_fraction", "strength"])
+        doses = result.spread.dose_per_muscle
+        for j, muscle in enumerate(result.muscles):
+            for k, day in enumerate(result.days):
+                writer.writerow([f"{day:g}", muscle, f"{doses[j]:.5f}",
+                                 f"{result.output.blocked_fraction[0, j, k]:.5f}",
+                                 f"{result.output.strength[0, j, k]:.5f}"])
+    return [scores_csv, muscles_csv, plot_course(result, out / "course.png", title),
+            plot_face_map(result, out / "face_map.png", title=title)]
+
+
+@app.command("simulate")
+def simulate_command(
+    plan_file: Path = typer.Argument(..., help="plan file (YAML or JSON)"),
+    days: int = typer.Option(180, "--days", min=1, max=3650, help="days to simulate, 1-3650"),
+    out: Optional[Path] = typer.Option(None, "--out", help="folder for CSV and PNG outputs"),
+    as_json: bool = typer.Option(False, "--json", help="print the course as JSON on stdout"),
+) -> None:
+    """Predict the course of one plan: scores by area over time, muscles reached."""
+    try:
+        plan = load_plan(plan_file)
+    except PlanError as error:
+        _fail(str(error))
+    result = simulate(plan, days=days)
+    if as_json:
+        json.dump(result.to_json(), sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        typer.echo(score_table(result))
+        typer.echo(f"\n{DISCLAIMER}")
+    if out is not None:
+        paths = write_outputs(result, out)
+        if not as_json:
+            typer.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+@app.command("products")
+def products_command() -> None:
+    """List the products with potency, label reconstitution and limits."""
+    typer.echo(f"{'product':<9} {'generic':<20} {'units/ona-unit':>14} {'range':>9} {'vial':>5} "
+               f"{'saline mL':>9} {'U/0.1mL':>8} {'max/session':>11} {'re-treat d':>10}")
+    for p in load_products().values():
+        typer.echo(f"{p.name:<9} {p.generic:<20} {p.units_per_ona_unit:>14g} "
+                   f"{p.units_per_ona_unit_low:g}-{p.units_per_ona_unit_high:<5g} {p.vial_units:>5g} "
+                   f"{p.label_saline_ml:>9g} {p.label_units_per_ml / 10:>8.2f} {p.max_session_units:>11g} "
+                   f"{p.min_retreat_days:>10g}")
+
+
+@app.command("sites")
+def sites_command(area: Optional[str] = typer.Option(None, "--area", help="only this area")) -> None:
+    """List the standard injection sites of each area (label patterns)."""
+    face_map = load_face_map()
+    if area is not None and area not in face_map.areas_with_sites:
+        _fail(f"--area: unknown area {area!r}; allowed: {', '.join(face_map.areas_with_sites)}")
+    typer.echo(f"{'site':<40} {'area':<12} {'x mm':>6} {'y mm':>6} {'depth':>6} {'share':>6}  target")
+    for site in face_map.sites.values():
+        if area is None or site.area == area:
+            typer.echo(f"{site.name:<40} {site.area:<12} {site.x_mm:>6g} {site.y_mm:>6g} "
+                       f"{site.depth_mm:>6g} {site.share:>6.3f}  {site.target_muscle}")
+
+
+@app.command("convert")
+def convert_command(
+    units: float = typer.Argument(..., help="units of the source product"),
+    source: str = typer.Option(..., "--from", help="source product"),
+    target: str = typer.Option(..., "--to", help="target product"),
+) -> None:
+    """Convert a dose between products, with the evidence range and its source."""
+    try:
+        result = convert_units(units, source, target)
+    except ValueError as error:
+        _fail(str(error))
+    typer.echo(f"{units:g} U {source} ~ {result.units:.3g} U {target} "
+               f"(range {result.low:.3g}-{result.high:.3g} U)")
+    typer.echo(f"source: {result.source}")
+    typer.echo("Units are product-specific and not interchangeable; this is an estimate, not a prescription.")
+
+
+def example_plans() -> dict[str, Path]:
+    """The shipped example plans (name -> path)."""
+    folder = resources.files("neuromod").joinpath("examples")
+    return {Path(str(p)).stem: Path(str(p)) for p in sorted(folder.iterdir(), key=lambda q: q.name)
+            if p.name.endswith(".yaml")}
+
+
+@app.command("report")
+def report_command(
+    out: Path = typer.Option(Path("reports/latest"), "--out", help="report folder"),
+    days: int = typer.Option(180, "--days", min=1, max=3650),
+) -> None:
+    """Simulate every shipped example plan and write a report folder (``make run``)."""
+    from neuromod.report import write_report
+
+    index = write_report(example_plans(), out, days)
+    typer.echo(f"report written: {index}")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,168 @@
+"""The model's parameter set, loaded from the versioned data file ``data/parameters.yaml``.
+
+Every number lives in that file next to its unit and source; this module only gives the
+values types and names. Stages receive the sub-set they need (``params.junction`` and so on)
+and never read files themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True)
+class SpreadParameters:
+    """Toxin field around an injection (see :mod:`neuromod.spread`)."""
+
+    sigma_ref_mm: float
+    reference_units: float
+    reference_volume_ml: float
+    dose_exponent: float
+    volume_exponent: float
+    depth_length_mm: float
+    tissue_sink_weight: float
+    barrier_transmission: dict[str, float]
+
+
+@dataclass(frozen=True)
+class JunctionParameters:
+    """Nerve-muscle junction kinetics (see :mod:`neuromod.junction`). Rates in 1/day."""
+
+    availability_rate_per_day: float
+    clearance_rate_per_day: float
+    binding_rate_per_day: float
+    translocation_rate_per_day: float
+    lytic_rate_per_day: float
+    light_chain_half_life_days: float
+    half_block_fraction_of_typical_dose: float
+    hill_coefficient: float
+    max_blocked_fraction: float
+    sprout_maturation_rate_per_day: float
+    sprout_retraction_half_life_days: float
+    sprout_transmission_share: float
+
+
+@dataclass(frozen=True)
+class MuscleParameters:
+    """Force and disuse atrophy (see :mod:`neuromod.muscle`)."""
+
+    atrophy_max_fraction: float
+    atrophy_rate_per_day: float
+    atrophy_recovery_rate_per_day: float
+
+
+@dataclass(frozen=True)
+class SkinParameters:
+    """Dynamic and static lines (see :mod:`neuromod.skin`)."""
+
+    film_thickness_mm: float
+    fade_time_days: float
+    rise_time_days: float
+    static_deepening_mm_per_year: float
+    static_repair_time_days: float
+    smoking_deepening_factor: float
+    sun_deepening_factor: float
+    age_deepening_per_decade: float
+
+
+@dataclass(frozen=True)
+class ScoreParameters:
+    """Facial Wrinkle Scale raters (see :mod:`neuromod.scores`)."""
+
+    cutpoints_mm: tuple[float, float, float]
+    rater_sd_mm: float
+    onset_strength_drop: float
+
+
+@dataclass(frozen=True)
+class CovariateParameters:
+    """Covariate effects and the typical patient's defaults (see :mod:`neuromod.patient`)."""
+
+    male_half_block_factor: float
+    reference_age_years: float
+    former_smoker_factor: float
+    moderate_sun_factor: float
+    default_baseline_contraction: float
+    default_baseline_rest: float
+
+
+@dataclass(frozen=True)
+class ModelParameters:
+    """The whole parameter set, one sub-set per stage of the flow."""
+
+    version: int
+    spread: SpreadParameters
+    junction: JunctionParameters
+    muscle: MuscleParameters
+    skin: SkinParameters
+    scores: ScoreParameters
+    patient: CovariateParameters
+
+    def replace(self, **changes: dict[str, Any]) -> "ModelParameters":
+        """A copy with some values changed, e.g. ``replace(junction={"hill_coefficient": 3})``."""
+        updated = {
+            stage: dataclasses.replace(getattr(self, stage), **values)
+            for stage, values in changes.items()
+        }
+        return dataclasses.replace(self, **updated)
+
+
+_STAGES = {
+    "spread": SpreadParameters,
+    "junction": JunctionParameters,
+    "muscle": MuscleParameters,
+    "skin": SkinParameters,
+    "scores": ScoreParameters,
+    "patient": CovariateParameters,
+}
+
+
+def _value(entry: Any, where: str) -> Any:
+    """Unwrap ``{value, unit, source}``; nested mappings of such entries become dicts."""
+    if isinstance(entry, dict) and "value" in entry:
+        if not str(entry.get("source", "")).strip():
+            raise ValueError(f"parameter {where} has no source")
+        value = entry["value"]
+        return tuple(value) if isinstance(value, list) else value
+    if isinstance(entry, dict):
+        return {key: _value(sub, f"{where}.{key}") for key, sub in entry.items()}
+    raise ValueError(f"parameter {where} must be a mapping with value, unit and source")
+
+
+def parse_parameters(document: dict[str, Any]) -> ModelParameters:
+    """Build a :class:`ModelParameters` from the parsed YAML document, checking every name."""
+    stages = {}
+    for stage, cls in _STAGES.items():
+        raw = document.get(stage)
+        if not isinstance(raw, dict):
+            raise ValueError(f"parameters: missing section {stage!r}")
+        names = {f.name for f in fields(cls)}
+        unknown, missing = set(raw) - names, names - set(raw)
+        if unknown or missing:
+            raise ValueError(
+                f"parameters.{stage}: unknown {sorted(unknown)}, missing {sorted(missing)}"
+            )
+        stages[stage] = cls(**{k: _value(v, f"{stage}.{k}") for k, v in raw.items()})
+    return ModelParameters(version=int(document.get("version", 0)), **stages)
+
+
+def load_parameters(path: str | Path | None = None) -> ModelParameters:
+    """Load a parameter file; without a path, the packaged default set."""
+    if path is None:
+        return default_parameters()
+    with open(path, encoding="utf-8") as handle:
+        return parse_parameters(yaml.safe_load(handle))
+
+
+@lru_cache(maxsize=1)
+def default_parameters() -> ModelParameters:
+    """The packaged parameter set (``neuromod/data/parameters.yaml``)."""
+    text = resources.files("neuromod").joinpath("data/parameters.yaml").read_text("utf-8")
+    return parse_parameters(yaml.safe_load(text))

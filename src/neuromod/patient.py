@@ -1,0 +1,134 @@
+"""Stage 6 — patients: who is treated, as arrays the model stages consume.
+
+A patient is a vector of model parameters and a population is a matrix of them: every
+array in :class:`Patients` has the patient as its leading axis. This module turns a
+patient's description (age, sex, smoking, sun exposure, baseline scores per area) into
+that vector; :mod:`neuromod.population` draws many of them with random effects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Mapping
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
+from neuromod.parameters import ModelParameters
+from neuromod.scores import depth_for_score
+from neuromod.skin import strain_ratio_for_depth
+
+FloatArray = npt.NDArray[np.float64]
+
+Sex = Literal["female", "male"]
+Smoking = Literal["never", "former", "current"]
+SunExposure = Literal["low", "moderate", "high"]
+
+
+class BaselineScores(BaseModel):
+    """Facial Wrinkle Scale grades of one area before treatment (0 none ... 3 severe)."""
+
+    model_config = ConfigDict(extra="forbid")
+    rest: float = Field(default=1.0, ge=0, le=3, description="FWS grade at rest, 0-3")
+    contraction: float = Field(default=2.5, ge=0, le=3, description="FWS grade at maximum contraction, 0-3")
+
+
+class PatientDescription(BaseModel):
+    """A patient as the clinic records them. Defaults: the typical trial patient
+    (woman, 45, never smoked, moderate sun, moderate-to-severe lines)."""
+
+    model_config = ConfigDict(extra="forbid")
+    age: float = Field(default=45, ge=18, le=90, description="years, 18-90")
+    sex: Sex = "female"
+    smoking: Smoking = "never"
+    sun_exposure: SunExposure = "moderate"
+    baseline: dict[str, BaselineScores] = Field(
+        default_factory=dict, description="FWS grades per area; unlisted areas use the defaults"
+    )
+
+
+@dataclass(frozen=True)
+class Patients:
+    """Model parameters of n patients (leading axis). Shapes:
+
+    half_block_scale, light_chain_decay_scale, availability_scale, deepening_factor: (n, 1)
+    baseline_strain_ratio, baseline_static_mm: (n, n_areas)
+    """
+
+    half_block_scale: FloatArray
+    light_chain_decay_scale: FloatArray
+    availability_scale: FloatArray
+    deepening_factor: FloatArray
+    baseline_strain_ratio: FloatArray
+    baseline_static_mm: FloatArray
+
+    @property
+    def count(self) -> int:
+        return self.half_block_scale.shape[0]
+
+
+def deepening_factor(age: FloatArray, smoking: FloatArray, sun: FloatArray, params: ModelParameters) -> FloatArray:
+    """Multiplier of static-line deepening from age (years), smoking and sun factors."""
+    decades = np.maximum(np.asarray(age, dtype=float) - params.patient.reference_age_years, 0.0) / 10.0
+    return (1.0 + params.skin.age_deepening_per_decade * decades) * smoking * sun
+
+
+def smoking_factor(smoking: Smoking, params: ModelParameters) -> float:
+    return {"never": 1.0, "former": params.patient.former_smoker_factor,
+            "current": params.skin.smoking_deepening_factor}[smoking]
+
+
+def sun_factor(sun: SunExposure, params: ModelParameters) -> float:
+    return {"low": 1.0, "moderate": params.patient.moderate_sun_factor,
+            "high": params.skin.sun_deepening_factor}[sun]
+
+
+def baseline_skin(
+    rest_scores: FloatArray, contraction_scores: FloatArray, params: ModelParameters
+) -> tuple[FloatArray, FloatArray]:
+    """(strain ratio, static depth in mm) that explain baseline grades at rest and contraction."""
+    static = depth_for_score(np.asarray(rest_scores, dtype=float), params.scores)
+    at_contraction = depth_for_score(np.maximum(contraction_scores, rest_scores), params.scores)
+    return strain_ratio_for_depth(at_contraction - static, params.skin), static
+
+
+def baseline_grades(
+    description: PatientDescription, areas: list[str], params: ModelParameters
+) -> tuple[FloatArray, FloatArray]:
+    """(rest, contraction) grades per area, filling unlisted areas with the defaults."""
+    default = BaselineScores(
+        rest=params.patient.default_baseline_rest,
+        contraction=params.patient.default_baseline_contraction,
+    )
+    scores = [description.baseline.get(area, default) for area in areas]
+    return np.array([s.rest for s in scores]), np.array([s.contraction for s in scores])
+
+
+def describe_patient(
+    description: PatientDescription, areas: list[str], params: ModelParameters
+) -> Patients:
+    """The model parameters of one described patient (n = 1), without random effects."""
+    rest, contraction = baseline_grades(description, areas, params)
+    strain_ratio, static = baseline_skin(rest, contraction, params)
+    male = description.sex == "male"
+    deepening = deepening_factor(
+        description.age,
+        smoking_factor(description.smoking, params),
+        sun_factor(description.sun_exposure, params),
+        params,
+    )
+    one = np.ones((1, 1))
+    return Patients(
+        half_block_scale=one * (params.patient.male_half_block_factor if male else 1.0),
+        light_chain_decay_scale=one.copy(),
+        availability_scale=one.copy(),
+        deepening_factor=one * deepening,
+        baseline_strain_ratio=strain_ratio[None, :],
+        baseline_static_mm=static[None, :],
+    )
+
+
+def unknown_areas(baseline: Mapping[str, object], areas: list[str]) -> list[str]:
+    """Baseline areas that the face map does not know."""
+    return sorted(set(baseline) - set(areas))

@@ -1,0 +1,39 @@
+"""Stage 5 — clinical scores: wrinkle depth to the 4-point Facial Wrinkle Scale (FWS).
+
+FWS grades: 0 none, 1 mild, 2 moderate, 3 severe. A rater sees a line of depth ``d``
+(mm) with Gaussian noise and grades it against three cut-points (ordinal probit), so the
+expected score is ``sum_k Phi((d - c_k) / sd)``, a continuous 0-3 value. The inverse maps a
+recorded baseline score back to the depth that explains it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from scipy.special import ndtr
+
+from neuromod.parameters import ScoreParameters
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def grade_probabilities(depth_mm: FloatArray, params: ScoreParameters, sd_mm: float | None = None) -> FloatArray:
+    """P(grade >= k) for k = 1, 2, 3; shape ``depth_mm.shape + (3,)``."""
+    sd = params.rater_sd_mm if sd_mm is None else sd_mm
+    cut = np.asarray(params.cutpoints_mm)
+    return ndtr((np.asarray(depth_mm)[..., None] - cut) / sd)
+
+
+def expected_score(depth_mm: FloatArray, params: ScoreParameters) -> FloatArray:
+    """Expected FWS grade (0-3, continuous) of a line ``depth_mm`` deep."""
+    return grade_probabilities(depth_mm, params).sum(axis=-1)
+
+
+def depth_for_score(score: FloatArray, params: ScoreParameters) -> FloatArray:
+    """Depth (mm) whose expected FWS grade is ``score`` (0-3); inverse of :func:`expected_score`."""
+    cut = np.asarray(params.cutpoints_mm)
+    lo, hi = cut[0] - 6 * params.rater_sd_mm, cut[-1] + 6 * params.rater_sd_mm
+    table_depth = np.linspace(min(lo, 0.0), hi, 4001)
+    table_score = expected_score(table_depth, params)
+    clipped = np.clip(score, table_score[0], table_score[-1])
+    return np.maximum(np.interp(clipped, table_score, table_depth), 0.0)

@@ -1,0 +1,213 @@
+"""Composition: a plan through every stage, day by day.
+
+``simulate(plan)`` follows one plan's units from the face map to wrinkle scores:
+spread (units per muscle) -> junction (blocked fraction) -> muscle (strength, atrophy) ->
+skin (line depths) -> scores (expected FWS grades). :func:`run_model` is the same flow over
+a population matrix (leading axis patients), used by virtual trials.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from neuromod.anatomy import FaceMap, load_face_map
+from neuromod.junction import JunctionRates, junction_response
+from neuromod.muscle import atrophy, strength
+from neuromod.parameters import ModelParameters, default_parameters
+from neuromod.patient import Patients, describe_patient
+from neuromod.plan import InjectionPoint, Plan
+from neuromod.scores import expected_score
+from neuromod.skin import skin_response
+from neuromod.spread import Injections, SpreadResult, spread
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """Arrays of one run; shapes (n_patients, n_muscles | n_areas, n_days)."""
+
+    days: FloatArray
+    blocked_fraction: FloatArray
+    strength: FloatArray
+    atrophy: FloatArray
+    area_strength: FloatArray
+    contraction_depth_mm: FloatArray
+    rest_depth_mm: FloatArray
+
+
+def plan_injections(points: list[InjectionPoint], plan: Plan) -> Injections:
+    """Resolved plan points as the arrays :func:`neuromod.spread.spread` takes."""
+    product = plan.product_info
+    return Injections(
+        x_mm=np.array([p.x_mm for p in points], dtype=float),
+        y_mm=np.array([p.y_mm for p in points], dtype=float),
+        depth_mm=np.array([p.depth_mm for p in points], dtype=float),
+        ona_units=np.array([product.to_ona_units(p.units) for p in points], dtype=float),
+        volume_ml=np.array([p.volume_ml for p in points], dtype=float),
+    )
+
+
+def half_block_units(face_map: FaceMap, patients: Patients, params: ModelParameters) -> FloatArray:
+    """(n_patients, n_muscles) active light chain (ona units) that blocks half of each muscle."""
+    typical = face_map.typical_units()
+    return params.junction.half_block_fraction_of_typical_dose * typical[None, :] * patients.half_block_scale
+
+
+def run_model(
+    days: FloatArray,
+    treatment_days: FloatArray,
+    doses: FloatArray,
+    patients: Patients,
+    face_map: FaceMap,
+    params: ModelParameters,
+    coverage: FloatArray | float = 1.0,
+) -> ModelOutput:
+    """Junction -> muscle -> skin for n patients on a (preferably daily) grid of ``days``.
+
+    doses: (n_patients or 1, n_treatments, n_muscles) onabotulinumtoxinA-equivalent units;
+    coverage: (n_muscles,) share of each muscle's area reached (from the spread stage).
+    """
+    days = np.asarray(days, dtype=float)
+    rates = JunctionRates.from_parameters(
+        params.junction, patients.light_chain_decay_scale, patients.availability_scale
+    )
+    doses = np.broadcast_to(doses, (patients.count,) + doses.shape[1:])
+    junction = junction_response(
+        days, treatment_days, doses, half_block_units(face_map, patients, params), rates, params.junction,
+        coverage,
+    )
+    loss = atrophy(days, junction.blocked_fraction, params.muscle)
+    force = strength(junction.blocked_fraction, loss)
+    area_strength = np.einsum("am,pmt->pat", face_map.area_weights(), force)
+    skin = skin_response(
+        days, area_strength, patients.baseline_strain_ratio, patients.baseline_static_mm,
+        patients.deepening_factor, params.skin,
+    )
+    return ModelOutput(days, junction.blocked_fraction, force, loss, area_strength,
+                       skin.contraction_depth, skin.static_depth)
+
+
+@dataclass(frozen=True)
+class AreaCourse:
+    """One area's predicted course and its landmarks (days)."""
+
+    fws_contraction: FloatArray
+    fws_rest: FloatArray
+    strength: FloatArray
+    baseline_contraction: float
+    onset_day: float | None
+    peak_day: float | None
+    wear_off_day: float | None
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """One patient's predicted course under one plan (model estimates, not medical advice)."""
+
+    plan: Plan
+    days: FloatArray
+    muscles: list[str]
+    areas: list[str]
+    spread: SpreadResult
+    points: list[InjectionPoint]
+    output: ModelOutput
+    courses: dict[str, AreaCourse] = field(default_factory=dict)
+
+    @property
+    def dose_per_muscle(self) -> dict[str, float]:
+        return dict(zip(self.muscles, self.spread.dose_per_muscle))
+
+    @property
+    def treated_areas(self) -> list[str]:
+        """Areas the plan targets, in the face map's order."""
+        targeted = {p.area for p in self.points}
+        return [a for a in self.areas if a in targeted] or list(self.areas)
+
+    def to_json(self) -> dict:
+        """The documented JSON shape of ``neuromod simulate --json``."""
+        out = self.output
+        return {
+            "days": [float(d) for d in self.days],
+            "areas": {
+                area: {
+                    "fws_contraction": [round(float(v), 4) for v in course.fws_contraction],
+                    "fws_rest": [round(float(v), 4) for v in course.fws_rest],
+                    "onset_day": course.onset_day,
+                    "peak_day": course.peak_day,
+                    "wear_off_day": course.wear_off_day,
+                }
+                for area, course in self.courses.items()
+            },
+            "muscles": {
+                muscle: {
+                    "dose_units": round(float(self.spread.dose_per_muscle[j]), 5),
+                    "blocked_fraction": [round(float(v), 5) for v in out.blocked_fraction[0, j]],
+                    "strength": [round(float(v), 5) for v in out.strength[0, j]],
+                }
+                for j, muscle in enumerate(self.muscles)
+            },
+            "lost_units": round(float(self.spread.lost.sum()), 5),
+            "disclaimer": DISCLAIMER,
+        }
+
+
+DISCLAIMER = (
+    "Model estimates for planning and education only; not medical advice. "
+    "Individual responses vary; clinical judgement and the product label govern treatment."
+)
+
+
+def area_landmarks(days: FloatArray, fws: FloatArray, strength_: FloatArray, onset_drop: float) -> tuple:
+    """(onset, peak, wear-off) days of one area's course.
+
+    onset: first day the area's strength has fallen by ``onset_drop``; peak: first day the
+    improvement in expected FWS grade at contraction reaches 90 % of its maximum (the start
+    of the plateau: a flat optimum has no meaningful arg-min); wear-off: first day after the
+    best score on which less than half of the maximal improvement remains.
+    """
+    onset_idx = np.flatnonzero(strength_ <= 1.0 - onset_drop)
+    onset = float(days[onset_idx[0]]) if onset_idx.size else None
+    improvement = fws[0] - fws
+    best = float(improvement.max())
+    if best <= 0.05:
+        return onset, None, None
+    peak_idx = int(np.flatnonzero(improvement >= 0.9 * best)[0])
+    best_idx = int(np.argmax(improvement))
+    after = np.flatnonzero(improvement[best_idx:] < 0.5 * best)
+    wear_off = float(days[best_idx + after[0]]) if after.size else None
+    return onset, float(days[peak_idx]), wear_off
+
+
+def simulate(
+    plan: Plan,
+    days: int | FloatArray = 180,
+    params: ModelParameters | None = None,
+    face_map: FaceMap | None = None,
+) -> SimulationResult:
+    """Simulate one patient (the plan's ``patient``) under ``plan``.
+
+    days: the last day (a daily grid from day 0 is used) or an explicit increasing grid.
+    """
+    params = params or default_parameters()
+    face_map = face_map or load_face_map()
+    grid = np.arange(0.0, float(days) + 1.0) if np.isscalar(days) else np.asarray(days, dtype=float)
+    points = plan.points(face_map)
+    spread_result = spread(face_map, plan_injections(points, plan), plan.product_info.spread_factor, params.spread)
+    patients = describe_patient(plan.patient, face_map.areas, params)
+    treatment_days = np.asarray(plan.treatment_days, dtype=float)
+    doses = np.broadcast_to(spread_result.dose_per_muscle, (1, treatment_days.size, len(face_map.regions)))
+    output = run_model(grid, treatment_days, doses, patients, face_map, params, spread_result.coverage)
+    fws_c = expected_score(output.contraction_depth_mm, params.scores)
+    fws_r = expected_score(output.rest_depth_mm, params.scores)
+    courses = {}
+    for a, area in enumerate(face_map.areas):
+        onset, peak, wear_off = area_landmarks(grid, fws_c[0, a], output.area_strength[0, a],
+                                               params.scores.onset_strength_drop)
+        courses[area] = AreaCourse(fws_c[0, a], fws_r[0, a], output.area_strength[0, a],
+                                   float(fws_c[0, a, 0]), onset, peak, wear_off)
+    return SimulationResult(plan, grid, face_map.muscle_keys, face_map.areas, spread_result,
+                            points, output, courses)

@@ -1,0 +1,81 @@
+"""Stage 4 — skin: dynamic lines from contraction, static creases that deepen and repair.
+
+Contraction compresses the skin of an area in proportion to the force of the muscles
+that fold it. A stiff film (epidermis and papillary dermis, thickness ``h``) on a soft base
+wrinkles once the compressive strain passes an onset strain, with amplitude
+``h * sqrt(strain / onset - 1)`` (Cerda & Mahadevan 2003). We carry the strain as a ratio to
+the onset strain, ``ratio = baseline_ratio * area_strength``; the patient's baseline ratio
+is the one that explains their baseline score.
+
+Creases show hysteresis (Hohlfeld & Mahadevan 2011): once folding weakens a line fades over
+about a week, but it comes back within a day when folding resumes. Static lines (seen at
+rest) deepen slowly with folding — faster with age, sun and smoking — and repair slowly
+while folding is absent. Shapes: (n_patients, n_areas, n_days).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from neuromod.parameters import SkinParameters
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def dynamic_target_depth(strain_ratio: FloatArray, params: SkinParameters) -> FloatArray:
+    """Depth (mm) of the fold a strain ``strain_ratio`` times the onset strain would make."""
+    return params.film_thickness_mm * np.sqrt(np.maximum(strain_ratio - 1.0, 0.0))
+
+
+def strain_ratio_for_depth(dynamic_depth_mm: FloatArray, params: SkinParameters) -> FloatArray:
+    """Inverse of :func:`dynamic_target_depth`: strain ratio that folds the skin that deep."""
+    return 1.0 + (np.maximum(dynamic_depth_mm, 0.0) / params.film_thickness_mm) ** 2
+
+
+@dataclass(frozen=True)
+class SkinState:
+    """Line depths (mm) at maximum contraction and at rest, (n_patients, n_areas, n_days)."""
+
+    dynamic_depth: FloatArray
+    static_depth: FloatArray
+
+    @property
+    def contraction_depth(self) -> FloatArray:
+        return self.static_depth + self.dynamic_depth
+
+
+def skin_response(
+    days: FloatArray,
+    area_strength: FloatArray,
+    baseline_strain_ratio: FloatArray,
+    baseline_static_mm: FloatArray,
+    deepening_factor: FloatArray,
+    params: SkinParameters,
+) -> SkinState:
+    """Dynamic and static line depth at ``days`` (a daily grid gives accurate lags).
+
+    area_strength: (n_patients, n_areas, n_days) force of the area's muscles relative to
+    baseline; baseline_strain_ratio, baseline_static_mm: (n_patients, n_areas) at day 0;
+    deepening_factor: (n_patients, 1) multiplier of static deepening (age, sun, smoking).
+    """
+    days = np.asarray(days, dtype=float)
+    target = dynamic_target_depth(baseline_strain_ratio[..., None] * area_strength, params)
+    folding = np.clip(area_strength, 0.0, 1.0)
+    deepen_per_day = params.static_deepening_mm_per_year / 365.25 * deepening_factor
+    dynamic = np.empty_like(target)
+    static = np.empty_like(target)
+    dynamic[..., 0] = target[..., 0]
+    static[..., 0] = baseline_static_mm
+    for t in range(1, days.size):
+        dt = days[t] - days[t - 1]
+        previous = dynamic[..., t - 1]
+        goal = target[..., t]
+        tau = np.where(goal < previous, params.fade_time_days, params.rise_time_days)
+        dynamic[..., t] = goal + (previous - goal) * np.exp(-dt / tau)
+        fold = folding[..., t - 1]
+        repair = (1.0 - fold) * static[..., t - 1] * (1.0 - np.exp(-dt / params.static_repair_time_days))
+        static[..., t] = static[..., t - 1] + deepen_per_day * fold * dt - repair
+    return SkinState(dynamic, static)

@@ -1,0 +1,132 @@
+"""Stage 1 — toxin spread: from injections on the face map to units in each muscle.
+
+Each injection lays down a 2-D Gaussian field centred on its point. The field's width grows
+with dose and volume (``sigma = sigma_ref * (U/U_ref)^a * (V/V_ref)^b * product factor``):
+spread is mainly dose-driven, a larger volume gives a larger halo, and some products spread
+further. In every grid cell the toxin is shared between the muscles present there (weighted
+by how close each muscle's depth is to the injection depth, and by barriers such as the
+orbital septum) and non-muscle tissue. Whatever lands outside every muscle is *lost*
+(taken up by fat, dermis, vessels), so for every injection
+
+    sum over muscles of dose + lost == injected units      (conservation, tested).
+
+A large sheet muscle that receives toxin only at one corner is blocked only there. The
+*coverage* of a muscle is the share of its area the toxin effectively reaches: the
+participation ratio ``(sum_c w_c)^2 / (N * sum_c w_c^2)`` of the units ``w_c`` landing in
+each of its ``N`` cells (1 for an even spread, ``k/N`` for an even spread over ``k`` cells).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from neuromod.anatomy import FaceMap
+from neuromod.parameters import SpreadParameters
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Injections:
+    """Injections as plain arrays, one entry per injection point.
+
+    x_mm, y_mm: position on the face map; depth_mm: below the skin surface;
+    ona_units: onabotulinumtoxinA-equivalent units; volume_ml: injected volume.
+    """
+
+    x_mm: FloatArray
+    y_mm: FloatArray
+    depth_mm: FloatArray
+    ona_units: FloatArray
+    volume_ml: FloatArray
+
+
+@dataclass(frozen=True)
+class SpreadResult:
+    """Units each injection delivers to each muscle (``doses``, shape (n_injections,
+    n_muscles)), the units that reach no muscle (``lost``, shape (n_injections,)) and the
+    share of each muscle's area the plan's toxin reaches (``coverage``, (n_muscles,), 0-1)."""
+
+    doses: FloatArray
+    lost: FloatArray
+    sigma_mm: FloatArray
+    coverage: FloatArray
+
+    @property
+    def dose_per_muscle(self) -> FloatArray:
+        """(n_muscles,) onabotulinumtoxinA-equivalent units received by each muscle."""
+        return self.doses.sum(axis=0)
+
+
+def field_sigma_mm(
+    ona_units: FloatArray, volume_ml: FloatArray, spread_factor: float, params: SpreadParameters
+) -> FloatArray:
+    """Standard deviation (mm) of the Gaussian field of each injection."""
+    units = np.maximum(np.asarray(ona_units, dtype=float), 1e-3)
+    volume = np.maximum(np.asarray(volume_ml, dtype=float), 1e-4)
+    return (
+        params.sigma_ref_mm
+        * (units / params.reference_units) ** params.dose_exponent
+        * (volume / params.reference_volume_ml) ** params.volume_exponent
+        * spread_factor
+    )
+
+
+def field_density(
+    injections: Injections, sigma_mm: FloatArray, x: FloatArray, y: FloatArray
+) -> FloatArray:
+    """(n_injections, n_points) fraction of each injection's units per mm^2 at the points."""
+    dx = x[None, :] - injections.x_mm[:, None]
+    dy = y[None, :] - injections.y_mm[:, None]
+    var = (sigma_mm**2)[:, None]
+    return np.exp(-(dx**2 + dy**2) / (2.0 * var)) / (2.0 * np.pi * var)
+
+
+def muscle_share(
+    face_map: FaceMap, injection_depth_mm: float, params: SpreadParameters
+) -> FloatArray:
+    """(n_muscles, n_cells) share of the toxin in each grid cell taken by each muscle.
+
+    The rest of each cell's toxin (``1 - column sum``) goes to non-muscle tissue.
+    """
+    depths = np.array([r.depth_mm for r in face_map.regions])
+    affinity = np.exp(-np.abs(depths - injection_depth_mm) / params.depth_length_mm)
+    barrier = np.array(
+        [params.barrier_transmission.get(r.muscle, 1.0) for r in face_map.regions]
+    )
+    weights = face_map.region_masks * (affinity * barrier)[:, None]
+    return weights / (params.tissue_sink_weight + weights.sum(axis=0, keepdims=True))
+
+
+def spread(
+    face_map: FaceMap,
+    injections: Injections,
+    spread_factor: float,
+    params: SpreadParameters,
+) -> SpreadResult:
+    """Distribute each injection's units over the muscles of ``face_map``."""
+    grid = face_map.grid
+    sigma = field_sigma_mm(injections.ona_units, injections.volume_ml, spread_factor, params)
+    n_inj, n_muscles = len(injections.x_mm), len(face_map.regions)
+    doses = np.zeros((n_inj, n_muscles))
+    cell_units = np.zeros((n_muscles, grid.x.size))
+    density = field_density(injections, sigma, grid.x, grid.y) * grid.cell_area_mm2
+    for depth in np.unique(injections.depth_mm):
+        rows = np.flatnonzero(injections.depth_mm == depth)
+        share = muscle_share(face_map, float(depth), params)
+        doses[rows] = (density[rows] @ share.T) * injections.ona_units[rows, None]
+        cell_units += share * (injections.ona_units[rows] @ density[rows])[None, :]
+    lost = injections.ona_units - doses.sum(axis=1)
+    return SpreadResult(doses=doses, lost=lost, sigma_mm=sigma,
+                        coverage=participation(cell_units, face_map.region_masks.sum(axis=1)))
+
+
+def participation(cell_units: FloatArray, cells_per_muscle: FloatArray) -> FloatArray:
+    """(n_muscles,) share of each muscle's area its units effectively cover (0-1; 1 if none)."""
+    total = cell_units.sum(axis=1)
+    squares = (cell_units**2).sum(axis=1)
+    ratio = np.divide(total**2, cells_per_muscle * squares, out=np.ones_like(total), where=squares > 0)
+    return np.clip(ratio, 0.0, 1.0)

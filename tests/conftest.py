@@ -1,0 +1,25 @@
+"""Shared fixtures: the packaged face map, parameters and a plan factory."""
+
+import pytest
+
+from neuromod.anatomy import load_face_map
+from neuromod.parameters import default_parameters
+from neuromod.plan import parse_plan
+
+
+@pytest.fixture(scope="session")
+def face_map():
+    return load_face_map()
+
+
+@pytest.fixture(scope="session")
+def params():
+    return default_parameters()
+
+
+@pytest.fixture
+def make_plan():
+    def _make(**document):
+        return parse_plan(document)
+
+    return _make

@@ -1,0 +1,98 @@
+"""The engine's behaviour for the typical patient (woman, 45, moderate-to-severe lines).
+
+Published anchors (data/published/calibration_trials.csv, products.csv): onset within 1-4 days
+(Beer 2011: 48 % by day 1, 98 % by day 4), peak at 2-4 weeks, wear-off over 3-5 months
+(Glogau 2012: median 120 d among responders; 19.7 weeks to baseline), longer with dose
+(Carruthers 2005), Daxxify 40 U longest (SAKURA: 24 weeks), Dysport 50 U ~ Botox 20 U.
+"""
+
+import numpy as np
+import pytest
+
+from neuromod import parse_plan, simulate
+
+
+def glabella(product, units, **extra):
+    return simulate(parse_plan({"product": product, "areas": {"glabella": units}, **extra}), days=240)
+
+
+@pytest.fixture(scope="module")
+def botox20():
+    return glabella("botox", 20)
+
+
+def test_label_botox_onset_peak_and_wear_off(botox20):
+    course = botox20.courses["glabella"]
+    assert 1 <= course.onset_day <= 4
+    assert 14 <= course.peak_day <= 30
+    assert 90 <= course.wear_off_day <= 150  # 3-5 months
+    # at day 30 the typical patient is none/mild (expected grade <= 1.5) and back near baseline by day 240
+    assert course.fws_contraction[30] <= 1.5
+    assert course.fws_contraction[240] >= course.baseline_contraction - 0.6
+
+
+def test_effect_shows_at_day_one_to_four_not_at_day_zero(botox20):
+    strength = botox20.courses["glabella"].strength
+    assert strength[0] == pytest.approx(1.0)
+    assert strength[4] < 0.8
+
+
+def test_dose_lengthens_duration():
+    wear = {u: glabella("botox", u).courses["glabella"].wear_off_day for u in (10, 20, 40)}
+    assert wear[10] < wear[20] < wear[40]
+
+
+def test_daxxify_40_lasts_longer_than_botox_20(botox20):
+    assert glabella("daxxify", 40).courses["glabella"].wear_off_day > botox20.courses["glabella"].wear_off_day
+
+
+def test_dysport_50_sits_near_botox_20(botox20):
+    dysport = glabella("dysport", 50).courses["glabella"]
+    botox = botox20.courses["glabella"]
+    assert abs(dysport.wear_off_day - botox.wear_off_day) <= 20  # days
+    np.testing.assert_allclose(dysport.fws_contraction[:121], botox.fws_contraction[:121], atol=0.3)
+
+
+def test_placebo_changes_nothing():
+    course = glabella("placebo", 0).courses["glabella"]
+    np.testing.assert_allclose(course.strength, 1.0)
+    assert course.peak_day is None
+
+
+def test_men_respond_less_than_women_at_the_same_dose(botox20):
+    man = glabella("botox", 20, patient={"sex": "male"}).courses["glabella"]
+    woman = botox20.courses["glabella"]
+    assert man.wear_off_day < woman.wear_off_day
+    assert man.strength[14] > woman.strength[14]
+
+
+def test_severe_lines_improve_less_than_moderate():
+    moderate = glabella("botox", 20, patient={"baseline": {"glabella": {"contraction": 2, "rest": 1}}})
+    severe = glabella("botox", 20, patient={"baseline": {"glabella": {"contraction": 3, "rest": 1}}})
+    assert severe.courses["glabella"].wear_off_day < moderate.courses["glabella"].wear_off_day
+
+
+def test_repeat_treatment_extends_the_effect(botox20):
+    repeat = glabella("botox", 20, treatment_days=[0, 120])
+    assert repeat.courses["glabella"].fws_contraction[200] < botox20.courses["glabella"].fws_contraction[200] - 0.5
+
+
+def test_orbital_rim_plan_blocks_the_levator_label_plan_does_not(botox20):
+    from neuromod import load_plan
+    from importlib import resources
+
+    rim = simulate(load_plan(resources.files("neuromod") / "examples" / "poor_orbital_rim.yaml"), days=60)
+    j = rim.muscles.index("levator_palpebrae_superioris_left")
+    assert rim.output.blocked_fraction[0, j].max() > 0.1
+    assert botox20.output.blocked_fraction[0, j].max() < 0.01
+    assert rim.dose_per_muscle["levator_palpebrae_superioris_left"] > 10 * botox20.dose_per_muscle["levator_palpebrae_superioris_left"]
+
+
+def test_json_shape(botox20):
+    doc = botox20.to_json()
+    assert len(doc["days"]) == 241
+    assert set(doc["areas"]["glabella"]) >= {"fws_contraction", "fws_rest"}
+    assert len(doc["areas"]["glabella"]["fws_contraction"]) == 241
+    muscle = doc["muscles"]["corrugator_supercilii_left"]
+    assert muscle["dose_units"] > 0 and len(muscle["blocked_fraction"]) == 241 and len(muscle["strength"]) == 241
+    assert "not medical advice" in doc["disclaimer"]
