@@ -22,6 +22,10 @@ A muscle whose area the toxin covers only in part (coverage ``c``, from the spre
 is blocked only there: the covered part holds ``c * L50`` of the half-block amount, so the
 muscle's occupancy is ``c * occ(L / (c * L50))``.
 
+Block does not follow light chain at once: SNARE complexes assembled before cleavage keep
+releasing until they turn over, so the effective occupancy lags the instantaneous one
+with a time constant of a day or two (clinical onset over days 1-4).
+
 Blocked endplates grow sprouts that restore part of their function (Meunier 2003,
 Rogozhin 2008). Sprout maturity ``S`` (0-1) grows while endplates are blocked and
 retracts as the parent terminal returns:
@@ -164,6 +168,18 @@ def occupancy(light_chain: FloatArray, half_block_units: FloatArray, params: Jun
     return powered / (1.0 + powered)
 
 
+def release_lag(days: FloatArray, occupied: FloatArray, params: JunctionParameters) -> FloatArray:
+    """Effective occupancy: the instantaneous one seen through SNARE turnover (first-order lag,
+    input taken as the mean of each step's end points)."""
+    days = np.asarray(days, dtype=float)
+    lagged = np.zeros_like(occupied)
+    for t in range(1, days.size):
+        drive = 0.5 * (occupied[..., t - 1] + occupied[..., t])
+        decay = np.exp(-(days[t] - days[t - 1]) / params.release_turnover_days)
+        lagged[..., t] = drive + (lagged[..., t - 1] - drive) * decay
+    return lagged
+
+
 def sprout_maturity(days: FloatArray, occupied: FloatArray, params: JunctionParameters) -> FloatArray:
     """Sprout maturity (0-1) at ``days`` from the occupancy course (see module docstring)."""
     days = np.asarray(days, dtype=float)
@@ -198,7 +214,7 @@ def junction_response(
     """
     light_chain = light_chain_course(days, treatment_days, doses, rates)
     covered = np.maximum(np.asarray(coverage, dtype=float), 1e-6)[..., None]
-    occupied = occupancy(light_chain, half_block_units[..., None] * covered, params)
+    occupied = release_lag(days, occupancy(light_chain, half_block_units[..., None] * covered, params), params)
     maturity = sprout_maturity(days, occupied, params)
     blocked = (params.max_blocked_fraction * covered * occupied
                * (1.0 - params.sprout_transmission_share * maturity))

@@ -44,6 +44,7 @@ class JunctionParameters:
     half_block_fraction_of_typical_dose: float
     hill_coefficient: float
     max_blocked_fraction: float
+    release_turnover_days: float
     sprout_maturation_rate_per_day: float
     sprout_retraction_half_life_days: float
     sprout_transmission_share: float
@@ -94,6 +95,31 @@ class CovariateParameters:
 
 
 @dataclass(frozen=True)
+class PopulationParameters:
+    """Between-person variability, baseline lines and raters (see :mod:`neuromod.population`).
+
+    ``*_sd`` values are standard deviations of log-normal random effects.
+    """
+
+    fraction_female: float
+    half_block_sd: float
+    light_chain_decay_sd: float
+    availability_sd: float
+    onset_threshold_sd: float
+    danger_dose_sd: float
+    static_depth_median_mm: float
+    static_depth_age_factor_per_decade: float
+    static_depth_sd: float
+    dynamic_depth_median_mm: float
+    dynamic_depth_sd: float
+    subject_sd_mm: float
+    subject_depth_bias: float
+    subject_global_improvement: float
+    eyelid_ptosis_block: float
+    brow_ptosis_block: float
+
+
+@dataclass(frozen=True)
 class ModelParameters:
     """The whole parameter set, one sub-set per stage of the flow."""
 
@@ -104,6 +130,7 @@ class ModelParameters:
     skin: SkinParameters
     scores: ScoreParameters
     patient: CovariateParameters
+    population: PopulationParameters
 
     def replace(self, **changes: dict[str, Any]) -> "ModelParameters":
         """A copy with some values changed, e.g. ``replace(junction={"hill_coefficient": 3})``."""
@@ -121,6 +148,7 @@ _STAGES = {
     "skin": SkinParameters,
     "scores": ScoreParameters,
     "patient": CovariateParameters,
+    "population": PopulationParameters,
 }
 
 
@@ -153,6 +181,17 @@ def parse_parameters(document: dict[str, Any]) -> ModelParameters:
     return ModelParameters(version=int(document.get("version", 0)), **stages)
 
 
+def apply_overrides(params: ModelParameters, values: dict[str, Any]) -> ModelParameters:
+    """A copy with ``{"stage.name": value}`` overrides applied (names are checked)."""
+    changes: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        stage, _, name = key.partition(".")
+        if stage not in _STAGES or name not in {f.name for f in fields(_STAGES[stage])}:
+            raise ValueError(f"override {key!r}: no such parameter")
+        changes.setdefault(stage, {})[name] = value
+    return params.replace(**changes)
+
+
 def load_parameters(path: str | Path | None = None) -> ModelParameters:
     """Load a parameter file; without a path, the packaged default set."""
     if path is None:
@@ -161,8 +200,20 @@ def load_parameters(path: str | Path | None = None) -> ModelParameters:
         return parse_parameters(yaml.safe_load(handle))
 
 
+def _packaged(name: str) -> Any:
+    resource = resources.files("neuromod").joinpath("data", name)
+    return yaml.safe_load(resource.read_text("utf-8")) if resource.is_file() else None
+
+
+def prior_parameters() -> ModelParameters:
+    """The packaged parameter set before calibration (``data/parameters.yaml`` alone)."""
+    return parse_parameters(_packaged("parameters.yaml"))
+
+
 @lru_cache(maxsize=1)
 def default_parameters() -> ModelParameters:
-    """The packaged parameter set (``neuromod/data/parameters.yaml``)."""
-    text = resources.files("neuromod").joinpath("data/parameters.yaml").read_text("utf-8")
-    return parse_parameters(yaml.safe_load(text))
+    """The packaged parameter set: ``data/parameters.yaml`` with the fitted values of
+    ``data/calibrated.yaml`` (written by ``neuromod calibrate``) applied on top."""
+    params = prior_parameters()
+    calibrated = _packaged("calibrated.yaml")
+    return apply_overrides(params, calibrated["values"]) if calibrated else params

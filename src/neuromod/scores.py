@@ -37,3 +37,9 @@ def depth_for_score(score: FloatArray, params: ScoreParameters) -> FloatArray:
     table_score = expected_score(table_depth, params)
     clipped = np.clip(score, table_score[0], table_score[-1])
     return np.maximum(np.interp(clipped, table_score, table_depth), 0.0)
+
+
+def grade(observed_depth_mm: FloatArray, params: ScoreParameters) -> npt.NDArray[np.int64]:
+    """Integer FWS grade (0-3) of an observed (already noisy) depth: cut-points passed."""
+    cut = np.asarray(params.cutpoints_mm)
+    return (np.asarray(observed_depth_mm)[..., None] > cut).sum(axis=-1)

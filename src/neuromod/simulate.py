@@ -28,9 +28,14 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass(frozen=True)
 class ModelOutput:
-    """Arrays of one run; shapes (n_patients, n_muscles | n_areas, n_days)."""
+    """Arrays of one run; shapes (n_patients, n_muscles | n_areas, n_days).
+
+    Muscle arrays cover the face-map muscles listed in ``muscle_index`` (all muscles the
+    plan reaches, unless the caller asked for specific ones); the others are untouched.
+    """
 
     days: FloatArray
+    muscle_index: npt.NDArray[np.int64]
     blocked_fraction: FloatArray
     strength: FloatArray
     atrophy: FloatArray
@@ -65,29 +70,38 @@ def run_model(
     face_map: FaceMap,
     params: ModelParameters,
     coverage: FloatArray | float = 1.0,
+    muscles: npt.ArrayLike | None = None,
 ) -> ModelOutput:
     """Junction -> muscle -> skin for n patients on a (preferably daily) grid of ``days``.
 
     doses: (n_patients or 1, n_treatments, n_muscles) onabotulinumtoxinA-equivalent units;
-    coverage: (n_muscles,) share of each muscle's area reached (from the spread stage).
+    coverage: (n_muscles,) share of each muscle's area reached (from the spread stage);
+    muscles: indices of the muscles to simulate (default: those receiving any toxin;
+    the rest keep full strength).
     """
     days = np.asarray(days, dtype=float)
+    if muscles is None:
+        muscles = np.flatnonzero(np.asarray(doses).reshape(-1, doses.shape[-1]).max(axis=0) > 0)
+    index = np.asarray(muscles, dtype=np.int64)
     rates = JunctionRates.from_parameters(
         params.junction, patients.light_chain_decay_scale, patients.availability_scale
     )
-    doses = np.broadcast_to(doses, (patients.count,) + doses.shape[1:])
+    doses = np.broadcast_to(doses, (patients.count,) + doses.shape[1:])[..., index]
+    coverage = np.broadcast_to(np.asarray(coverage, dtype=float), (len(face_map.regions),))[index]
     junction = junction_response(
-        days, treatment_days, doses, half_block_units(face_map, patients, params), rates, params.junction,
-        coverage,
+        days, treatment_days, doses, half_block_units(face_map, patients, params)[:, index], rates,
+        params.junction, coverage,
     )
     loss = atrophy(days, junction.blocked_fraction, params.muscle)
     force = strength(junction.blocked_fraction, loss)
-    area_strength = np.einsum("am,pmt->pat", face_map.area_weights(), force)
+    weights = face_map.area_weights()
+    untouched = np.delete(weights, index, axis=1).sum(axis=1)
+    area_strength = np.einsum("am,pmt->pat", weights[:, index], force) + untouched[None, :, None]
     skin = skin_response(
         days, area_strength, patients.baseline_strain_ratio, patients.baseline_static_mm,
         patients.deepening_factor, params.skin,
     )
-    return ModelOutput(days, junction.blocked_fraction, force, loss, area_strength,
+    return ModelOutput(days, index, junction.blocked_fraction, force, loss, area_strength,
                        skin.contraction_depth, skin.static_depth)
 
 
@@ -200,7 +214,8 @@ def simulate(
     patients = describe_patient(plan.patient, face_map.areas, params)
     treatment_days = np.asarray(plan.treatment_days, dtype=float)
     doses = np.broadcast_to(spread_result.dose_per_muscle, (1, treatment_days.size, len(face_map.regions)))
-    output = run_model(grid, treatment_days, doses, patients, face_map, params, spread_result.coverage)
+    output = run_model(grid, treatment_days, doses, patients, face_map, params, spread_result.coverage,
+                       muscles=np.arange(len(face_map.regions)))
     fws_c = expected_score(output.contraction_depth_mm, params.scores)
     fws_r = expected_score(output.rest_depth_mm, params.scores)
     courses = {}

@@ -1,0 +1,163 @@
+"""Populations: many patients at once, with covariates, random effects and raters.
+
+Every parameter that varies between people is a log-normal random effect around the
+typical value, shifted by covariates: sex (men: more muscle, a larger half-block amount),
+age (static lines deepen), smoking and sun (faster deepening), and an unexplained part.
+Trials enrol by baseline severity at maximum contraction as the investigator grades it,
+so people whose lines are near a cut-point enter by rating noise and later "improve"
+without toxin (regression to the mean: the placebo arm's few per cent).
+
+A cohort is a :class:`neuromod.patient.Patients` matrix plus what the raters and the
+adverse-event rules need. Arrays have the patient as their leading axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from neuromod.parameters import ModelParameters
+from neuromod.patient import Patients, deepening_factor
+from neuromod.scores import grade
+from neuromod.skin import strain_ratio_for_depth
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: assumption: smoking mix of US aesthetic-trial volunteers (never, former, current).
+SMOKING_MIX = (0.65, 0.2, 0.15)
+#: assumption: sun-exposure mix (low, moderate, high).
+SUN_MIX = (0.3, 0.5, 0.2)
+
+
+class PopulationSpec(BaseModel):
+    """Who a virtual trial enrols (the ``population`` block of a trial file)."""
+
+    model_config = ConfigDict(extra="forbid")
+    sex: Literal["female", "male", "mixed"] = "mixed"
+    fraction_female: float | None = Field(default=None, ge=0, le=1, description="for mixed, 0-1 (default 0.87)")
+    age: tuple[float, float] = Field(default=(18.0, 75.0), description="[min, max] years, within 18-90")
+    baseline: Literal["moderate_or_severe", "any"] = "moderate_or_severe"
+
+    @field_validator("age")
+    @classmethod
+    def _age_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not (18 <= low <= high <= 90):
+            raise ValueError(f"age range must satisfy 18 <= min <= max <= 90, got [{low:g}, {high:g}]")
+        return value
+
+    def female_fraction(self, params: ModelParameters) -> float:
+        if self.sex != "mixed":
+            return 1.0 if self.sex == "female" else 0.0
+        return params.population.fraction_female if self.fraction_female is None else self.fraction_female
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """An enrolled cohort: model parameters plus raters' and safety inputs.
+
+    baseline_inv, baseline_subj: (n, n_areas) integer FWS grades at contraction (day 0);
+    onset_threshold: (n,) strength drop each subject notices; danger_multiplier: (n,) factor
+    on the units reaching danger muscles; female, age: (n,) covariates.
+    """
+
+    patients: Patients
+    baseline_inv: IntArray
+    baseline_subj: IntArray
+    onset_threshold: FloatArray
+    danger_multiplier: FloatArray
+    female: npt.NDArray[np.bool_]
+    age: FloatArray
+
+
+def investigator_grades(depth_mm: FloatArray, rng: np.random.Generator, params: ModelParameters) -> IntArray:
+    """Investigator's FWS grades of lines ``depth_mm`` deep (independent noise per rating)."""
+    return grade(depth_mm + rng.normal(0.0, params.scores.rater_sd_mm, np.shape(depth_mm)), params.scores)
+
+
+def subject_grades(depth_mm: FloatArray, rng: np.random.Generator, params: ModelParameters) -> IntArray:
+    """The subject's own FWS grades: biased towards deeper, noisier than the investigator's."""
+    pop = params.population
+    noisy = pop.subject_depth_bias * depth_mm + rng.normal(0.0, pop.subject_sd_mm, np.shape(depth_mm))
+    return grade(noisy, params.scores)
+
+
+def _draw(spec: PopulationSpec, n: int, n_areas: int, rng: np.random.Generator, params: ModelParameters):
+    pop = params.population
+    female = rng.random(n) < spec.female_fraction(params)
+    age = rng.uniform(spec.age[0], spec.age[1], n)
+    smoking = rng.choice([1.0, params.patient.former_smoker_factor, params.skin.smoking_deepening_factor],
+                         size=n, p=SMOKING_MIX)
+    sun = rng.choice([1.0, params.patient.moderate_sun_factor, params.skin.sun_deepening_factor], size=n, p=SUN_MIX)
+    deepen = deepening_factor(age, smoking, sun, params)
+    decades = (age - 45.0) / 10.0
+    static = (pop.static_depth_median_mm * pop.static_depth_age_factor_per_decade ** decades[:, None]
+              * np.exp(pop.static_depth_sd * rng.standard_normal((n, n_areas))))
+    dynamic = pop.dynamic_depth_median_mm * np.exp(pop.dynamic_depth_sd * rng.standard_normal((n, n_areas)))
+    sex_factor = np.where(female, 1.0, params.patient.male_half_block_factor)
+    patients = Patients(
+        half_block_scale=(sex_factor * np.exp(pop.half_block_sd * rng.standard_normal(n)))[:, None],
+        light_chain_decay_scale=np.exp(pop.light_chain_decay_sd * rng.standard_normal(n))[:, None],
+        availability_scale=np.exp(pop.availability_sd * rng.standard_normal(n))[:, None],
+        deepening_factor=deepen[:, None],
+        baseline_strain_ratio=strain_ratio_for_depth(dynamic, params.skin),
+        baseline_static_mm=static,
+    )
+    contraction = static + dynamic
+    cohort = Cohort(
+        patients=patients,
+        baseline_inv=investigator_grades(contraction, rng, params),
+        baseline_subj=subject_grades(contraction, rng, params),
+        onset_threshold=params.scores.onset_strength_drop * np.exp(pop.onset_threshold_sd * rng.standard_normal(n)),
+        danger_multiplier=np.exp(pop.danger_dose_sd * rng.standard_normal(n)),
+        female=female,
+        age=age,
+    )
+    return cohort
+
+
+def _select(cohort: Cohort, keep: npt.NDArray[np.int64]) -> Cohort:
+    p = cohort.patients
+    return Cohort(
+        patients=Patients(*(getattr(p, f)[keep] for f in p.__dataclass_fields__)),
+        **{f: getattr(cohort, f)[keep] for f in cohort.__dataclass_fields__ if f != "patients"},
+    )
+
+
+def enrol(
+    spec: PopulationSpec,
+    n: int,
+    n_areas: int,
+    scored_areas: list[int],
+    rng: np.random.Generator,
+    params: ModelParameters,
+) -> Cohort:
+    """Draw people until ``n`` meet the inclusion rule on every scored area.
+
+    ``moderate_or_severe``: the investigator grades the scored areas 2 or 3 at maximum
+    contraction at baseline (as in the pivotal trials).
+    """
+    chosen: list[Cohort] = []
+    total = 0
+    while total < n:
+        batch = _draw(spec, max(2 * (n - total), 64), n_areas, rng, params)
+        if spec.baseline == "moderate_or_severe" and scored_areas:
+            ok = (batch.baseline_inv[:, scored_areas] >= 2).all(axis=1)
+        else:
+            ok = np.ones(batch.female.size, dtype=bool)
+        keep = np.flatnonzero(ok)[: n - total]
+        chosen.append(_select(batch, keep))
+        total += keep.size
+    if len(chosen) == 1:
+        return chosen[0]
+    first = chosen[0]
+    return Cohort(
+        patients=Patients(*(np.concatenate([getattr(c.patients, f) for c in chosen])
+                            for f in first.patients.__dataclass_fields__)),
+        **{f: np.concatenate([getattr(c, f) for c in chosen]) for f in first.__dataclass_fields__ if f != "patients"},
+    )
