@@ -91,3 +91,28 @@ def test_report_simulates_every_example(tmp_path):
         assert (out / name / "course.png").exists()
     assert (out / "comparison.png").exists()
     assert "not medical advice" in index
+
+
+def test_trial_json_and_table_with_pngs(tmp_path):
+    trial = tmp_path / "trial.yaml"
+    trial.write_text(
+        "name: cli trial\nseed: 3\nsubjects_per_arm: 300\npopulation: {sex: mixed}\n"
+        "arms:\n  - {name: ona, product: botox, areas: {glabella: 20}}\n"
+        "  - {name: placebo, product: placebo, areas: {glabella: 0}}\n"
+        "follow_up_days: [7, 30, 90]\n"
+    )
+    as_json = run("trial", trial, "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    doc = json.loads(as_json.stdout)
+    assert doc["arms"]["ona"]["areas"]["glabella"]["inv_none_mild"]["30"] > doc["arms"]["placebo"]["areas"]["glabella"]["inv_none_mild"]["30"]
+    table = run("trial", trial, "--out", tmp_path / "figs")
+    assert table.returncode == 0, table.stderr
+    assert "inv_none_mild" in table.stdout and "not medical advice" in table.stdout
+    assert (tmp_path / "figs" / "glabella.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_trial_with_bad_arm_exits_2(tmp_path):
+    trial = tmp_path / "trial.yaml"
+    trial.write_text("arms:\n  - {name: x, product: botox, areas: {elbow: 20}}\n")
+    result = run("trial", trial, "--json")
+    assert result.returncode == 2 and "arms.0 (x): areas.elbow: unknown area" in result.stderr

@@ -146,6 +146,83 @@ def convert_command(
     typer.echo("Units are product-specific and not interchangeable; this is an estimate, not a prescription.")
 
 
+ENDPOINT_ROWS = ("inv_none_mild", "subj_none_mild", "inv_ge1_grade", "composite_ge2_grade", "subj_onset_by_day")
+
+
+def trial_table(result: dict) -> str:
+    """A readable summary of a trial result: each endpoint per arm and area at each visit."""
+    lines = [f"trial: {result['name']} (seed {result['seed']}, {result['subjects_per_arm']} subjects per arm)"]
+    visits = [str(d) for d in result["follow_up_days"]]
+    for arm, data in result["arms"].items():
+        for area, endpoints in data["areas"].items():
+            lines.append(f"\n{arm} ({data['product']} {data['areas_units']}) - {area}")
+            lines.append(f"{'endpoint (% of subjects) / day':<32}" + "".join(f"{d:>7}" for d in visits))
+            for name in ENDPOINT_ROWS:
+                lines.append(f"{name:<32}" + "".join(f"{endpoints[name][d]:>7.1f}" for d in visits))
+            for name, value in endpoints.items():
+                if name.startswith("median"):
+                    lines.append(f"{name:<40} {value if value is not None else 'not reached'}")
+        lines.append(f"adverse events (%): {data['adverse_events_pct']}")
+    return "\n".join(lines)
+
+
+@app.command("trial")
+def trial_command(
+    trial_file: Path = typer.Argument(..., help="trial file (YAML)"),
+    as_json: bool = typer.Option(False, "--json", help="print the documented JSON on stdout"),
+    out: Optional[Path] = typer.Option(None, "--out", help="folder for the endpoint PNGs (default: next to the file)"),
+    subjects: Optional[int] = typer.Option(None, "--subjects", min=1, help="override subjects_per_arm"),
+) -> None:
+    """Run a virtual trial: endpoints per arm, as a table and PNGs, or as JSON."""
+    from neuromod.trial import TrialError, load_trial, run_trial
+
+    try:
+        spec = load_trial(trial_file)
+    except TrialError as error:
+        _fail(str(error))
+    if subjects is not None:
+        spec = spec.model_copy(update={"subjects_per_arm": subjects})
+    result = run_trial(spec)
+    if as_json:
+        json.dump(result, sys.stdout)
+        sys.stdout.write("\n")
+        return
+    typer.echo(trial_table(result))
+    typer.echo(f"\n{DISCLAIMER}")
+    from neuromod.plots import plot_trial
+
+    folder = out or trial_file.parent / f"{trial_file.stem}_results"
+    paths = plot_trial(result, folder)
+    typer.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+@app.command("calibrate")
+def calibrate_command(
+    subjects: int = typer.Option(400, "--subjects", min=50, help="subjects per arm while fitting"),
+    evaluations: int = typer.Option(150, "--max-evaluations", min=1, help="objective evaluations"),
+    report_subjects: int = typer.Option(2000, "--report-subjects", min=50, help="subjects per arm for the report"),
+    report_only: bool = typer.Option(False, "--report-only", help="skip the fit; report the current parameters"),
+    docs: Path = typer.Option(Path("docs"), "--docs", help="folder for calibration.md and its figure"),
+) -> None:
+    """Fit the shared population parameters to the published trials; write the report."""
+    from neuromod import calibrate as cal
+    from neuromod.parameters import default_parameters, prior_parameters
+
+    rows = cal.load_rows()
+    params = default_parameters()
+    if not report_only:
+        fitted, value = cal.fit(params, rows, subjects_per_arm=subjects, max_evaluations=evaluations,
+                                log=lambda line: typer.echo(line, err=True))
+        target = Path(str(resources.files("neuromod").joinpath("data", "calibrated.yaml")))
+        cal.write_calibrated(cal.calibrated_document(fitted, prior_parameters(), value, subjects, 2026), target)
+        typer.echo(f"wrote {target}")
+        params = fitted
+    from neuromod.calibration_report import write_calibration_report
+
+    path = write_calibration_report(params, rows, docs, report_subjects)
+    typer.echo(f"wrote {path}")
+
+
 def example_plans() -> dict[str, Path]:
     """The shipped example plans (name -> path)."""
     folder = resources.files("neuromod").joinpath("examples")

@@ -65,6 +65,8 @@ class SkinParameters:
 
     film_thickness_mm: float
     fade_time_days: float
+    crease_memory_share: float
+    crease_memory_fade_days: float
     rise_time_days: float
     static_deepening_mm_per_year: float
     static_repair_time_days: float

@@ -116,3 +116,36 @@ def plot_face_map(result: SimulationResult, path: Path, face_map: FaceMap | None
 
 
 __all__ = ["plot_course", "plot_face_map", "DISCLAIMER"]
+
+
+TRIAL_ENDPOINTS = ("inv_none_mild", "subj_none_mild", "inv_ge1_grade", "composite_ge2_grade")
+
+
+def plot_trial(result: dict, folder: Path) -> list[Path]:
+    """One PNG per scored area: each endpoint (panel) against day, one line per arm."""
+    folder.mkdir(parents=True, exist_ok=True)
+    areas = sorted({area for arm in result["arms"].values() for area in arm["areas"]})
+    paths = []
+    for area in areas:
+        fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True, sharey=True)
+        for ax, endpoint in zip(axes.ravel(), TRIAL_ENDPOINTS):
+            for name, arm in result["arms"].items():
+                if area in arm["areas"]:
+                    series = arm["areas"][area][endpoint]
+                    ax.plot([int(d) for d in series], list(series.values()), marker=".", label=name)
+            ax.set_title(endpoint, fontsize=9)
+            ax.set_ylim(-2, 102)
+            ax.grid(alpha=0.3)
+        axes[0, 0].legend(fontsize=8)
+        for ax in axes[1]:
+            ax.set_xlabel("day")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("% of subjects")
+        fig.suptitle(f"{result['name']}: {area}")
+        fig.text(0.01, 0.005, FOOTNOTE, fontsize=7, color="grey")
+        fig.tight_layout(rect=(0, 0.02, 1, 1))
+        path = folder / f"{area}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths.append(path)
+    return paths

@@ -7,8 +7,9 @@ wrinkles once the compressive strain passes an onset strain, with amplitude
 the onset strain, ``ratio = baseline_ratio * area_strength``; the patient's baseline ratio
 is the one that explains their baseline score.
 
-Creases show hysteresis (Hohlfeld & Mahadevan 2011): once folding weakens a line fades over
-about a week, but it comes back within a day when folding resumes. Static lines (seen at
+Creases show hysteresis (Hohlfeld & Mahadevan 2011): once folding weakens, most of a line
+(the elastic fold) fades within a day or two, but a share of it — the crease's memory at
+its old site — fades over weeks; both come back within a day when folding resumes. Static lines (seen at
 rest) deepen slowly with folding — faster with age, sun and smoking — and repair slowly
 while folding is absent. Shapes: (n_patients, n_areas, n_days).
 """
@@ -65,17 +66,27 @@ def skin_response(
     target = dynamic_target_depth(baseline_strain_ratio[..., None] * area_strength, params)
     folding = np.clip(area_strength, 0.0, 1.0)
     deepen_per_day = params.static_deepening_mm_per_year / 365.25 * deepening_factor
+    memory_share = params.crease_memory_share
+    fold_part = (1.0 - memory_share) * target
+    memory_part = memory_share * target
+    fold = fold_part[..., 0].copy()
+    memory = memory_part[..., 0].copy()
     dynamic = np.empty_like(target)
     static = np.empty_like(target)
     dynamic[..., 0] = target[..., 0]
     static[..., 0] = baseline_static_mm
     for t in range(1, days.size):
         dt = days[t] - days[t - 1]
-        previous = dynamic[..., t - 1]
-        goal = target[..., t]
-        tau = np.where(goal < previous, params.fade_time_days, params.rise_time_days)
-        dynamic[..., t] = goal + (previous - goal) * np.exp(-dt / tau)
-        fold = folding[..., t - 1]
-        repair = (1.0 - fold) * static[..., t - 1] * (1.0 - np.exp(-dt / params.static_repair_time_days))
-        static[..., t] = static[..., t - 1] + deepen_per_day * fold * dt - repair
+        fold = _follow(fold, fold_part[..., t], params.fade_time_days, params.rise_time_days, dt)
+        memory = _follow(memory, memory_part[..., t], params.crease_memory_fade_days, params.rise_time_days, dt)
+        dynamic[..., t] = fold + memory
+        fold_now = folding[..., t - 1]
+        repair = (1.0 - fold_now) * static[..., t - 1] * (1.0 - np.exp(-dt / params.static_repair_time_days))
+        static[..., t] = static[..., t - 1] + deepen_per_day * fold_now * dt - repair
     return SkinState(dynamic, static)
+
+
+def _follow(current: FloatArray, goal: FloatArray, fade_days: float, rise_days: float, dt: float) -> FloatArray:
+    """First-order approach to ``goal``: slowly when fading, quickly when rising (hysteresis)."""
+    tau = np.where(goal < current, fade_days, rise_days)
+    return goal + (current - goal) * np.exp(-dt / tau)

@@ -70,6 +70,9 @@ class TrialSpec(BaseModel):
     population: PopulationSpec = Field(default_factory=PopulationSpec)
     arms: list[ArmSpec] = Field(min_length=1)
     follow_up_days: list[int] = Field(default_factory=lambda: list(DEFAULT_FOLLOW_UP))
+    published: list[dict[str, Any]] = Field(
+        default_factory=list, description="published results this trial reproduces (documentation only)"
+    )
 
     @field_validator("follow_up_days")
     @classmethod
