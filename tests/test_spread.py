@@ -41,8 +41,8 @@ def test_field_widens_with_dose_volume_and_product(params):
 
 
 def test_larger_volume_spreads_more_to_neighbours(face_map, params):
-    """Same units in more saline reach more of the untargeted lower frontalis."""
-    neighbour = face_map.muscle_keys.index("frontalis_lower_left")
+    """Same units in more saline reach more of the untargeted middle frontalis, 1-3 cm away."""
+    neighbour = face_map.muscle_keys.index("frontalis_middle_left")
     site = face_map.site("glabella_corrugator_mid_left")
     small = spread(face_map, one_injection(site.x_mm, site.y_mm, site.depth_mm, 4, 0.05), 1.0, params.spread)
     large = spread(face_map, one_injection(site.x_mm, site.y_mm, site.depth_mm, 4, 0.4), 1.0, params.spread)

@@ -11,7 +11,8 @@ A row is *reproduced* when the simulated value lies in the published value's 95 
 interval for ``n_active`` subjects, within 8 percentage points where ``n`` is unknown, or,
 for medians in days, within 15 % (assumption: one monthly visit around a ~4-month median).
 
-Objective (minimised with Nelder-Mead on log-transformed parameters, common random numbers):
+Objective (minimised by trust-region least squares on log-transformed parameters, common
+random numbers):
 ``sum over rows of ((simulated - published) / tolerance half-width)^2``.
 """
 
@@ -44,7 +45,12 @@ FITTED: dict[str, tuple[float, float]] = {
     "scores.rater_sd_mm": (0.01, 0.06),
     "junction.release_turnover_days": (0.3, 5.0),
     "population.availability_sd": (0.1, 1.5),
+    "population.onset_threshold_sd": (0.1, 1.5),
+    "population.subject_sd_mm": (0.01, 0.12),
 }
+# Not fitted: the crease memory (skin.crease_memory_share, crease_memory_fade_days) sets when the
+# effect peaks, and the table has no row on peak timing; the objective alone would shrink it and
+# move the peak to ~1 week. Its values in parameters.yaml put the peak at 2-4 weeks.
 
 VISITS = [1, 2, 3, 4, 7, 14, 28, 30, 60, 90, 120, 150, 168, 180, 210, 240, 252, 270, 300, 330, 365]
 MEDIAN_TOLERANCE = 0.15
@@ -198,28 +204,32 @@ def fit(
     names: list[str] | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[ModelParameters, float]:
-    """Minimise :func:`objective` over the :data:`FITTED` parameters (log space, bounded)."""
-    from scipy.optimize import minimize
+    """Minimise :func:`objective` over the :data:`FITTED` parameters.
+
+    Trust-region least squares (scipy ``least_squares``) on the rows' tolerance-scaled errors,
+    in log parameter space within the bounds; finite-difference steps of 5 % are wide enough
+    to see through the graininess of integer grades under common random numbers.
+    """
+    from scipy.optimize import least_squares
 
     names = names or list(FITTED)
-    start = np.log([_get(params, name) for name in names])
     lower, upper = np.log([FITTED[n][0] for n in names]), np.log([FITTED[n][1] for n in names])
+    start = np.clip(np.log([_get(params, name) for name in names]), lower + 1e-9, upper - 1e-9)
     evaluations = [0]
 
-    def loss(x: np.ndarray) -> float:
-        x = np.clip(x, lower, upper)
+    def residuals(x: np.ndarray) -> np.ndarray:
         trial_params = apply_overrides(params, dict(zip(names, np.exp(x).tolist())))
-        value = objective(evaluate(trial_params, rows, subjects_per_arm, seed))
+        results = evaluate(trial_params, rows, subjects_per_arm, seed)
         evaluations[0] += 1
-        log(f"evaluation {evaluations[0]:>3}: objective {value:9.2f}  " +
+        log(f"evaluation {evaluations[0]:>3}: objective {objective(results):9.2f}  " +
             " ".join(f"{n.split('.')[-1]}={v:.4g}" for n, v in zip(names, np.exp(x))))
-        return value
+        return np.array([np.clip(r.z, -10.0, 10.0) for r in results])
 
-    simplex = np.vstack([start] + [start + 0.3 * np.eye(len(names))[i] for i in range(len(names))])
-    best = minimize(loss, start, method="Nelder-Mead",
-                    options={"maxfev": max_evaluations, "xatol": 1e-3, "fatol": 0.5, "initial_simplex": simplex})
-    values = dict(zip(names, np.exp(np.clip(best.x, lower, upper)).tolist()))
-    return apply_overrides(params, values), float(best.fun)
+    best = least_squares(residuals, start, bounds=(lower, upper), diff_step=0.05, max_nfev=max_evaluations,
+                         x_scale=1.0)
+    log(f"least squares: {best.message} ({best.nfev} evaluations)")
+    values = dict(zip(names, np.exp(best.x).tolist()))
+    return apply_overrides(params, values), float(np.sum(best.fun**2))
 
 
 def _get(params: ModelParameters, name: str) -> float:
@@ -233,7 +243,7 @@ def calibrated_document(params: ModelParameters, prior: ModelParameters, value: 
     return {
         "version": 1,
         "fitted_on": date.today().isoformat(),
-        "method": (f"neuromod calibrate: Nelder-Mead on log parameters, {subjects_per_arm} subjects per arm, "
+        "method": (f"neuromod calibrate: trust-region least squares on log parameters, {subjects_per_arm} subjects per arm, "
                    f"seed {seed}; objective sum of squared tolerance-scaled errors over "
                    "data/published/calibration_trials.csv (see docs/calibration.md)"),
         "objective": round(value, 3),

@@ -13,10 +13,6 @@ from neuromod.calibrate import FITTED, CalibrationRow, RowResult, evaluate, obje
 from neuromod.parameters import ModelParameters, prior_parameters  # noqa: E402
 from neuromod.plots import FOOTNOTE  # noqa: E402
 
-#: Why rows that miss do so — written from the results, kept next to the code that reports them.
-EXPLANATIONS: dict[str, str] = {}
-
-
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}"
 
@@ -106,7 +102,7 @@ def write_calibration_report(params: ModelParameters, rows: list[CalibrationRow]
         "**Reproduced** means the simulated value lies in the published value's 95 % Wilson interval",
         "for `n_active`, within 8 percentage points where `n` is unknown, or within 15 % for medians",
         "in days. Objective: sum over rows of the squared error in units of that half-width",
-        "(Nelder-Mead on log parameters, common random numbers).",
+        "(trust-region least squares on log parameters, common random numbers).",
         "",
         f"**{passed} of {len(results)} rows reproduced; objective {objective(results):.1f}.**",
         "",
@@ -135,20 +131,14 @@ def write_calibration_report(params: ModelParameters, rows: list[CalibrationRow]
               "![time courses](figures/calibration_time_courses.png)", ""]
     failed = [r for r in results if not r.passed]
     if failed:
-        lines += ["## Rows not reproduced, and why", ""]
+        lines += ["## Rows not reproduced", "", "Why each misses is discussed below.", ""]
         for r in failed:
-            why = EXPLANATIONS.get(r.row.id, "see the discussion below")
-            lines.append(f"- **{r.row.id}** ({r.row.arm}): published {r.row.value:g}, simulated "
-                         f"{_fmt(r.simulated)} — {why}")
+            lines.append(f"- **{r.row.id}** ({r.row.arm}, {r.row.model_endpoint}): published {r.row.value:g}, "
+                         f"simulated {_fmt(r.simulated)} (tolerance {r.low:.1f}-{r.high:.1f})")
         lines.append("")
+    notes = docs / "calibration_notes.md"
+    if notes.exists():
+        lines += [notes.read_text()]
     path = docs / "calibration.md"
-    path.write_text("\n".join(lines) + "\n" + DISCUSSION)
+    path.write_text("\n".join(lines) + "\n")
     return path
-
-
-DISCUSSION = """
-## Discussion
-
-See the rows above; the discussion of conflicts between trials is maintained in
-`docs/calibration_notes.md`.
-"""

@@ -172,9 +172,12 @@ def trial_command(
     as_json: bool = typer.Option(False, "--json", help="print the documented JSON on stdout"),
     out: Optional[Path] = typer.Option(None, "--out", help="folder for the endpoint PNGs (default: next to the file)"),
     subjects: Optional[int] = typer.Option(None, "--subjects", min=1, help="override subjects_per_arm"),
+    dask: Optional[str] = typer.Option(None, "--dask", help="Dask scheduler address (tcp://host:8786)"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, max=256,
+                                          help="start a local Dask cluster of N worker processes"),
 ) -> None:
     """Run a virtual trial: endpoints per arm, as a table and PNGs, or as JSON."""
-    from neuromod.trial import TrialError, load_trial, run_trial
+    from neuromod.trial import TrialError, dask_runner, load_trial, run_trial
 
     try:
         spec = load_trial(trial_file)
@@ -182,7 +185,12 @@ def trial_command(
         _fail(str(error))
     if subjects is not None:
         spec = spec.model_copy(update={"subjects_per_arm": subjects})
-    result = run_trial(spec)
+    runner = dask_runner(dask, workers) if (dask or workers) else None
+    try:
+        result = run_trial(spec, chunk_runner=runner)
+    finally:
+        if runner is not None:
+            runner.close()
     if as_json:
         json.dump(result, sys.stdout)
         sys.stdout.write("\n")

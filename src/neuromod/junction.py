@@ -172,12 +172,18 @@ def release_lag(days: FloatArray, occupied: FloatArray, params: JunctionParamete
     """Effective occupancy: the instantaneous one seen through SNARE turnover (first-order lag,
     input taken as the mean of each step's end points)."""
     days = np.asarray(days, dtype=float)
-    lagged = np.zeros_like(occupied)
+    source = time_major(occupied)
+    lagged = np.zeros_like(source)
     for t in range(1, days.size):
-        drive = 0.5 * (occupied[..., t - 1] + occupied[..., t])
+        drive = 0.5 * (source[t - 1] + source[t])
         decay = np.exp(-(days[t] - days[t - 1]) / params.release_turnover_days)
-        lagged[..., t] = drive + (lagged[..., t - 1] - drive) * decay
-    return lagged
+        lagged[t] = drive + (lagged[t - 1] - drive) * decay
+    return np.moveaxis(lagged, 0, -1)
+
+
+def time_major(values: FloatArray) -> FloatArray:
+    """A contiguous copy with time (the last axis) first, for stepping through days."""
+    return np.ascontiguousarray(np.moveaxis(values, -1, 0))
 
 
 def sprout_maturity(days: FloatArray, occupied: FloatArray, params: JunctionParameters) -> FloatArray:
@@ -185,14 +191,15 @@ def sprout_maturity(days: FloatArray, occupied: FloatArray, params: JunctionPara
     days = np.asarray(days, dtype=float)
     mature = params.sprout_maturation_rate_per_day
     retract = np.log(2.0) / params.sprout_retraction_half_life_days
-    maturity = np.zeros_like(occupied)
+    source = time_major(occupied)
+    maturity = np.zeros_like(source)
     for t in range(1, days.size):
-        drive = occupied[..., t - 1]
+        drive = source[t - 1]
         grow, shrink = mature * drive, retract * (1.0 - drive)
         total = grow + shrink
         steady = np.divide(grow, total, out=np.zeros_like(total), where=total > 0)
-        maturity[..., t] = steady + (maturity[..., t - 1] - steady) * np.exp(-total * (days[t] - days[t - 1]))
-    return maturity
+        maturity[t] = steady + (maturity[t - 1] - steady) * np.exp(-total * (days[t] - days[t - 1]))
+    return np.moveaxis(maturity, 0, -1)
 
 
 def junction_response(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from neuromod.junction import time_major
 from neuromod.parameters import MuscleParameters
 
 FloatArray = npt.NDArray[np.float64]
@@ -25,17 +26,17 @@ def atrophy(days: FloatArray, blocked_fraction: FloatArray, params: MuscleParame
     (choose a daily grid for accuracy).
     """
     days = np.asarray(days, dtype=float)
-    target = params.atrophy_max_fraction * blocked_fraction
+    target = time_major(params.atrophy_max_fraction * blocked_fraction)
     loss = np.zeros_like(target)
     for t in range(1, days.size):
         dt = days[t] - days[t - 1]
-        drive = target[..., t - 1]
-        previous = loss[..., t - 1]
+        drive = target[t - 1]
+        previous = loss[t - 1]
         rate = np.where(
             drive > previous, params.atrophy_rate_per_day, params.atrophy_recovery_rate_per_day
         )
-        loss[..., t] = drive + (previous - drive) * np.exp(-rate * dt)
-    return loss
+        loss[t] = drive + (previous - drive) * np.exp(-rate * dt)
+    return np.moveaxis(loss, 0, -1)
 
 
 def strength(blocked_fraction: FloatArray, atrophy_fraction: FloatArray) -> FloatArray:

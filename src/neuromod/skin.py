@@ -67,23 +67,23 @@ def skin_response(
     folding = np.clip(area_strength, 0.0, 1.0)
     deepen_per_day = params.static_deepening_mm_per_year / 365.25 * deepening_factor
     memory_share = params.crease_memory_share
-    fold_part = (1.0 - memory_share) * target
-    memory_part = memory_share * target
-    fold = fold_part[..., 0].copy()
-    memory = memory_part[..., 0].copy()
+    target = np.ascontiguousarray(np.moveaxis(target, -1, 0))
+    folding = np.ascontiguousarray(np.moveaxis(folding, -1, 0))
+    fold = (1.0 - memory_share) * target[0]
+    memory = memory_share * target[0]
     dynamic = np.empty_like(target)
     static = np.empty_like(target)
-    dynamic[..., 0] = target[..., 0]
-    static[..., 0] = baseline_static_mm
+    dynamic[0] = target[0]
+    static[0] = baseline_static_mm
     for t in range(1, days.size):
         dt = days[t] - days[t - 1]
-        fold = _follow(fold, fold_part[..., t], params.fade_time_days, params.rise_time_days, dt)
-        memory = _follow(memory, memory_part[..., t], params.crease_memory_fade_days, params.rise_time_days, dt)
-        dynamic[..., t] = fold + memory
-        fold_now = folding[..., t - 1]
-        repair = (1.0 - fold_now) * static[..., t - 1] * (1.0 - np.exp(-dt / params.static_repair_time_days))
-        static[..., t] = static[..., t - 1] + deepen_per_day * fold_now * dt - repair
-    return SkinState(dynamic, static)
+        fold = _follow(fold, (1.0 - memory_share) * target[t], params.fade_time_days, params.rise_time_days, dt)
+        memory = _follow(memory, memory_share * target[t], params.crease_memory_fade_days, params.rise_time_days, dt)
+        dynamic[t] = fold + memory
+        fold_now = folding[t - 1]
+        repair = (1.0 - fold_now) * static[t - 1] * (1.0 - np.exp(-dt / params.static_repair_time_days))
+        static[t] = static[t - 1] + deepen_per_day * fold_now * dt - repair
+    return SkinState(np.moveaxis(dynamic, 0, -1), np.moveaxis(static, 0, -1))
 
 
 def _follow(current: FloatArray, goal: FloatArray, fade_days: float, rise_days: float, dt: float) -> FloatArray:

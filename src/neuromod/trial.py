@@ -164,7 +164,18 @@ class PreparedArm:
     danger: dict[str, list[int]]
 
 
+_PREPARED: dict[str, PreparedArm] = {}
+
+
 def prepare_arm(arm: ArmSpec, face_map: FaceMap, params: ModelParameters) -> PreparedArm:
+    """The arm's plan through the spread stage (cached: spread does not depend on patients)."""
+    key = f"{arm.model_dump_json(exclude={'name'})}|{params.spread!r}|{id(face_map)}"
+    if key not in _PREPARED:
+        _PREPARED[key] = _prepare_arm(arm, face_map, params)
+    return _PREPARED[key]
+
+
+def _prepare_arm(arm: ArmSpec, face_map: FaceMap, params: ModelParameters) -> PreparedArm:
     plan = arm_plan(arm)
     points = plan.points(face_map)
     result = spread(face_map, plan_injections(points, plan), plan.product_info.spread_factor, params.spread)
@@ -283,6 +294,36 @@ def area_endpoints(records: ArmRecords, a: int, visits: list[int]) -> dict[str, 
     day = np.where(never, float(v[0]), day)
     out["median_days_to_return_to_baseline"] = kaplan_meier_median(day, hit | never)
     return out
+
+
+def dask_runner(address: str | None = None, workers: int | None = None):
+    """A ``chunk_runner`` that spreads chunks over a Dask cluster.
+
+    address: a scheduler (``tcp://host:8786``); without one, a local cluster of ``workers``
+    processes is started (and closed after the run by the returned runner's caller via
+    ``runner.close()``).
+    """
+    from dask.distributed import Client, LocalCluster
+
+    if address:
+        client = Client(address)
+        cluster = None
+    else:
+        cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+
+    def runner(jobs: list[tuple]) -> list["ArmRecords"]:
+        futures = client.map(lambda job: simulate_chunk(*job), jobs, pure=False)
+        return client.gather(futures)
+
+    def close() -> None:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+    runner.close = close  # type: ignore[attr-defined]
+    return runner
 
 
 def run_trial(
