@@ -86,3 +86,18 @@ def test_sprouts_restore_function_during_block_and_retract_after(params):
     assert maturity[365] < maturity.max()
     blocked = state.blocked_fraction[0, 0]
     assert blocked[7] > blocked[45]
+
+
+def test_a_muscle_dosed_at_one_corner_is_blocked_only_there(params):
+    """Same units on a tenth of the muscle: the block saturates at about a tenth of its endplates."""
+    rates = JunctionRates.from_parameters(params.junction)
+    days = np.arange(0, 61.0)
+    doses = np.array([[[5.0, 5.0]]])  # one patient, one treatment, two muscles
+    corner = np.zeros(10)
+    corner[-1] = 10.0
+    profile = np.vstack([np.ones(10), corner])
+    state = junction_response(days, np.array([0.0]), doses, np.array([[0.05, 0.05]]), rates, params.junction,
+                              profile)
+    even_peak, corner_peak = state.blocked_fraction[0].max(axis=1)
+    assert even_peak > 0.8 * params.junction.max_blocked_fraction
+    assert corner_peak == pytest.approx(0.1 * params.junction.max_blocked_fraction, rel=0.1)

@@ -69,3 +69,24 @@ def test_orbital_rim_injection_reaches_the_levator_label_glabella_does_not(face_
     assert dose(label) < 0.005
     assert dose(rim) > 0.02
     assert dose(rim) > 10 * dose(label)
+
+
+def test_dose_profile_is_flat_for_even_toxin_and_peaked_for_a_corner():
+    from neuromod.spread import dose_profile
+
+    masks = np.ones((2, 100), dtype=bool)
+    even = np.ones((1, 100))
+    corner = np.zeros((1, 100))
+    corner[0, :10] = 5.0  # a tenth of the muscle gets all the toxin
+    profile = dose_profile(np.vstack([even, corner]), masks, bins=10)
+    np.testing.assert_allclose(profile[0], 1.0)
+    np.testing.assert_allclose(profile[1], [0] * 9 + [10.0])
+    np.testing.assert_allclose(profile.mean(axis=1), 1.0)  # groups average the mean dose
+
+
+def test_label_glabella_covers_the_corrugator_but_only_the_edge_of_the_levator(face_map, params, make_plan):
+    plan = make_plan(product="botox", areas={"glabella": 20})
+    result = spread(face_map, plan_injections(plan.points(face_map), plan), 1.0, params.spread)
+    coverage = dict(zip(face_map.muscle_keys, result.coverage))
+    assert coverage["corrugator_supercilii_left"] > 0.7
+    assert coverage["levator_palpebrae_superioris_left"] < coverage["corrugator_supercilii_left"]

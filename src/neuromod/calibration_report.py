@@ -78,6 +78,32 @@ def plot_time_courses(params: ModelParameters, path: Path, subjects: int) -> Pat
     return path
 
 
+def safety_rows(params: ModelParameters, subjects: int) -> list[str]:
+    """Markdown rows: published adverse-event rates (data/published/safety.csv) against the
+    model's, for the single-area label plans in that table. Not fitted: a check."""
+    import csv
+    import io
+    from importlib import resources
+
+    from neuromod.trial import parse_trial, run_trial
+
+    text = resources.files("neuromod").joinpath("data/published/safety.csv").read_text("utf-8")
+    lines = []
+    cache: dict[tuple[str, float], dict] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        if row["event"] not in ("eyelid_ptosis", "brow_ptosis") or row["area"] != "glabella":
+            continue
+        units = float(row["dose_units"].split("-")[0])
+        key = (row["product"], units)
+        if key not in cache:
+            spec = {"name": "safety", "seed": 17, "subjects_per_arm": subjects, "follow_up_days": [30, 60],
+                    "arms": [{"name": "a", "product": row["product"], "areas": {"glabella": units}}]}
+            cache[key] = run_trial(parse_trial(spec), params=params, progress=False)["arms"]["a"]["adverse_events_pct"]
+        lines.append(f"| {row['product']} | glabella {row['dose_units']} U | {row['event']} | {row['rate_pct']} | "
+                     f"{cache[key][row['event']]:.1f} | {row['source']} |")
+    return lines
+
+
 def write_calibration_report(params: ModelParameters, rows: list[CalibrationRow], docs: Path, subjects: int) -> Path:
     docs.mkdir(parents=True, exist_ok=True)
     figures = docs / "figures"
@@ -127,6 +153,19 @@ def write_calibration_report(params: ModelParameters, rows: list[CalibrationRow]
             f"| {r.row.id} | {r.row.arm} | {r.row.endpoint} ({r.row.model_endpoint}) | {r.row.day or ''} | "
             f"{r.row.value:g} | {r.low:.1f}-{r.high:.1f} | {_fmt(r.simulated)} | {'pass' if r.passed else '**fail**'} |"
         )
+    lines += [
+        "",
+        "## Adverse events (a check, not fitted)",
+        "",
+        f"Eyelid and brow ptosis in virtual label-dose glabella arms ({max(subjects, 4000)} subjects) against",
+        "`data/published/safety.csv`. Events: levator (lateral lower frontalis) block above the",
+        "thresholds in `parameters.yaml`; the toxin reaching danger muscles varies between people",
+        "(`population.danger_dose_sd`).",
+        "",
+        "| product | plan | event | published % | simulated % | source |",
+        "|---|---|---|---|---|---|",
+        *safety_rows(params, max(subjects, 4000)),
+    ]
     lines += ["", "![published against simulated](figures/calibration_rows.png)", "",
               "![time courses](figures/calibration_time_courses.png)", ""]
     failed = [r for r in results if not r.passed]

@@ -18,9 +18,11 @@ transmission: release must fall 75-92 % before an endplate fails):
 
     occupancy = L^n / (L^n + L50^n)
 
-A muscle whose area the toxin covers only in part (coverage ``c``, from the spread stage)
-is blocked only there: the covered part holds ``c * L50`` of the half-block amount, so the
-muscle's occupancy is ``c * occ(L / (c * L50))``.
+Toxin is not spread evenly over a muscle: the spread stage gives its dose profile ``q_k``
+(local dose over mean dose for equal-area groups of cells). The kinetics are linear and the
+same in every cell, so the muscle's occupancy is the mean over the groups of the local one,
+``mean_k occ(q_k * L / L50)`` — a sheet muscle treated at one corner is blocked only there,
+and the edge of a danger muscle fills in as the dose grows.
 
 Block does not follow light chain at once: SNARE complexes assembled before cleavage keep
 releasing until they turn over, so the effective occupancy lags the instantaneous one
@@ -31,7 +33,7 @@ Rogozhin 2008). Sprout maturity ``S`` (0-1) grows while endplates are blocked an
 retracts as the parent terminal returns:
 
     dS/dt = k_mature * occupancy * (1 - S) - k_retract * (1 - occupancy) * S
-    blocked_fraction = max_block * coverage * occupancy * (1 - sprout_share * S)
+    blocked_fraction = max_block * occupancy * (1 - sprout_share * S)
 
 integrated exactly for occupancy held over each step of the output grid (use a daily
 grid). Shapes: leading axis patients, then muscles, then time.
@@ -161,11 +163,28 @@ def light_chain_course(
     return light_chain
 
 
-def occupancy(light_chain: FloatArray, half_block_units: FloatArray, params: JunctionParameters) -> FloatArray:
-    """Fraction of reachable endplates whose release is below firing threshold (0-1)."""
+def occupancy(
+    light_chain: FloatArray, half_block_units: FloatArray, params: JunctionParameters,
+    profile: FloatArray | None = None,
+) -> FloatArray:
+    """Fraction of reachable endplates whose release is below firing threshold (0-1).
+
+    profile: (n_muscles, n_bins) local dose / mean dose (see module docstring); None: even.
+    Shapes: light_chain (n_patients, n_muscles, n_days), half_block_units broadcastable.
+    """
     ratio = np.maximum(light_chain, 0.0) / half_block_units
-    powered = ratio**params.hill_coefficient
-    return powered / (1.0 + powered)
+    if profile is None:
+        return _hill(ratio, params.hill_coefficient)
+    mean = np.zeros_like(ratio)
+    for k in range(profile.shape[-1]):
+        mean += _hill(ratio * profile[..., k, None], params.hill_coefficient)
+    return mean / profile.shape[-1]
+
+
+def _hill(ratio: FloatArray, coefficient: float) -> FloatArray:
+    """``r^n / (1 + r^n)``, as ``1 - 1/(1 + r^n)`` (squares when n = 2: the hot path)."""
+    powered = ratio * ratio if coefficient == 2.0 else ratio**coefficient
+    return 1.0 - 1.0 / (1.0 + powered)
 
 
 def release_lag(days: FloatArray, occupied: FloatArray, params: JunctionParameters) -> FloatArray:
@@ -209,20 +228,18 @@ def junction_response(
     half_block_units: FloatArray,
     rates: JunctionRates,
     params: JunctionParameters,
-    coverage: FloatArray | float = 1.0,
+    profile: FloatArray | None = None,
 ) -> JunctionState:
     """Light chain, sprouting and blocked fraction at ``days`` (a daily grid).
 
     days: (n_days,) output days; treatment_days: (n_treatments,) days of injection;
     doses: (n_patients, n_treatments, n_muscles) onabotulinumtoxinA-equivalent units each
     muscle receives at each treatment; half_block_units: (n_patients, n_muscles) active light
-    chain (units) that blocks half of the muscle's endplates; coverage: (n_muscles,) or
-    (n_patients, n_muscles) share of each muscle's area the toxin reaches (0-1].
+    chain (units) that blocks half of the muscle's endplates when spread evenly; profile:
+    (n_muscles, n_bins) dose profile from the spread stage (None: even).
     """
     light_chain = light_chain_course(days, treatment_days, doses, rates)
-    covered = np.maximum(np.asarray(coverage, dtype=float), 1e-6)[..., None]
-    occupied = release_lag(days, occupancy(light_chain, half_block_units[..., None] * covered, params), params)
+    occupied = release_lag(days, occupancy(light_chain, half_block_units[..., None], params, profile), params)
     maturity = sprout_maturity(days, occupied, params)
-    blocked = (params.max_blocked_fraction * covered * occupied
-               * (1.0 - params.sprout_transmission_share * maturity))
+    blocked = params.max_blocked_fraction * occupied * (1.0 - params.sprout_transmission_share * maturity)
     return JunctionState(light_chain, maturity, blocked)

@@ -227,7 +227,8 @@ def _schedule_problems(days: list[float], product: Product) -> list[str]:
     return problems
 
 
-def _format_validation_error(error: ValidationError) -> str:
+def format_validation_error(error: ValidationError) -> str:
+    """One line per problem: ``field.path: message`` (pydantic's errors, without its prefixes)."""
     messages = []
     for item in error.errors():
         location = ".".join(str(part) for part in item["loc"])
@@ -243,7 +244,7 @@ def parse_plan(document: Any) -> Plan:
     try:
         return Plan.model_validate(document)
     except ValidationError as error:
-        raise PlanError(_format_validation_error(error)) from None
+        raise PlanError(format_validation_error(error)) from None
 
 
 def load_plan(path: str | Path) -> Plan:

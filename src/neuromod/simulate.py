@@ -69,13 +69,13 @@ def run_model(
     patients: Patients,
     face_map: FaceMap,
     params: ModelParameters,
-    coverage: FloatArray | float = 1.0,
+    profile: FloatArray | None = None,
     muscles: npt.ArrayLike | None = None,
 ) -> ModelOutput:
     """Junction -> muscle -> skin for n patients on a (preferably daily) grid of ``days``.
 
     doses: (n_patients or 1, n_treatments, n_muscles) onabotulinumtoxinA-equivalent units;
-    coverage: (n_muscles,) share of each muscle's area reached (from the spread stage);
+    profile: (n_muscles, n_bins) dose profile of each muscle (from the spread stage; None: even);
     muscles: indices of the muscles to simulate (default: those receiving any toxin;
     the rest keep full strength).
     """
@@ -87,10 +87,9 @@ def run_model(
         params.junction, patients.light_chain_decay_scale, patients.availability_scale
     )
     doses = np.broadcast_to(doses, (patients.count,) + doses.shape[1:])[..., index]
-    coverage = np.broadcast_to(np.asarray(coverage, dtype=float), (len(face_map.regions),))[index]
     junction = junction_response(
         days, treatment_days, doses, half_block_units(face_map, patients, params)[:, index], rates,
-        params.junction, coverage,
+        params.junction, None if profile is None else profile[index],
     )
     loss = atrophy(days, junction.blocked_fraction, params.muscle)
     force = strength(junction.blocked_fraction, loss)
@@ -214,7 +213,7 @@ def simulate(
     patients = describe_patient(plan.patient, face_map.areas, params)
     treatment_days = np.asarray(plan.treatment_days, dtype=float)
     doses = np.broadcast_to(spread_result.dose_per_muscle, (1, treatment_days.size, len(face_map.regions)))
-    output = run_model(grid, treatment_days, doses, patients, face_map, params, spread_result.coverage,
+    output = run_model(grid, treatment_days, doses, patients, face_map, params, spread_result.profile,
                        muscles=np.arange(len(face_map.regions)))
     fws_c = expected_score(output.contraction_depth_mm, params.scores)
     fws_r = expected_score(output.rest_depth_mm, params.scores)

@@ -10,10 +10,13 @@ orbital septum) and non-muscle tissue. Whatever lands outside every muscle is *l
 
     sum over muscles of dose + lost == injected units      (conservation, tested).
 
-A large sheet muscle that receives toxin only at one corner is blocked only there. The
-*coverage* of a muscle is the share of its area the toxin effectively reaches: the
-participation ratio ``(sum_c w_c)^2 / (N * sum_c w_c^2)`` of the units ``w_c`` landing in
-each of its ``N`` cells (1 for an even spread, ``k/N`` for an even spread over ``k`` cells).
+A large sheet muscle that receives toxin only at one corner is blocked only there. Because
+the junction's kinetics are linear and the same in every cell, a muscle's block is the mean
+over its cells of the block at the local dose. The spread stage therefore also returns, per
+muscle, the *dose profile*: the local dose relative to the muscle's mean, summarised as the
+means of ``PROFILE_BINS`` equal-area groups of its cells (sorted by dose). An even spread has
+a flat profile of ones; toxin on a tenth of the muscle has one or two groups near 10 and the
+rest near 0.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from neuromod.anatomy import FaceMap
 from neuromod.parameters import SpreadParameters
 
 FloatArray = npt.NDArray[np.float64]
+
+#: equal-area groups of a muscle's cells in its dose profile (resolution: 1/8 of the area).
+PROFILE_BINS = 8
 
 
 @dataclass(frozen=True)
@@ -47,13 +53,18 @@ class Injections:
 @dataclass(frozen=True)
 class SpreadResult:
     """Units each injection delivers to each muscle (``doses``, shape (n_injections,
-    n_muscles)), the units that reach no muscle (``lost``, shape (n_injections,)) and the
-    share of each muscle's area the plan's toxin reaches (``coverage``, (n_muscles,), 0-1)."""
+    n_muscles)), the units that reach no muscle (``lost``, shape (n_injections,)) and each
+    muscle's dose profile (``profile``, (n_muscles, PROFILE_BINS), local dose / mean dose)."""
+
+    @property
+    def coverage(self) -> FloatArray:
+        """(n_muscles,) share of each muscle's area that gets at least a tenth of its mean dose."""
+        return (self.profile >= 0.1).mean(axis=1)
 
     doses: FloatArray
     lost: FloatArray
     sigma_mm: FloatArray
-    coverage: FloatArray
+    profile: FloatArray
 
     @property
     def dose_per_muscle(self) -> FloatArray:
@@ -121,12 +132,25 @@ def spread(
         cell_units += share * (injections.ona_units[rows] @ density[rows])[None, :]
     lost = injections.ona_units - doses.sum(axis=1)
     return SpreadResult(doses=doses, lost=lost, sigma_mm=sigma,
-                        coverage=participation(cell_units, face_map.region_masks.sum(axis=1)))
+                        profile=dose_profile(cell_units, face_map.region_masks))
 
 
-def participation(cell_units: FloatArray, cells_per_muscle: FloatArray) -> FloatArray:
-    """(n_muscles,) share of each muscle's area its units effectively cover (0-1; 1 if none)."""
-    total = cell_units.sum(axis=1)
-    squares = (cell_units**2).sum(axis=1)
-    ratio = np.divide(total**2, cells_per_muscle * squares, out=np.ones_like(total), where=squares > 0)
-    return np.clip(ratio, 0.0, 1.0)
+def dose_profile(cell_units: FloatArray, masks: npt.NDArray[np.bool_], bins: int = PROFILE_BINS) -> FloatArray:
+    """(n_muscles, bins) local dose relative to the muscle's mean, per equal-area group of cells.
+
+    Groups are formed after sorting the muscle's cells by dose; the groups' means average 1
+    (a muscle that gets nothing has a flat profile of ones, harmless at zero dose).
+    """
+    profile = np.ones((cell_units.shape[0], bins))
+    for m in range(cell_units.shape[0]):
+        local = np.sort(cell_units[m, masks[m]])
+        total = local.sum()
+        if local.size == 0 or total <= 0:
+            continue
+        relative = local * local.size / total
+        edges = np.linspace(0, local.size, bins + 1)
+        cumulative = np.concatenate([[0.0], np.cumsum(relative)])
+        # mean over each group of cells, with fractional cells at the group edges
+        at = np.interp(edges, np.arange(local.size + 1), cumulative)
+        profile[m] = np.diff(at) / np.diff(edges)
+    return profile

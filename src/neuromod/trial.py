@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from neuromod.anatomy import FaceMap, load_face_map
 from neuromod.parameters import ModelParameters, default_parameters
-from neuromod.plan import Plan, PlanError, parse_plan
+from neuromod.plan import Plan, PlanError, format_validation_error, parse_plan
 from neuromod.population import Cohort, PopulationSpec, enrol, investigator_grades, subject_grades
 from neuromod.simulate import DISCLAIMER, plan_injections, run_model
 from neuromod.spread import spread
@@ -105,12 +105,7 @@ def parse_trial(document: Any) -> TrialSpec:
     try:
         return TrialSpec.model_validate(document)
     except ValidationError as error:
-        messages = []
-        for item in error.errors():
-            location = ".".join(str(p) for p in item["loc"])
-            message = item["msg"].removeprefix("Value error, ")
-            messages.append(f"{location}: {message}" if location else message)
-        raise TrialError("; ".join(messages)) from None
+        raise TrialError(format_validation_error(error)) from None
 
 
 def load_trial(path: str | Path) -> TrialSpec:
@@ -155,12 +150,12 @@ class ArmRecords:
 
 @dataclass(frozen=True)
 class PreparedArm:
-    """What every chunk of an arm shares: its plan's doses and coverage."""
+    """What every chunk of an arm shares: its plan's doses and dose profiles."""
 
     plan: Plan
     scored: list[int]
     dose_per_muscle: FloatArray
-    coverage: FloatArray
+    profile: FloatArray
     danger: dict[str, list[int]]
 
 
@@ -184,7 +179,7 @@ def _prepare_arm(arm: ArmSpec, face_map: FaceMap, params: ModelParameters) -> Pr
     for j, region in enumerate(face_map.regions):
         if region.danger in ("eyelid_ptosis", "brow_ptosis"):
             danger.setdefault(region.danger, []).append(j)
-    return PreparedArm(plan, scored, result.dose_per_muscle, result.coverage, danger)
+    return PreparedArm(plan, scored, result.dose_per_muscle, result.profile, danger)
 
 
 def simulate_chunk(
@@ -205,7 +200,7 @@ def simulate_chunk(
     danger_columns = [j for cols in prepared.danger.values() for j in cols]
     doses[:, danger_columns] *= cohort.danger_multiplier[:, None]
     doses = np.repeat(doses[:, None, :], treatments.size, axis=1)
-    output = run_model(days, treatments, doses, cohort.patients, face_map, params, prepared.coverage)
+    output = run_model(days, treatments, doses, cohort.patients, face_map, params, prepared.profile)
     visits = np.asarray(follow_up_days)
     depth = output.contraction_depth_mm[:, prepared.scored][:, :, visits]
     strength = output.area_strength[:, prepared.scored]
