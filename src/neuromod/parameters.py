@@ -117,6 +117,8 @@ class PopulationParameters:
     subject_sd_mm: float
     subject_depth_bias: float
     subject_global_improvement: float
+    expectation_bias: float
+    expectation_days: float
     eyelid_ptosis_block: float
     brow_ptosis_block: float
 

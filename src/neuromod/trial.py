@@ -202,7 +202,9 @@ def simulate_chunk(
     doses = np.repeat(doses[:, None, :], treatments.size, axis=1)
     output = run_model(days, treatments, doses, cohort.patients, face_map, params, prepared.profile)
     visits = np.asarray(follow_up_days)
-    depth = output.contraction_depth_mm[:, prepared.scored][:, :, visits]
+    pop = params.population
+    expectation = 1.0 - pop.expectation_bias * np.exp(-visits / pop.expectation_days)
+    depth = output.contraction_depth_mm[:, prepared.scored][:, :, visits] * expectation
     strength = output.area_strength[:, prepared.scored]
     inv = investigator_grades(depth, rng, params)
     subj = subject_grades(depth, rng, params)
