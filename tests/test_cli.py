@@ -116,3 +116,10 @@ def test_trial_with_bad_arm_exits_2(tmp_path):
     trial.write_text("arms:\n  - {name: x, product: botox, areas: {elbow: 20}}\n")
     result = run("trial", trial, "--json")
     assert result.returncode == 2 and "arms.0 (x): areas.elbow: unknown area" in result.stderr
+
+
+def test_export_sbml_writes_a_file(tmp_path, plan_file):
+    out = tmp_path / "model.xml"
+    result = run("export-sbml", plan_file, "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert "<sbml" in out.read_text()[:400] and "treatment_1" in out.read_text()

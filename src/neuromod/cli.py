@@ -210,6 +210,7 @@ def calibrate_command(
     evaluations: int = typer.Option(150, "--max-evaluations", min=1, help="objective evaluations"),
     report_subjects: int = typer.Option(2000, "--report-subjects", min=50, help="subjects per arm for the report"),
     report_only: bool = typer.Option(False, "--report-only", help="skip the fit; report the current parameters"),
+    only: Optional[str] = typer.Option(None, "--only", help="comma-separated subset of the fitted parameters"),
     docs: Path = typer.Option(Path("docs"), "--docs", help="folder for calibration.md and its figure"),
 ) -> None:
     """Fit the shared population parameters to the published trials; write the report."""
@@ -219,7 +220,11 @@ def calibrate_command(
     rows = cal.load_rows()
     params = default_parameters()
     if not report_only:
-        fitted, value = cal.fit(params, rows, subjects_per_arm=subjects, max_evaluations=evaluations,
+        names = only.split(",") if only else None
+        unknown = sorted(set(names or []) - set(cal.FITTED))
+        if unknown:
+            _fail(f"--only: unknown parameter(s) {', '.join(unknown)}; allowed: {', '.join(cal.FITTED)}")
+        fitted, value = cal.fit(params, rows, subjects_per_arm=subjects, max_evaluations=evaluations, names=names,
                                 log=lambda line: typer.echo(line, err=True))
         target = Path(str(resources.files("neuromod").joinpath("data", "calibrated.yaml")))
         cal.write_calibrated(cal.calibrated_document(fitted, prior_parameters(), value, subjects, 2026), target)
@@ -229,6 +234,22 @@ def calibrate_command(
 
     path = write_calibration_report(params, rows, docs, report_subjects)
     typer.echo(f"wrote {path}")
+
+
+@app.command("export-sbml")
+def export_sbml_command(
+    plan_file: Path = typer.Argument(..., help="plan file (YAML or JSON)"),
+    out: Path = typer.Option(..., "-o", "--out", help="SBML file to write"),
+) -> None:
+    """Write the plan's junction and muscle model (one patient) as SBML Level 3."""
+    from neuromod.sbml import export_sbml
+
+    try:
+        plan = load_plan(plan_file)
+    except PlanError as error:
+        _fail(str(error))
+    muscles = export_sbml(plan, out)
+    typer.echo(f"wrote {out}: {len(muscles)} muscles, {len(plan.treatment_days)} treatment event(s)")
 
 
 def example_plans() -> dict[str, Path]:

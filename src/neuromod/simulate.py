@@ -62,6 +62,23 @@ def half_block_units(face_map: FaceMap, patients: Patients, params: ModelParamet
     return params.junction.half_block_fraction_of_typical_dose * typical[None, :] * patients.half_block_scale
 
 
+#: The junction's fast phase (block builds over hours to days after each treatment) is
+#: integrated on an hourly grid for this many days; elsewhere a daily grid resolves the slow
+#: processes (light-chain decay, sprouting, atrophy, skin: time constants of days to months).
+FINE_WINDOW_DAYS = 6.0
+FINE_STEP_DAYS = 1.0 / 24.0
+
+
+def integration_grid(days: FloatArray, treatment_days: FloatArray) -> FloatArray:
+    """The output days plus hourly points in the first days after each treatment."""
+    points = [np.asarray(days, dtype=float)]
+    for start in np.asarray(treatment_days, dtype=float):
+        if start <= days[-1]:
+            fine = start + np.arange(0.0, FINE_WINDOW_DAYS, FINE_STEP_DAYS)
+            points.append(fine[fine <= days[-1]])
+    return np.unique(np.concatenate(points))
+
+
 def run_model(
     days: FloatArray,
     treatment_days: FloatArray,
@@ -72,7 +89,8 @@ def run_model(
     profile: FloatArray | None = None,
     muscles: npt.ArrayLike | None = None,
 ) -> ModelOutput:
-    """Junction -> muscle -> skin for n patients on a (preferably daily) grid of ``days``.
+    """Junction -> muscle -> skin for n patients, reported at ``days`` (integrated on
+    :func:`integration_grid`: daily, hourly just after each treatment).
 
     doses: (n_patients or 1, n_treatments, n_muscles) onabotulinumtoxinA-equivalent units;
     profile: (n_muscles, n_bins) dose profile of each muscle (from the spread stage; None: even);
@@ -80,6 +98,8 @@ def run_model(
     the rest keep full strength).
     """
     days = np.asarray(days, dtype=float)
+    grid = integration_grid(days, treatment_days)
+    pick = np.searchsorted(grid, days)
     if muscles is None:
         muscles = np.flatnonzero(np.asarray(doses).reshape(-1, doses.shape[-1]).max(axis=0) > 0)
     index = np.asarray(muscles, dtype=np.int64)
@@ -88,20 +108,20 @@ def run_model(
     )
     doses = np.broadcast_to(doses, (patients.count,) + doses.shape[1:])[..., index]
     junction = junction_response(
-        days, treatment_days, doses, half_block_units(face_map, patients, params)[:, index], rates,
+        grid, treatment_days, doses, half_block_units(face_map, patients, params)[:, index], rates,
         params.junction, None if profile is None else profile[index],
     )
-    loss = atrophy(days, junction.blocked_fraction, params.muscle)
+    loss = atrophy(grid, junction.blocked_fraction, params.muscle)
     force = strength(junction.blocked_fraction, loss)
     weights = face_map.area_weights()
     untouched = np.delete(weights, index, axis=1).sum(axis=1)
     area_strength = np.einsum("am,pmt->pat", weights[:, index], force) + untouched[None, :, None]
     skin = skin_response(
-        days, area_strength, patients.baseline_strain_ratio, patients.baseline_static_mm,
+        grid, area_strength, patients.baseline_strain_ratio, patients.baseline_static_mm,
         patients.deepening_factor, params.skin,
     )
-    return ModelOutput(days, index, junction.blocked_fraction, force, loss, area_strength,
-                       skin.contraction_depth, skin.static_depth)
+    return ModelOutput(days, index, junction.blocked_fraction[..., pick], force[..., pick], loss[..., pick],
+                       area_strength[..., pick], skin.contraction_depth[..., pick], skin.static_depth[..., pick])
 
 
 @dataclass(frozen=True)
