@@ -123,3 +123,13 @@ def test_export_sbml_writes_a_file(tmp_path, plan_file):
     result = run("export-sbml", plan_file, "-o", out)
     assert result.returncode == 0, result.stderr
     assert "<sbml" in out.read_text()[:400] and "treatment_1" in out.read_text()
+
+
+def test_project_prints_a_table_and_writes_png_and_csv(tmp_path, plan_file):
+    result = run("project", plan_file, "--years", 3, "--every", 120, "--out", tmp_path / "proj")
+    assert result.returncode == 0, result.stderr
+    assert "treated every 120 days vs never treated" in result.stdout
+    assert (tmp_path / "proj" / "projection.png").read_bytes()[:4] == b"\x89PNG"
+    assert len((tmp_path / "proj" / "projection.csv").read_text().splitlines()) == 1 + 3
+    too_soon = run("project", plan_file, "--every", 30)
+    assert too_soon.returncode == 2 and "repeat no sooner than 90 days" in too_soon.stderr

@@ -236,6 +236,42 @@ def calibrate_command(
     typer.echo(f"wrote {path}")
 
 
+@app.command("project")
+def project_command(
+    plan_file: Path = typer.Argument(..., help="plan file (YAML or JSON); its schedule is replaced"),
+    years: int = typer.Option(10, "--years", min=1, max=10, help="years to project, 1-10"),
+    every: float = typer.Option(120, "--every", help="days between treatments (>= the label interval)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="folder for projection.png and projection.csv"),
+) -> None:
+    """Treated every N days against never treated, per area, over years (table and PNG)."""
+    from neuromod.projection import project
+
+    try:
+        plan = load_plan(plan_file)
+        projection = project(plan, years, every)
+    except PlanError as error:
+        _fail(str(error))
+    table = projection.yearly()
+    typer.echo(f"expected FWS grade at rest (static lines): treated every {every:g} days vs never treated")
+    for area, rows in table.items():
+        typer.echo(f"\n{area}\n{'year':>4} {'treated':>8} {'never':>8}")
+        for row in rows:
+            typer.echo(f"{row['year']:>4} {row['treated_rest']:>8.2f} {row['untreated_rest']:>8.2f}")
+    typer.echo(f"\n{DISCLAIMER}")
+    if out is not None:
+        from neuromod.plots import plot_projection
+
+        out.mkdir(parents=True, exist_ok=True)
+        with (out / "projection.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["area", "year", "treated_rest", "untreated_rest", "treated_contraction",
+                             "untreated_contraction"])
+            for area, rows in table.items():
+                for row in rows:
+                    writer.writerow([area] + [f"{row[k]:.4f}" if k != "year" else row[k] for k in row])
+        typer.echo(f"wrote {plot_projection(projection, out / 'projection.png')}, {out / 'projection.csv'}")
+
+
 @app.command("export-sbml")
 def export_sbml_command(
     plan_file: Path = typer.Argument(..., help="plan file (YAML or JSON)"),

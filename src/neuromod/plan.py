@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -62,6 +63,25 @@ class Plan(BaseModel):
     injections: list[Injection] | None = None
     areas: dict[str, float] | None = Field(default=None, description="units per area in its label pattern")
     treatment_days: list[float] = Field(default_factory=lambda: [0.0])
+    every_days: float | None = Field(
+        default=None, description="repeat every N days (>= the label interval) instead of treatment_days"
+    )
+    until_day: float = Field(default=MAX_TREATMENT_DAY, ge=0, le=MAX_TREATMENT_DAY,
+                             description="last day a repeat may fall on with every_days, 0-3650")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_schedule(cls, data: Any) -> Any:
+        """``every_days: N`` becomes treatment_days 0, N, 2N, ... up to ``until_day``."""
+        if isinstance(data, dict) and data.get("every_days") is not None:
+            every = data["every_days"]
+            if "treatment_days" in data:
+                raise ValueError("every_days: give either every_days or treatment_days, not both")
+            if not isinstance(every, (int, float)) or every <= 0:
+                raise ValueError(f"every_days: must be a number of days > 0, got {every!r}")
+            until = data.get("until_day", MAX_TREATMENT_DAY)
+            data = {**data, "treatment_days": [float(d) for d in np.arange(0.0, float(until) + 1e-9, float(every))]}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> "Plan":

@@ -149,3 +149,27 @@ def plot_trial(result: dict, folder: Path) -> list[Path]:
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+def plot_projection(projection, path: Path) -> Path:
+    """Expected FWS at rest (static lines) per treated area over the years, treated vs untreated."""
+    areas = projection.treated.treated_areas
+    fig, axes = plt.subplots(len(areas), 1, figsize=(8, 3.2 * len(areas)), squeeze=False)
+    years = projection.treated.days / 365.0
+    for ax, area in zip(axes[:, 0], areas):
+        ax.plot(years, projection.untreated.courses[area].fws_rest, color="tab:red", label="never treated (rest)")
+        ax.plot(years, projection.treated.courses[area].fws_rest, color="tab:blue",
+                label=f"treated every {projection.every_days:g} days (rest)")
+        ax.plot(years, projection.treated.courses[area].fws_contraction, color="tab:blue", alpha=0.3, lw=0.8,
+                label="treated (max contraction)")
+        ax.set_title(area, fontsize=9)
+        ax.set_ylabel("expected FWS grade")
+        ax.set_ylim(-0.05, 3.05)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+    axes[-1, 0].set_xlabel("years")
+    fig.text(0.01, 0.005, FOOTNOTE, fontsize=7, color="grey")
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

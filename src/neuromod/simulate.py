@@ -126,7 +126,12 @@ def run_model(
 
 @dataclass(frozen=True)
 class AreaCourse:
-    """One area's predicted course and its landmarks (days)."""
+    """One area's predicted course and its landmarks (days).
+
+    ``strength`` is the *residual expression*: the fraction of the area's baseline movement
+    kept at maximum contraction (1 untreated, 0 frozen) — "softened, not frozen" aims at
+    roughly 0.2-0.4.
+    """
 
     fws_contraction: FloatArray
     fws_rest: FloatArray
@@ -169,6 +174,7 @@ class SimulationResult:
                 area: {
                     "fws_contraction": [round(float(v), 4) for v in course.fws_contraction],
                     "fws_rest": [round(float(v), 4) for v in course.fws_rest],
+                    "residual_expression": [round(float(v), 4) for v in course.strength],
                     "onset_day": course.onset_day,
                     "peak_day": course.peak_day,
                     "wear_off_day": course.wear_off_day,

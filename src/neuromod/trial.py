@@ -15,6 +15,7 @@ Endpoints (percent of subjects, per scored area, at each follow-up day), as defi
 * ``subj_ge2_global`` — subject's global assessment at least "+2" (perceived depth halved)
 * ``subj_onset_by_day`` — cumulative % who noticed an effect by that day (daily diary)
 * ``fraction_of_max_effect_by_day`` — mean investigator improvement / its maximum over visits
+* ``residual_expression_pct`` — mean % of baseline movement kept at maximum contraction ("natural look")
 
 and medians in days: ``median_onset_days``, ``median_duration_among_day30_responders``
 (Kaplan-Meier, visits after day 30, among investigator none/mild at day 30),
@@ -132,6 +133,7 @@ class ArmRecords:
 
     inv: npt.NDArray[np.int64]
     subj: npt.NDArray[np.int64]
+    expression: FloatArray
     baseline_inv: npt.NDArray[np.int64]
     baseline_subj: npt.NDArray[np.int64]
     global_ratio: FloatArray
@@ -143,7 +145,7 @@ class ArmRecords:
         first = parts[0]
         return ArmRecords(
             *(np.concatenate([getattr(p, f) for p in parts]) for f in
-              ("inv", "subj", "baseline_inv", "baseline_subj", "global_ratio", "onset_day")),
+              ("inv", "subj", "expression", "baseline_inv", "baseline_subj", "global_ratio", "onset_day")),
             events={k: np.concatenate([p.events[k] for p in parts]) for k in first.events},
         )
 
@@ -220,7 +222,9 @@ def simulate_chunk(
         present = [k for k, j in enumerate(output.muscle_index) if j in columns]
         blocked = output.blocked_fraction[:, present].max(axis=(1, 2)) if present else np.zeros(n)
         events[name] = blocked > threshold
-    return ArmRecords(inv, subj, cohort.baseline_inv[:, prepared.scored], cohort.baseline_subj[:, prepared.scored],
+    expression = strength[..., visits]
+    return ArmRecords(inv, subj, expression, cohort.baseline_inv[:, prepared.scored],
+                      cohort.baseline_subj[:, prepared.scored],
                       perceived_now / np.maximum(perceived_then, 1e-9), first, events)
 
 
@@ -275,6 +279,9 @@ def area_endpoints(records: ArmRecords, a: int, visits: list[int]) -> dict[str, 
             str(d): round(100.0 * float(m / best), 2) if best > 0 else 0.0 for d, m in zip(visits, improvement)
         },
         "median_onset_days": float(np.median(onset)) if np.isfinite(np.median(onset)) else None,
+        "residual_expression_pct": {
+            str(d): round(100.0 * float(m), 2) for d, m in zip(visits, records.expression[:, a].mean(axis=0))
+        },
     }
     after30 = v > 30
     if 30 in visits and after30.any():
