@@ -133,3 +133,17 @@ def test_project_prints_a_table_and_writes_png_and_csv(tmp_path, plan_file):
     assert len((tmp_path / "proj" / "projection.csv").read_text().splitlines()) == 1 + 3
     too_soon = run("project", plan_file, "--every", 30)
     assert too_soon.returncode == 2 and "repeat no sooner than 90 days" in too_soon.stderr
+
+
+def test_plan_command_writes_a_plan_simulate_accepts(tmp_path):
+    patient = tmp_path / "patient.yaml"
+    patient.write_text("age: 50\nsex: female\n")
+    out = tmp_path / "plan.yaml"
+    result = run("plan", "--patient", patient, "--areas", "glabella,forehead", "--product", "xeomin",
+                 "--goal", "none_mild", "--keep-expression", "0.3", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "of similar patients reach none_mild at day 30" in result.stdout and "ptosis risk" in result.stdout
+    again = run("simulate", out, "--days", 30, "--json")
+    assert again.returncode == 0, again.stderr
+    impossible = run("plan", "--areas", "glabella", "--product", "botox", "--goal", "none", "--keep-expression", "0.95")
+    assert impossible.returncode == 1 and "no plan" in impossible.stderr

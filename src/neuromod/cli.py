@@ -272,6 +272,60 @@ def project_command(
         typer.echo(f"wrote {plot_projection(projection, out / 'projection.png')}, {out / 'projection.csv'}")
 
 
+@app.command("plan")
+def plan_command(
+    patient_file: Optional[Path] = typer.Option(None, "--patient", help="YAML with the plan's patient fields"),
+    areas: str = typer.Option(..., "--areas", help="comma-separated areas, e.g. glabella,forehead"),
+    product: str = typer.Option(..., "--product", help="product name"),
+    goal: str = typer.Option("none_mild", "--goal", help="none_mild | none (at day 30, maximum contraction)"),
+    keep_expression: float = typer.Option(0.0, "--keep-expression", min=0.0, max=1.0,
+                                          help="least fraction of movement to keep at day 30, 0-1"),
+    max_ptosis: float = typer.Option(0.02, "--max-ptosis-risk", min=0.0, max=1.0, help="bound on ptosis risk, 0-1"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write the plan (YAML) here"),
+) -> None:
+    """Find the smallest label-pattern dose that reaches the goal for patients like this one."""
+    import yaml
+
+    from neuromod.patient import PatientDescription
+    from neuromod.planner import plan_dose
+
+    if goal not in ("none_mild", "none"):
+        _fail(f"--goal: must be none_mild or none, got {goal!r}")
+    try:
+        document = yaml.safe_load(patient_file.read_text()) if patient_file else {}
+        description = PatientDescription.model_validate(document or {})
+    except (OSError, yaml.YAMLError) as error:
+        _fail(f"--patient: cannot read {patient_file}: {error}")
+    except Exception as error:  # pydantic validation: name the field
+        from pydantic import ValidationError
+
+        from neuromod.plan import format_validation_error
+
+        _fail("patient." + format_validation_error(error) if isinstance(error, ValidationError) else str(error))
+    try:
+        result = plan_dose(description, [a.strip() for a in areas.split(",") if a.strip()], product, goal,
+                           keep_expression, max_ptosis_risk=max_ptosis)
+    except PlanError as error:
+        _fail(str(error))
+    if result.plan is None:
+        typer.echo(f"no plan: {result.explanation}", err=True)
+        raise typer.Exit(code=1)
+    chosen = result.chosen
+    typer.echo(f"plan: {product} " + ", ".join(f"{a} {u:g} U" for a, u in chosen.areas.items())
+               + f" (x{chosen.scale:g} the label pattern)")
+    for area in chosen.areas:
+        typer.echo(f"  {area}: {chosen.goal_rate[area]:.0%} of similar patients reach {goal} at day 30; "
+                   f"median movement kept {chosen.expression[area]:.0%}")
+    typer.echo(f"  predicted eyelid ptosis risk {chosen.eyelid_ptosis_risk:.1%}, brow ptosis risk "
+               f"{chosen.brow_ptosis_risk:.1%} (bound {max_ptosis:.1%})")
+    typer.echo("\npredicted course for this patient:\n" + score_table(simulate(result.plan, days=180)))
+    typer.echo(f"\n{DISCLAIMER}")
+    if out is not None:
+        document = result.plan.model_dump(include={"patient", "product", "areas"})
+        out.write_text("# neuromod plan (model estimate, not medical advice)\n" + yaml.safe_dump(document, sort_keys=False))
+        typer.echo(f"wrote {out}")
+
+
 @app.command("export-sbml")
 def export_sbml_command(
     plan_file: Path = typer.Argument(..., help="plan file (YAML or JSON)"),

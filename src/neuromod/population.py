@@ -161,3 +161,33 @@ def enrol(
                             for f in first.patients.__dataclass_fields__)),
         **{f: np.concatenate([getattr(c, f) for c in chosen]) for f in first.__dataclass_fields__ if f != "patients"},
     )
+
+
+def cohort_like(description, n: int, areas: list[str], rng: np.random.Generator, params: ModelParameters) -> Cohort:
+    """``n`` virtual patients like the described one: the same covariates and baseline grades,
+    with the unexplained between-person variation (random effects) drawn afresh."""
+    from neuromod.patient import baseline_grades, baseline_skin, describe_patient
+
+    typical = describe_patient(description, areas, params)
+    pop = params.population
+    rest, contraction = baseline_grades(description, areas, params)
+    strain, static = baseline_skin(rest, contraction, params)
+    ones = np.ones((n, 1))
+    patients = Patients(
+        half_block_scale=typical.half_block_scale * np.exp(pop.half_block_sd * rng.standard_normal((n, 1))),
+        light_chain_decay_scale=np.exp(pop.light_chain_decay_sd * rng.standard_normal((n, 1))),
+        availability_scale=np.exp(pop.availability_sd * rng.standard_normal((n, 1))),
+        deepening_factor=typical.deepening_factor * ones,
+        baseline_strain_ratio=np.repeat(strain[None, :], n, axis=0),
+        baseline_static_mm=np.repeat(static[None, :], n, axis=0),
+    )
+    grades = np.repeat(np.round(contraction).astype(np.int64)[None, :], n, axis=0)
+    return Cohort(
+        patients=patients,
+        baseline_inv=grades,
+        baseline_subj=grades.copy(),
+        onset_threshold=params.scores.onset_strength_drop * np.exp(pop.onset_threshold_sd * rng.standard_normal(n)),
+        danger_multiplier=np.exp(pop.danger_dose_sd * rng.standard_normal(n)),
+        female=np.full(n, description.sex == "female"),
+        age=np.full(n, float(description.age)),
+    )
