@@ -46,3 +46,40 @@ def test_smokers_untreated_lines_deepen_faster(ten_years):
     smoker = project(parse_plan({"product": "botox", "areas": {"glabella": 20},
                                  "patient": {"smoking": "current", "sun_exposure": "high"}}), years=10)
     assert smoker.yearly()["glabella"][-1]["untreated_rest"] > ten_years.yearly()["glabella"][-1]["untreated_rest"]
+
+
+def test_antibody_risk_matches_the_published_rate_and_grows_with_dose_and_frequency(params):
+    """Botox 20 U glabella, three treatments 120 days apart: published 0.4 % (3/810, safety.csv);
+    the model's cumulative risk must fall within 0.2-0.8 % (the 95 % interval of 3/810 is 0.1-1.1 %)."""
+    import numpy as np
+
+    from neuromod.antibodies import cumulative_risk, seroconversion_probability
+
+    risk = lambda units, days, male=False, immuno=1.0: float(cumulative_risk(  # noqa: E731
+        seroconversion_probability(np.full(len(days), units), np.array(days, float), immuno, male, params.antibodies))[0])
+    label = risk(20, [0, 120, 240])
+    assert 0.002 <= label <= 0.008
+    assert risk(60, [0, 120, 240]) > label  # more antigen per cycle
+    assert risk(20, [0, 90, 180]) > label  # shorter intervals
+    assert risk(20, [0, 120, 240], male=True) > label  # men 0.9 % vs 0.5 % overall
+    assert risk(40, [0, 120, 240], immuno=0.2) < label  # Daxxify: none neutralizing in its trials
+
+
+def test_antibodies_cause_secondary_non_response_in_a_trial(params):
+    """With seroconversion made common (rate x300, a stress setting), later cycles stop working."""
+    from neuromod.parameters import apply_overrides
+    from neuromod.trial import parse_trial, run_trial
+
+    stressed = apply_overrides(params, {"antibodies.rate_per_treatment": 0.45})
+    spec = parse_trial({"seed": 2, "subjects_per_arm": 400, "population": {"sex": "female"},
+                        "arms": [{"name": "a", "product": "botox", "areas": {"glabella": 20},
+                                  "treatment_days": [0, 120, 240]}],
+                        "follow_up_days": [30, 150, 270]})
+    normal = run_trial(spec, progress=False)["arms"]["a"]
+    immune = run_trial(spec, params=stressed, progress=False)["arms"]["a"]
+    assert immune["adverse_events_pct"]["neutralizing_antibodies"] > 50
+    assert normal["adverse_events_pct"]["neutralizing_antibodies"] < 3
+    day30 = lambda arm: arm["areas"]["glabella"]["inv_none_mild"]["30"]  # noqa: E731
+    day270 = lambda arm: arm["areas"]["glabella"]["inv_none_mild"]["270"]  # noqa: E731
+    assert abs(day30(immune) - day30(normal)) < 8  # the first cycle is untouched
+    assert day270(immune) < day270(normal) - 20  # the third cycle fails in many

@@ -39,7 +39,7 @@ def test_output_follows_the_contract(small_result):
     for name in ("median_onset_days", "median_duration_among_day30_responders",
                  "median_days_to_return_to_baseline", "median_days_to_loss_of_none_mild"):
         assert name in glabella
-    assert set(arm["adverse_events_pct"]) == {"eyelid_ptosis", "brow_ptosis"}
+    assert set(arm["adverse_events_pct"]) == {"eyelid_ptosis", "brow_ptosis", "neutralizing_antibodies"}
     kept = glabella["residual_expression_pct"]
     assert kept["30"] < 50 < small_result["arms"]["placebo"]["areas"]["glabella"]["residual_expression_pct"]["30"]
     json.dumps(small_result)  # serialisable as is

@@ -124,6 +124,18 @@ class PopulationParameters:
 
 
 @dataclass(frozen=True)
+class AntibodyParameters:
+    """Neutralizing antibodies (see :mod:`neuromod.antibodies`)."""
+
+    rate_per_treatment: float
+    reference_ona_units: float
+    dose_exponent: float
+    interval_exponent: float
+    male_factor: float
+    neutralized_fraction: float
+
+
+@dataclass(frozen=True)
 class ModelParameters:
     """The whole parameter set, one sub-set per stage of the flow."""
 
@@ -135,6 +147,7 @@ class ModelParameters:
     scores: ScoreParameters
     patient: CovariateParameters
     population: PopulationParameters
+    antibodies: AntibodyParameters
 
     def replace(self, **changes: dict[str, Any]) -> "ModelParameters":
         """A copy with some values changed, e.g. ``replace(junction={"hill_coefficient": 3})``."""
@@ -153,6 +166,7 @@ _STAGES = {
     "scores": ScoreParameters,
     "patient": CovariateParameters,
     "population": PopulationParameters,
+    "antibodies": AntibodyParameters,
 }
 
 

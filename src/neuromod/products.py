@@ -32,6 +32,8 @@ class Product:
     equivalence_source: str
     spread_source: str
     limits_source: str
+    immunogenicity: float = 1.0
+    immunogenicity_source: str = ""
 
     @property
     def label_units_per_ml(self) -> float:
@@ -74,6 +76,8 @@ def load_products() -> dict[str, Product]:
             equivalence_source=row["equivalence_source"],
             spread_source=row["spread_source"],
             limits_source=row["limits_source"],
+            immunogenicity=float(row["immunogenicity"]),
+            immunogenicity_source=row["immunogenicity_source"],
         )
     return products
 

@@ -154,10 +154,24 @@ class SimulationResult:
     points: list[InjectionPoint]
     output: ModelOutput
     courses: dict[str, AreaCourse] = field(default_factory=dict)
+    params: ModelParameters | None = None
 
     @property
     def dose_per_muscle(self) -> dict[str, float]:
         return dict(zip(self.muscles, self.spread.dose_per_muscle))
+
+    @property
+    def antibody_risk(self) -> float:
+        """Probability that this plan's treatments induce neutralizing antibodies (0-1)."""
+        from neuromod.antibodies import cumulative_risk, seroconversion_probability
+
+        product = self.plan.product_info
+        ona = sum(product.to_ona_units(p.units) for p in self.points)
+        days = np.asarray(self.plan.treatment_days, dtype=float)
+        probability = seroconversion_probability(np.full(days.size, ona), days, product.immunogenicity,
+                                                 self.plan.patient.sex == "male",
+                                                 (self.params or default_parameters()).antibodies)
+        return float(cumulative_risk(probability)[0])
 
     @property
     def treated_areas(self) -> list[str]:
@@ -190,6 +204,7 @@ class SimulationResult:
                 for j, muscle in enumerate(self.muscles)
             },
             "lost_units": round(float(self.spread.lost.sum()), 5),
+            "antibody_risk_pct": round(100.0 * self.antibody_risk, 3),
             "disclaimer": DISCLAIMER,
         }
 
@@ -250,4 +265,4 @@ def simulate(
         courses[area] = AreaCourse(fws_c[0, a], fws_r[0, a], output.area_strength[0, a],
                                    float(fws_c[0, a, 0]), onset, peak, wear_off)
     return SimulationResult(plan, grid, face_map.muscle_keys, face_map.areas, spread_result,
-                            points, output, courses)
+                            points, output, courses, params)

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tqdm import tqdm
 
 from neuromod.anatomy import FaceMap, load_face_map
+from neuromod.antibodies import neutralize, seroconversion_probability
 from neuromod.parameters import ModelParameters, default_parameters
 from neuromod.plan import Plan, PlanError, format_validation_error, parse_plan
 from neuromod.population import Cohort, PopulationSpec, enrol, investigator_grades, subject_grades
@@ -159,6 +160,7 @@ class PreparedArm:
     dose_per_muscle: FloatArray
     profile: FloatArray
     danger: dict[str, list[int]]
+    ona_units_per_treatment: float
 
 
 _PREPARED: dict[str, PreparedArm] = {}
@@ -181,7 +183,8 @@ def _prepare_arm(arm: ArmSpec, face_map: FaceMap, params: ModelParameters) -> Pr
     for j, region in enumerate(face_map.regions):
         if region.danger in ("eyelid_ptosis", "brow_ptosis"):
             danger.setdefault(region.danger, []).append(j)
-    return PreparedArm(plan, scored, result.dose_per_muscle, result.profile, danger)
+    ona = sum(plan.product_info.to_ona_units(p.units) for p in points)
+    return PreparedArm(plan, scored, result.dose_per_muscle, result.profile, danger, ona)
 
 
 def simulate_chunk(
@@ -202,6 +205,11 @@ def simulate_chunk(
     danger_columns = [j for cols in prepared.danger.values() for j in cols]
     doses[:, danger_columns] *= cohort.danger_multiplier[:, None]
     doses = np.repeat(doses[:, None, :], treatments.size, axis=1)
+    # antibodies draw from their own stream, so adding them leaves every other draw unchanged
+    probability = seroconversion_probability(
+        np.full(treatments.size, prepared.ona_units_per_treatment), treatments, prepared.plan.product_info.immunogenicity,
+        ~cohort.female, params.antibodies)
+    doses, antibodies = neutralize(doses, probability, np.random.default_rng([*seed, 1]), params.antibodies)
     output = run_model(days, treatments, doses, cohort.patients, face_map, params, prepared.profile)
     visits = np.asarray(follow_up_days)
     pop = params.population
@@ -215,7 +223,7 @@ def simulate_chunk(
     perceived_then = subject_grades_depth(baseline_depth[..., None], rng, params)
     noticed = (1.0 - strength[..., 1:]) >= cohort.onset_threshold[:, None, None]
     first = np.where(noticed.any(axis=-1), noticed.argmax(axis=-1) + 1.0, np.inf)
-    events = {}
+    events = {"neutralizing_antibodies": antibodies}
     for name, columns in prepared.danger.items():
         threshold = (params.population.eyelid_ptosis_block if name == "eyelid_ptosis"
                      else params.population.brow_ptosis_block)
