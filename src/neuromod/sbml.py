@@ -39,23 +39,23 @@ def _parameter(model: libsbml.Model, sid: str, value: float, constant: bool = Tr
     _check(p.setConstant(constant), f"set {sid} constant")
 
 
-def _rate(model: libsbml.Model, sid: str, formula: str) -> None:
-    rule = model.createRateRule()
+def _rule(rule: libsbml.Rule, sid: str, formula: str) -> None:
     rule.setVariable(sid)
     math = libsbml.parseL3Formula(formula)
     if math is None:
         raise RuntimeError(f"SBML: bad formula for {sid}: {formula}")
     rule.setMath(math)
+
+
+def _rate(model: libsbml.Model, sid: str, formula: str) -> None:
+    """``d sid / dt = formula``."""
+    _rule(model.createRateRule(), sid, formula)
 
 
 def _assign(model: libsbml.Model, sid: str, formula: str) -> None:
+    """``sid = formula`` at all times (a new non-constant parameter)."""
     _parameter(model, sid, 0.0, constant=False)
-    rule = model.createAssignmentRule()
-    rule.setVariable(sid)
-    math = libsbml.parseL3Formula(formula)
-    if math is None:
-        raise RuntimeError(f"SBML: bad formula for {sid}: {formula}")
-    rule.setMath(math)
+    _rule(model.createAssignmentRule(), sid, formula)
 
 
 def plan_to_sbml(plan: Plan, params: ModelParameters | None = None, face_map: FaceMap | None = None) -> tuple[str, list[str]]:
