@@ -35,8 +35,7 @@ retracts as the parent terminal returns:
     dS/dt = k_mature * occupancy * (1 - S) - k_retract * (1 - occupancy) * S
     blocked_fraction = max_block * occupancy * (1 - sprout_share * S)
 
-integrated exactly for occupancy held over each step of the output grid (use a daily
-grid). Shapes: leading axis patients, then muscles, then time.
+integrated exactly for occupancy held at the mean of each step's end points. Shapes: leading axis patients, then muscles, then time.
 """
 
 from __future__ import annotations
@@ -189,14 +188,17 @@ def _hill(ratio: FloatArray, coefficient: float) -> FloatArray:
 
 def release_lag(days: FloatArray, occupied: FloatArray, params: JunctionParameters) -> FloatArray:
     """Effective occupancy: the instantaneous one seen through SNARE turnover (first-order lag,
-    input taken as the mean of each step's end points)."""
+    exact for occupancy varying linearly over each step)."""
     days = np.asarray(days, dtype=float)
     source = time_major(occupied)
     lagged = np.zeros_like(source)
+    tau = params.release_turnover_days
     for t in range(1, days.size):
-        drive = 0.5 * (source[t - 1] + source[t])
-        decay = np.exp(-(days[t] - days[t - 1]) / params.release_turnover_days)
-        lagged[t] = drive + (lagged[t - 1] - drive) * decay
+        step = days[t] - days[t - 1]
+        decay = np.exp(-step / tau)
+        ramp = 1.0 - tau / step * (1.0 - decay)
+        start, end = source[t - 1], source[t]
+        lagged[t] = lagged[t - 1] * decay + start * (1.0 - decay) + (end - start) * ramp
     return np.moveaxis(lagged, 0, -1)
 
 
@@ -213,7 +215,7 @@ def sprout_maturity(days: FloatArray, occupied: FloatArray, params: JunctionPara
     source = time_major(occupied)
     maturity = np.zeros_like(source)
     for t in range(1, days.size):
-        drive = source[t - 1]
+        drive = 0.5 * (source[t - 1] + source[t])
         grow, shrink = mature * drive, retract * (1.0 - drive)
         total = grow + shrink
         steady = np.divide(grow, total, out=np.zeros_like(total), where=total > 0)

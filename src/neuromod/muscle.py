@@ -22,15 +22,15 @@ FloatArray = npt.NDArray[np.float64]
 def atrophy(days: FloatArray, blocked_fraction: FloatArray, params: MuscleParameters) -> FloatArray:
     """Fractional loss of muscle bulk at ``days`` (0 = none), driven by the blocked fraction.
 
-    Integrated exactly for a drive held constant over each interval between output days
-    (choose a daily grid for accuracy).
+    Integrated exactly for the drive held at the mean of each step's end points (second
+    order in the step; a daily grid is accurate to ~1e-4 for these time constants).
     """
     days = np.asarray(days, dtype=float)
     target = time_major(params.atrophy_max_fraction * blocked_fraction)
     loss = np.zeros_like(target)
     for t in range(1, days.size):
         dt = days[t] - days[t - 1]
-        drive = target[t - 1]
+        drive = 0.5 * (target[t - 1] + target[t])
         previous = loss[t - 1]
         rate = np.where(
             drive > previous, params.atrophy_rate_per_day, params.atrophy_recovery_rate_per_day
