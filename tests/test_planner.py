@@ -1,6 +1,5 @@
 """The dose planner: its plans, fed back to the model, meet the goal they claim."""
 
-import numpy as np
 import pytest
 
 from neuromod import parse_plan, simulate

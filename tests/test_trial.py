@@ -1,7 +1,6 @@
 """The virtual-trial runner: the contract, determinism, endpoint definitions."""
 
 import json
-import math
 
 import numpy as np
 import pytest

@@ -18,18 +18,16 @@ random numbers):
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from dataclasses import dataclass
 from datetime import date
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import yaml
 
+from neuromod._data import read_csv
 from neuromod.parameters import ModelParameters, apply_overrides
 from neuromod.trial import TrialSpec, parse_trial, run_trial
 
@@ -86,16 +84,11 @@ class CalibrationRow:
         return f"{self.product}-{areas}-{self.sex}"
 
 
-def _read(name: str) -> list[dict[str, str]]:
-    text = resources.files("neuromod").joinpath("data", name).read_text("utf-8")
-    return list(csv.DictReader(io.StringIO(text)))
-
-
 def load_rows() -> list[CalibrationRow]:
     """Every published endpoint, active and placebo, as calibration targets."""
-    mapping = {r["row_id"]: r for r in _read("calibration_endpoints.csv")}
+    mapping = {r["row_id"]: r for r in read_csv("calibration_endpoints.csv")}
     rows = []
-    for raw in _read("published/calibration_trials.csv"):
+    for raw in read_csv("published/calibration_trials.csv"):
         areas = {}
         for part in raw["areas_units"].split(";"):
             area, units = part.split(":")

@@ -81,16 +81,12 @@ def plot_time_courses(params: ModelParameters, path: Path, subjects: int) -> Pat
 def safety_rows(params: ModelParameters, subjects: int) -> list[str]:
     """Markdown rows: published adverse-event rates (data/published/safety.csv) against the
     model's, for the single-area label plans in that table. Not fitted: a check."""
-    import csv
-    import io
-    from importlib import resources
-
+    from neuromod._data import read_csv
     from neuromod.trial import parse_trial, run_trial
 
-    text = resources.files("neuromod").joinpath("data/published/safety.csv").read_text("utf-8")
     lines = []
     cache: dict[tuple[str, float], dict] = {}
-    for row in csv.DictReader(io.StringIO(text)):
+    for row in read_csv("published/safety.csv"):
         if row["event"] not in ("eyelid_ptosis", "brow_ptosis") or row["area"] != "glabella":
             continue
         units = float(row["dose_units"].split("-")[0])

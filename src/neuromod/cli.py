@@ -18,7 +18,7 @@ import numpy as np
 import typer
 
 from neuromod.anatomy import load_face_map
-from neuromod.plan import PlanError, load_plan, parse_plan
+from neuromod.plan import PlanError, load_plan
 from neuromod.products import convert as convert_units
 from neuromod.products import load_products
 from neuromod.simulate import DISCLAIMER, SimulationResult, simulate
@@ -285,8 +285,10 @@ def plan_command(
 ) -> None:
     """Find the smallest label-pattern dose that reaches the goal for patients like this one."""
     import yaml
+    from pydantic import ValidationError
 
     from neuromod.patient import PatientDescription
+    from neuromod.plan import format_validation_error
     from neuromod.planner import plan_dose
 
     if goal not in ("none_mild", "none"):
@@ -296,12 +298,8 @@ def plan_command(
         description = PatientDescription.model_validate(document or {})
     except (OSError, yaml.YAMLError) as error:
         _fail(f"--patient: cannot read {patient_file}: {error}")
-    except Exception as error:  # pydantic validation: name the field
-        from pydantic import ValidationError
-
-        from neuromod.plan import format_validation_error
-
-        _fail("patient." + format_validation_error(error) if isinstance(error, ValidationError) else str(error))
+    except ValidationError as error:
+        _fail("patient." + format_validation_error(error))
     try:
         result = plan_dose(description, [a.strip() for a in areas.split(",") if a.strip()], product, goal,
                            keep_expression, max_ptosis_risk=max_ptosis)

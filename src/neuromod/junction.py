@@ -57,7 +57,7 @@ DEPOT, FREE, BOUND, INTERNALISED, LIGHT_CHAIN = range(5)
 class JunctionRates:
     """Per-patient rates (1/day) of the chain; each array broadcasts against (n_patients, n_muscles).
 
-    ``light_chain_decay`` and ``sprout_gain`` are where people differ most; the Simpson
+    ``light_chain_decay`` and ``availability`` are where people differ most; the Simpson
     steps are shared.
     """
 

@@ -9,7 +9,7 @@ that vector; :mod:`neuromod.population` draws many of them with random effects.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Mapping
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -128,7 +128,3 @@ def describe_patient(
         baseline_static_mm=static[None, :],
     )
 
-
-def unknown_areas(baseline: Mapping[str, object], areas: list[str]) -> list[str]:
-    """Baseline areas that the face map does not know."""
-    return sorted(set(baseline) - set(areas))

@@ -62,7 +62,7 @@ def plot_face_map(result: SimulationResult, path: Path, face_map: FaceMap | None
                   title: str | None = None) -> Path:
     """Face map: muscles (shaded by dose received), spread field contours, injection points."""
     face_map = face_map or load_face_map()
-    params = default_parameters()
+    params = result.params or default_parameters()
     grid = face_map.grid
     injections = plan_injections(result.points, result.plan)
     sigma = field_sigma_mm(injections.ona_units, injections.volume_ml,

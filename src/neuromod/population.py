@@ -21,7 +21,14 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from neuromod.parameters import ModelParameters
-from neuromod.patient import Patients, deepening_factor
+from neuromod.patient import (
+    Patients,
+    PatientDescription,
+    baseline_grades,
+    baseline_skin,
+    deepening_factor,
+    describe_patient,
+)
 from neuromod.scores import grade
 from neuromod.skin import strain_ratio_for_depth
 
@@ -80,11 +87,16 @@ def investigator_grades(depth_mm: FloatArray, rng: np.random.Generator, params: 
     return grade(depth_mm + rng.normal(0.0, params.scores.rater_sd_mm, np.shape(depth_mm)), params.scores)
 
 
-def subject_grades(depth_mm: FloatArray, rng: np.random.Generator, params: ModelParameters) -> IntArray:
-    """The subject's own FWS grades: biased towards deeper, noisier than the investigator's."""
+def perceived_depth(depth_mm: FloatArray, rng: np.random.Generator, params: ModelParameters) -> FloatArray:
+    """The depth a subject perceives: biased towards deeper, noisier than the investigator."""
     pop = params.population
     noisy = pop.subject_depth_bias * depth_mm + rng.normal(0.0, pop.subject_sd_mm, np.shape(depth_mm))
-    return grade(noisy, params.scores)
+    return np.maximum(noisy, 0.0)
+
+
+def subject_grades(depth_mm: FloatArray, rng: np.random.Generator, params: ModelParameters) -> IntArray:
+    """The subject's own FWS grades of lines ``depth_mm`` deep."""
+    return grade(perceived_depth(depth_mm, rng, params), params.scores)
 
 
 def _draw(spec: PopulationSpec, n: int, n_areas: int, rng: np.random.Generator, params: ModelParameters):
@@ -163,11 +175,9 @@ def enrol(
     )
 
 
-def cohort_like(description, n: int, areas: list[str], rng: np.random.Generator, params: ModelParameters) -> Cohort:
+def cohort_like(description: PatientDescription, n: int, areas: list[str], rng: np.random.Generator, params: ModelParameters) -> Cohort:
     """``n`` virtual patients like the described one: the same covariates and baseline grades,
     with the unexplained between-person variation (random effects) drawn afresh."""
-    from neuromod.patient import baseline_grades, baseline_skin, describe_patient
-
     typical = describe_patient(description, areas, params)
     pop = params.population
     rest, contraction = baseline_grades(description, areas, params)

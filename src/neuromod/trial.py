@@ -39,7 +39,14 @@ from neuromod.anatomy import FaceMap, load_face_map
 from neuromod.antibodies import neutralize, seroconversion_probability
 from neuromod.parameters import ModelParameters, default_parameters
 from neuromod.plan import Plan, PlanError, format_validation_error, parse_plan
-from neuromod.population import Cohort, PopulationSpec, enrol, investigator_grades, subject_grades
+from neuromod.population import (
+    Cohort,
+    PopulationSpec,
+    enrol,
+    investigator_grades,
+    perceived_depth,
+    subject_grades,
+)
 from neuromod.simulate import DISCLAIMER, plan_injections, run_model
 from neuromod.spread import spread
 
@@ -126,7 +133,8 @@ def load_trial(path: str | Path) -> TrialSpec:
 class ArmRecords:
     """Per-subject records of one arm: everything the endpoints need.
 
-    inv, subj: (n, n_scored, n_visits) grades; baseline_inv, baseline_subj: (n, n_scored);
+    inv, subj: (n, n_scored, n_visits) grades; expression: (n, n_scored, n_visits) residual
+    expression (area strength); baseline_inv, baseline_subj: (n, n_scored);
     global_ratio: (n, n_scored, n_visits) subject-perceived depth / baseline perceived depth;
     onset_day: (n, n_scored) first day an effect was noticed (inf: never);
     events: name -> (n,) bool adverse events.
@@ -219,8 +227,8 @@ def simulate_chunk(
     inv = investigator_grades(depth, rng, params)
     subj = subject_grades(depth, rng, params)
     baseline_depth = output.contraction_depth_mm[:, prepared.scored, 0]
-    perceived_now = subject_grades_depth(depth, rng, params)
-    perceived_then = subject_grades_depth(baseline_depth[..., None], rng, params)
+    perceived_now = perceived_depth(depth, rng, params)
+    perceived_then = perceived_depth(baseline_depth[..., None], rng, params)
     noticed = (1.0 - strength[..., 1:]) >= cohort.onset_threshold[:, None, None]
     first = np.where(noticed.any(axis=-1), noticed.argmax(axis=-1) + 1.0, np.inf)
     events = {"neutralizing_antibodies": antibodies}
@@ -234,12 +242,6 @@ def simulate_chunk(
     return ArmRecords(inv, subj, expression, cohort.baseline_inv[:, prepared.scored],
                       cohort.baseline_subj[:, prepared.scored],
                       perceived_now / np.maximum(perceived_then, 1e-9), first, events)
-
-
-def subject_grades_depth(depth: FloatArray, rng: np.random.Generator, params: ModelParameters) -> FloatArray:
-    """The depth a subject perceives (biased, noisy, never negative), for global assessments."""
-    pop = params.population
-    return np.maximum(pop.subject_depth_bias * depth + rng.normal(0.0, pop.subject_sd_mm, np.shape(depth)), 0.0)
 
 
 # -- endpoints ------------------------------------------------------------------------
