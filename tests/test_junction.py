@@ -2,14 +2,16 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from neuromod.junction import (
-    LIGHT_CHAIN,
-    JunctionRates,
-    junction_response,
-    light_chain_course,
-    occupancy,
-    unit_response,
-)
+from neuromod.junction import LIGHT_CHAIN, JunctionRates, light_chain_course, occupancy, unit_response
+from neuromod.kinetics import muscle_course
+
+
+def junction_response(days, treatment_days, doses, half_block_units, rates, junction, profile=None):
+    """The junction's states from the integrator (muscle parameters do not feed back)."""
+    from neuromod.parameters import default_parameters
+
+    return muscle_course(days, treatment_days, doses, half_block_units, rates, junction,
+                         default_parameters().muscle, profile)
 
 
 def chain_rhs(rates):
@@ -72,7 +74,11 @@ def test_blocked_fraction_is_monotone_in_dose_and_bounded(params):
 
 
 def test_occupancy_is_half_at_the_half_block_amount(params):
-    assert occupancy(np.array(0.3), np.array(0.3), params.junction) == pytest.approx(0.5)
+    even = np.ones(1)
+    assert occupancy(1.0, even, params.junction.hill_coefficient) == pytest.approx(0.5)
+    assert occupancy(0.0, even, 2.0) == 0.0 and occupancy(-1.0, even, 2.0) == 0.0
+    # half the toxin on half the muscle at twice the density blocks that half more than evenly
+    assert occupancy(1.0, np.array([0.0, 2.0**2]), 2.0) == pytest.approx(0.5 * 0.8)
 
 
 def test_sprouts_restore_function_during_block_and_retract_after(params):

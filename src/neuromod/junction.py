@@ -25,17 +25,20 @@ same in every cell, so the muscle's occupancy is the mean over the groups of the
 and the edge of a danger muscle fills in as the dose grows.
 
 Block does not follow light chain at once: SNARE complexes assembled before cleavage keep
-releasing until they turn over, so the effective occupancy lags the instantaneous one
-with a time constant of a day or two (clinical onset over days 1-4).
+releasing until they turn over, so the effective occupancy ``O`` lags the instantaneous one
+with a time constant of a day or two (clinical onset over days 1-4):
+
+    dO/dt = (occupancy - O) / release_turnover_days
 
 Blocked endplates grow sprouts that restore part of their function (Meunier 2003,
 Rogozhin 2008). Sprout maturity ``S`` (0-1) grows while endplates are blocked and
 retracts as the parent terminal returns:
 
-    dS/dt = k_mature * occupancy * (1 - S) - k_retract * (1 - occupancy) * S
-    blocked_fraction = max_block * occupancy * (1 - sprout_share * S)
+    dS/dt = k_mature * O * (1 - S) - k_retract * (1 - O) * S
+    blocked_fraction = max_block * O * (1 - sprout_share * S)
 
-integrated exactly for occupancy held at the mean of each step's end points. Shapes: leading axis patients, then muscles, then time.
+This module holds the chain's closed form and the scalar equations; :mod:`neuromod.kinetics`
+integrates the lag, the sprouts and the muscle's atrophy for many patients at once.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from numba import njit
 
 from neuromod.parameters import JunctionParameters
 
@@ -112,39 +116,42 @@ def _separate(rates: list[FloatArray], min_relative_gap: float = 1e-4) -> list[F
     return separated
 
 
-def unit_response(
-    elapsed_days: FloatArray, outflow: list[FloatArray], gain: list[FloatArray], compartment: int
-) -> FloatArray:
-    """Amount in ``compartment`` ``elapsed_days`` after one unit entered the depot.
+def bateman_terms(
+    outflow: list[FloatArray], gain: list[FloatArray], compartment: int
+) -> tuple[FloatArray, FloatArray]:
+    """(rates, coefficients), each (..., compartment + 1): the unit response of ``compartment``
+    is ``sum_i coefficients_i * exp(-rates_i * t)``.
 
     Bateman's solution of the chain ``x_j' = gain_{j-1} x_{j-1} - outflow_j x_j``:
     ``x_j(t) = prod_{i<j} gain_i * sum_{i<=j} exp(-k_i t) / prod_{l<=j, l!=i} (k_l - k_i)``.
-    Rates broadcast against each other; ``elapsed_days`` is appended as the last axis.
-    Zero for negative elapsed time.
     """
     rates = _separate(outflow[: compartment + 1])
-    t = np.asarray(elapsed_days, dtype=float)
-    tt = np.maximum(t, 0.0)
-    total = 0.0
+    prefactor = 1.0
+    for g in gain[:compartment]:
+        prefactor = prefactor * np.asarray(g)
+    coefficients = []
     for i, k_i in enumerate(rates):
         denominator = 1.0
         for l, k_l in enumerate(rates):
             if l != i:
                 denominator = denominator * (k_l - k_i)
-        total = total + np.exp(-np.asarray(k_i)[..., None] * tt) / np.asarray(denominator)[..., None]
-    prefactor = 1.0
-    for g in gain[:compartment]:
-        prefactor = prefactor * np.asarray(g)
-    return np.where(t >= 0.0, np.asarray(prefactor)[..., None] * total, 0.0)
+        coefficients.append(prefactor / denominator)
+    shape = np.broadcast_shapes(*(np.shape(r) for r in rates + coefficients))
+    return (np.stack([np.broadcast_to(r, shape) for r in rates], axis=-1),
+            np.stack([np.broadcast_to(c, shape) for c in coefficients], axis=-1))
 
 
-@dataclass(frozen=True)
-class JunctionState:
-    """Junction outputs; arrays of shape (n_patients, n_muscles, n_days)."""
-
-    light_chain: FloatArray
-    sprout_maturity: FloatArray
-    blocked_fraction: FloatArray
+def unit_response(
+    elapsed_days: FloatArray, outflow: list[FloatArray], gain: list[FloatArray], compartment: int
+) -> FloatArray:
+    """Amount in ``compartment`` ``elapsed_days`` after one unit entered the depot
+    (:func:`bateman_terms`). Rates broadcast against each other; ``elapsed_days`` is appended
+    as the last axis. Zero for negative elapsed time.
+    """
+    rates, coefficients = bateman_terms(outflow, gain, compartment)
+    t = np.asarray(elapsed_days, dtype=float)
+    terms = coefficients[..., None] * np.exp(-rates[..., None] * np.maximum(t, 0.0))
+    return np.where(t >= 0.0, terms.sum(axis=-2), 0.0)
 
 
 def light_chain_course(
@@ -162,86 +169,34 @@ def light_chain_course(
     return light_chain
 
 
-def occupancy(
-    light_chain: FloatArray, half_block_units: FloatArray, params: JunctionParameters,
-    profile: FloatArray | None = None,
-) -> FloatArray:
-    """Fraction of reachable endplates whose release is below firing threshold (0-1).
+# -- the junction's equations, one endplate population at a time --------------------------
+# Scalar functions compiled with numba: :mod:`neuromod.kinetics` calls them inside its
+# integration loop, and they can be called from Python as well.
 
-    profile: (n_muscles, n_bins) local dose / mean dose (see module docstring); None: even.
-    Shapes: light_chain (n_patients, n_muscles, n_days), half_block_units broadcastable.
+
+@njit(cache=True, fastmath=True)
+def occupancy(ratio: float, profile_power: FloatArray, hill_coefficient: float) -> float:
+    """Fraction of a muscle's endplates whose release is below firing threshold (0-1).
+
+    ratio: active light chain over the half-block amount ``L / L50``; profile_power:
+    (n_bins,) the dose profile raised to the Hill coefficient, ``q_k ** n`` (all ones:
+    toxin spread evenly). The mean over profile bins of ``1 - 1 / (1 + (q_k L / L50)^n)``.
     """
-    ratio = np.maximum(light_chain, 0.0) / half_block_units
-    if profile is None:
-        return _hill(ratio, params.hill_coefficient)
-    mean = np.zeros_like(ratio)
-    for k in range(profile.shape[-1]):
-        mean += _hill(ratio * profile[..., k, None], params.hill_coefficient)
-    return mean / profile.shape[-1]
+    ratio = max(ratio, 0.0)
+    powered = ratio * ratio if hill_coefficient == 2.0 else ratio**hill_coefficient
+    unblocked = 0.0
+    for power in profile_power:
+        unblocked += 1.0 / (1.0 + power * powered)
+    return 1.0 - unblocked / profile_power.size
 
 
-def _hill(ratio: FloatArray, coefficient: float) -> FloatArray:
-    """``r^n / (1 + r^n)``, as ``1 - 1/(1 + r^n)`` (squares when n = 2: the hot path)."""
-    powered = ratio * ratio if coefficient == 2.0 else ratio**coefficient
-    return 1.0 - 1.0 / (1.0 + powered)
+@njit(cache=True, fastmath=True)
+def sprout_rate(occupied: float, maturity: float, maturation_rate: float, retraction_rate: float) -> float:
+    """dS/dt (1/day): sprouts mature while endplates are blocked and retract as they return."""
+    return maturation_rate * occupied * (1.0 - maturity) - retraction_rate * (1.0 - occupied) * maturity
 
 
-def release_lag(days: FloatArray, occupied: FloatArray, params: JunctionParameters) -> FloatArray:
-    """Effective occupancy: the instantaneous one seen through SNARE turnover (first-order lag,
-    exact for occupancy varying linearly over each step)."""
-    days = np.asarray(days, dtype=float)
-    source = time_major(occupied)
-    lagged = np.zeros_like(source)
-    tau = params.release_turnover_days
-    for t in range(1, days.size):
-        step = days[t] - days[t - 1]
-        decay = np.exp(-step / tau)
-        ramp = 1.0 - tau / step * (1.0 - decay)
-        start, end = source[t - 1], source[t]
-        lagged[t] = lagged[t - 1] * decay + start * (1.0 - decay) + (end - start) * ramp
-    return np.moveaxis(lagged, 0, -1)
-
-
-def time_major(values: FloatArray) -> FloatArray:
-    """A contiguous copy with time (the last axis) first, for stepping through days."""
-    return np.ascontiguousarray(np.moveaxis(values, -1, 0))
-
-
-def sprout_maturity(days: FloatArray, occupied: FloatArray, params: JunctionParameters) -> FloatArray:
-    """Sprout maturity (0-1) at ``days`` from the occupancy course (see module docstring)."""
-    days = np.asarray(days, dtype=float)
-    mature = params.sprout_maturation_rate_per_day
-    retract = np.log(2.0) / params.sprout_retraction_half_life_days
-    source = time_major(occupied)
-    maturity = np.zeros_like(source)
-    for t in range(1, days.size):
-        drive = 0.5 * (source[t - 1] + source[t])
-        grow, shrink = mature * drive, retract * (1.0 - drive)
-        total = grow + shrink
-        steady = np.divide(grow, total, out=np.zeros_like(total), where=total > 0)
-        maturity[t] = steady + (maturity[t - 1] - steady) * np.exp(-total * (days[t] - days[t - 1]))
-    return np.moveaxis(maturity, 0, -1)
-
-
-def junction_response(
-    days: FloatArray,
-    treatment_days: FloatArray,
-    doses: FloatArray,
-    half_block_units: FloatArray,
-    rates: JunctionRates,
-    params: JunctionParameters,
-    profile: FloatArray | None = None,
-) -> JunctionState:
-    """Light chain, sprouting and blocked fraction at ``days`` (a daily grid).
-
-    days: (n_days,) output days; treatment_days: (n_treatments,) days of injection;
-    doses: (n_patients, n_treatments, n_muscles) onabotulinumtoxinA-equivalent units each
-    muscle receives at each treatment; half_block_units: (n_patients, n_muscles) active light
-    chain (units) that blocks half of the muscle's endplates when spread evenly; profile:
-    (n_muscles, n_bins) dose profile from the spread stage (None: even).
-    """
-    light_chain = light_chain_course(days, treatment_days, doses, rates)
-    occupied = release_lag(days, occupancy(light_chain, half_block_units[..., None], params, profile), params)
-    maturity = sprout_maturity(days, occupied, params)
-    blocked = params.max_blocked_fraction * occupied * (1.0 - params.sprout_transmission_share * maturity)
-    return JunctionState(light_chain, maturity, blocked)
+@njit(cache=True, fastmath=True)
+def blocked_fraction(occupied: float, maturity: float, max_blocked: float, sprout_share: float) -> float:
+    """Share of the muscle's endplates not transmitting: block less what sprouts restore."""
+    return max_blocked * occupied * (1.0 - sprout_share * maturity)

@@ -14,8 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 from neuromod.anatomy import FaceMap, load_face_map
-from neuromod.junction import JunctionRates, junction_response
-from neuromod.muscle import atrophy, strength
+from neuromod.junction import JunctionRates
+from neuromod.kinetics import muscle_course
 from neuromod.parameters import ModelParameters, default_parameters
 from neuromod.patient import Patients, describe_patient
 from neuromod.plan import InjectionPoint, Plan
@@ -62,15 +62,16 @@ def half_block_units(face_map: FaceMap, patients: Patients, params: ModelParamet
     return params.junction.half_block_fraction_of_typical_dose * typical[None, :] * patients.half_block_scale
 
 
-#: The junction's fast phase (block builds over hours to days after each treatment) is
-#: integrated on an hourly grid for this many days; elsewhere a daily grid resolves the slow
-#: processes (light-chain decay, sprouting, atrophy, skin: time constants of days to months).
+#: The skin stage is integrated every 1.5 hours for this many days after each treatment, when
+#: block builds over hours to days; elsewhere a daily grid resolves it (folds and creases:
+#: time constants of a day to months). The junction and muscle adapt their own steps
+#: (:mod:`neuromod.kinetics`) and report on this grid.
 FINE_WINDOW_DAYS = 6.0
-FINE_STEP_DAYS = 1.0 / 24.0
+FINE_STEP_DAYS = 1.0 / 16.0
 
 
 def integration_grid(days: FloatArray, treatment_days: FloatArray) -> FloatArray:
-    """The output days plus hourly points in the first days after each treatment."""
+    """The output days plus points every 1.5 hours in the first days after each treatment."""
     points = [np.asarray(days, dtype=float)]
     for start in np.asarray(treatment_days, dtype=float):
         if start <= days[-1]:
@@ -90,7 +91,7 @@ def run_model(
     muscles: npt.ArrayLike | None = None,
 ) -> ModelOutput:
     """Junction -> muscle -> skin for n patients, reported at ``days`` (integrated on
-    :func:`integration_grid`: daily, hourly just after each treatment).
+    :func:`integration_grid`: daily, every 1.5 hours just after each treatment).
 
     doses: (n_patients or 1, n_treatments, n_muscles) onabotulinumtoxinA-equivalent units;
     profile: (n_muscles, n_bins) dose profile of each muscle (from the spread stage; None: even);
@@ -107,12 +108,11 @@ def run_model(
         params.junction, patients.light_chain_decay_scale, patients.availability_scale
     )
     doses = np.broadcast_to(doses, (patients.count,) + doses.shape[1:])[..., index]
-    junction = junction_response(
+    course = muscle_course(
         grid, treatment_days, doses, half_block_units(face_map, patients, params)[:, index], rates,
-        params.junction, None if profile is None else profile[index],
+        params.junction, params.muscle, None if profile is None else profile[index],
     )
-    loss = atrophy(grid, junction.blocked_fraction, params.muscle)
-    force = strength(junction.blocked_fraction, loss)
+    force = course.strength
     weights = face_map.area_weights()
     untouched = np.delete(weights, index, axis=1).sum(axis=1)
     area_strength = np.einsum("am,pmt->pat", weights[:, index], force) + untouched[None, :, None]
@@ -120,7 +120,7 @@ def run_model(
         grid, area_strength, patients.baseline_strain_ratio, patients.baseline_static_mm,
         patients.deepening_factor, params.skin,
     )
-    return ModelOutput(days, index, junction.blocked_fraction[..., pick], force[..., pick], loss[..., pick],
+    return ModelOutput(days, index, course.blocked_fraction[..., pick], force[..., pick], course.atrophy[..., pick],
                        area_strength[..., pick], skin.contraction_depth[..., pick], skin.static_depth[..., pick])
 
 

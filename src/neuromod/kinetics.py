@@ -1,0 +1,329 @@
+"""The junction and muscle equations integrated for many patients at once.
+
+The toxin chain is linear, so active light chain is known exactly at any time from its
+closed form (:func:`neuromod.junction.bateman_terms`, superposed over treatments). Three
+non-linear states per muscle remain: the lagged occupancy ``O`` and sprout maturity ``S``
+(:mod:`neuromod.junction`) and the loss of bulk ``A`` (:mod:`neuromod.muscle`). Each step
+``[t, t + h]``:
+
+* evaluates occupancy exactly at ``t + h/2`` and ``t + h`` (from the light chain);
+* advances ``O`` with an exponential integrator, exact when occupancy follows the quadratic
+  through ``t``, ``t + h/2`` and ``t + h`` (local error O(h^4));
+* advances ``S`` and ``A`` with the classical fourth-order Runge-Kutta method, using ``O`` at
+  the same three points.
+
+Step sizes adapt per patient: a step is rejected and halved while occupancy at mid-step departs
+from the straight line between its ends by more than :data:`CURVATURE_TOLERANCE` (relative to
+its value, or to 1e-3 where smaller), and doubled where it is well below that. Steps are powers
+of two of a day (:data:`FINEST_STEP_DAYS` to ``max_step_days``), aligned to multiples of
+themselves, so output and treatment days (multiples of the finest step) are always step ends
+and the step weights are tabulated once. One thread integrates one patient, all muscles
+together: a patient's light-chain time factors serve every muscle, and the states live in
+registers rather than in (patients x muscles x steps) arrays, so memory grows with the outputs
+asked for, not with the steps taken.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit, prange
+
+from neuromod.junction import LIGHT_CHAIN, JunctionRates, bateman_terms, blocked_fraction, occupancy, sprout_rate
+from neuromod.muscle import atrophy_rate, strength
+from neuromod.parameters import JunctionParameters, MuscleParameters
+
+FloatArray = npt.NDArray[np.float64]
+
+#: Finest step (days, 2^-12: ~21 s). Output and treatment days must be multiples of it.
+FINEST_STEP_DAYS = 2.0**-12
+#: Longest step (days) when outputs are daily; sparse outputs may allow longer ones.
+MAX_STEP_DAYS = 1.0
+#: First step after a treatment (days): block starts building within hours.
+FIRST_STEP_DAYS = 2.0**-6
+#: Largest accepted departure of mid-step occupancy from the chord between its ends, relative
+#: to occupancy (or to 1e-3 where smaller). The quadrature error of ``O`` scales with it to the
+#: power 3/2; this value keeps blocked fraction and strength within 1e-5-1e-4 (relative) of a
+#: stiff solver at tight tolerances (``tests/test_kinetics.py``).
+CURVATURE_TOLERANCE = 0.05
+#: Exponential factors below this are set to zero (their terms have died out; avoids slow
+#: subnormal arithmetic).
+NEGLIGIBLE_FACTOR = 1e-250
+
+
+@dataclass(frozen=True)
+class MuscleCourse:
+    """Junction and muscle states at the output days; arrays (n_patients, n_muscles, n_days).
+    ``steps``: (n_patients,) integration steps each patient took (rejected ones included)."""
+
+    days: FloatArray
+    blocked_fraction: FloatArray
+    sprout_maturity: FloatArray
+    atrophy: FloatArray
+    strength: FloatArray
+    steps: npt.NDArray[np.int64]
+
+
+def step_levels(max_step_days: float) -> FloatArray:
+    """The allowed step lengths (days), longest first: ``max_step_days / 2**k`` down to the finest."""
+    top = np.log2(max_step_days)
+    if top != np.round(top) or not FINEST_STEP_DAYS <= max_step_days <= 64:
+        raise ValueError(f"max_step_days: must be a power of two between {FINEST_STEP_DAYS} and 64, got {max_step_days}")
+    return 2.0 ** np.arange(top, np.log2(FINEST_STEP_DAYS) - 0.5, -1.0)
+
+
+def lag_weights(steps: FloatArray, turnover_days: float) -> tuple[FloatArray, FloatArray]:
+    """((n_steps, 4), (n_steps, 4)) weights of ``O`` at mid-step and at step end:
+    ``O(s) = w0 O(0) + w1 occ(0) + w2 occ(h/2) + w3 occ(h)`` for ``dO/dt = (occ - O) / tau``
+    with occupancy quadratic through the three points (integrals by 24-point Gauss-Legendre,
+    exact to rounding for these smooth integrands)."""
+    nodes, weights = np.polynomial.legendre.leggauss(24)
+    tables = []
+    for fraction in (0.5, 1.0):
+        table = np.empty((np.size(steps), 4))
+        for i, h in enumerate(np.atleast_1d(steps)):
+            s = fraction * h
+            u = 0.5 * s * (nodes + 1.0)
+            kernel = np.exp(-(s - u) / turnover_days) / turnover_days * 0.5 * s * weights
+            x = u / h
+            basis = [2.0 * (x - 0.5) * (x - 1.0), -4.0 * x * (x - 1.0), 2.0 * x * (x - 0.5)]
+            table[i] = [np.exp(-s / turnover_days)] + [float(np.sum(kernel * b)) for b in basis]
+        tables.append(table)
+    return tables[0], tables[1]
+
+
+def _on_finest_grid(values: FloatArray, name: str) -> npt.NDArray[np.int64]:
+    ticks = np.asarray(values, dtype=float) / FINEST_STEP_DAYS
+    if np.any(np.abs(ticks - np.round(ticks)) > 1e-6):
+        raise ValueError(f"{name}: must be multiples of {FINEST_STEP_DAYS} day")
+    return np.round(ticks).astype(np.int64)
+
+
+def muscle_course(
+    days: FloatArray,
+    treatment_days: FloatArray,
+    doses: FloatArray,
+    half_block_units: FloatArray,
+    rates: JunctionRates,
+    junction: JunctionParameters,
+    muscle: MuscleParameters,
+    profile: FloatArray | None = None,
+    max_step_days: float = MAX_STEP_DAYS,
+    tolerance: float = CURVATURE_TOLERANCE,
+) -> MuscleCourse:
+    """Blocked fraction, sprouts, atrophy and strength of every patient's muscles at ``days``.
+
+    days: (n_days,) increasing output days; treatment_days: (n_treatments,) days of injection
+    (before ``days[0]``: the integration starts there); doses: (n_patients, n_treatments,
+    n_muscles) onabotulinumtoxinA-equivalent units each muscle receives at each treatment;
+    half_block_units: (n_patients, n_muscles) active light chain that blocks half of each
+    muscle when spread evenly; rates: per-patient rates (arrays broadcasting to
+    (n_patients, 1)); profile: (n_muscles, n_bins) dose profile from the spread stage (None:
+    even); max_step_days: longest step (a power of two; longer steps suit sparse outputs).
+    """
+    days = np.asarray(days, dtype=float)
+    if days.size == 0 or np.any(np.diff(days) <= 0):
+        raise ValueError("days: must be a non-empty increasing sequence")
+    treatments = np.asarray(treatment_days, dtype=float)
+    doses = np.asarray(doses, dtype=float)
+    order = np.argsort(treatments, kind="stable")
+    treatments, doses = treatments[order], doses[:, order]
+    n_patients, _, n_muscles = doses.shape
+    levels = step_levels(max_step_days)
+    lag_half, lag_end = lag_weights(levels, junction.release_turnover_days)
+    output_ticks = _on_finest_grid(days, "days")
+    treatment_ticks = _on_finest_grid(treatments, "treatment_days")
+    chain_rates, coefficients = bateman_terms(*rates.chain(), LIGHT_CHAIN)
+    n_terms = LIGHT_CHAIN + 1
+    chain_rates = np.ascontiguousarray(np.broadcast_to(chain_rates.reshape(-1, n_terms), (n_patients, n_terms)))
+    coefficients = np.ascontiguousarray(np.broadcast_to(coefficients.reshape(-1, n_terms), (n_patients, n_terms)))
+    if profile is None:
+        profile = np.ones((n_muscles, 1))
+    profile_power = np.ascontiguousarray(np.asarray(profile, dtype=float) ** junction.hill_coefficient)
+    inverse_half_block = np.ascontiguousarray(np.broadcast_to(1.0 / np.asarray(half_block_units, dtype=float),
+                                                              (n_patients, n_muscles)))
+    constants = np.array([
+        junction.hill_coefficient, junction.max_blocked_fraction, junction.sprout_transmission_share,
+        junction.sprout_maturation_rate_per_day, np.log(2.0) / junction.sprout_retraction_half_life_days,
+        muscle.atrophy_max_fraction, muscle.atrophy_rate_per_day, muscle.atrophy_recovery_rate_per_day,
+        tolerance,
+    ])
+    first_level = int(np.argmin(np.abs(levels - min(FIRST_STEP_DAYS, max_step_days))))
+    out = np.zeros((4, n_patients, n_muscles, days.size))
+    out[3] = 1.0  # full strength until the integration says otherwise
+    taken = np.zeros(n_patients, dtype=np.int64)
+    _integrate(levels, round(1.0 / FINEST_STEP_DAYS), output_ticks, treatment_ticks, first_level, lag_half, lag_end,
+               chain_rates, coefficients, np.ascontiguousarray(doses), inverse_half_block, profile_power, constants,
+               out, taken)
+    return MuscleCourse(days, out[0], out[1], out[2], out[3], taken)
+
+
+@njit(cache=True, fastmath=True)
+def _stage(occupied, maturity, loss, c):
+    """(dS/dt, dA/dt) for one muscle at one Runge-Kutta stage."""
+    blocked = blocked_fraction(occupied, maturity, c[1], c[2])
+    return sprout_rate(occupied, maturity, c[3], c[4]), atrophy_rate(loss, blocked, c[5], c[6], c[7])
+
+
+@njit(cache=True, fastmath=True, parallel=True)
+def _integrate(levels, ticks_per_day, output_ticks, treatment_ticks, first_level, lag_half, lag_end, chain_rates,
+               coefficients, doses, inverse_half_block, profile_power, c, out, taken):  # pragma: no cover - compiled
+    n_patients, n_treatments, n_muscles = doses.shape
+    n_terms = chain_rates.shape[1]
+    n_levels = levels.size
+    finest = n_levels - 1
+    level_ticks = np.empty(n_levels, dtype=np.int64)
+    for q in range(n_levels):
+        level_ticks[q] = np.int64(levels[q] * ticks_per_day + 0.5)
+    hill, tolerance = c[0], c[8]
+    start = output_ticks[0]
+    if n_treatments > 0 and treatment_ticks[0] < start:
+        start = treatment_ticks[0]
+    end = output_ticks[-1]
+    for p in prange(n_patients):
+        lagged = np.zeros(n_muscles)
+        maturity = np.zeros(n_muscles)
+        loss = np.zeros(n_muscles)
+        occ_start = np.zeros(n_muscles)
+        occ_half = np.zeros(n_muscles)
+        occ_end = np.zeros(n_muscles)
+        decay = np.zeros((n_treatments, n_terms))  # exp(-rate * time since treatment)
+        factor_half = np.empty((n_levels, n_terms))
+        factor_end = np.empty((n_levels, n_terms))
+        for q in range(n_levels):
+            for i in range(n_terms):
+                factor_half[q, i] = np.exp(-chain_rates[p, i] * 0.5 * levels[q])
+                factor_end[q, i] = np.exp(-chain_rates[p, i] * levels[q])
+        unit_half = np.zeros(n_treatments)
+        unit_end = np.zeros(n_treatments)
+        given = 0
+        next_output = 0
+        while next_output < output_ticks.size and output_ticks[next_output] <= start:
+            next_output += 1  # outputs at the start: the untreated state already in ``out``
+        level = 0
+        t = start
+        steps = 0
+        while t < end:
+            while given < n_treatments and treatment_ticks[given] <= t:
+                decay[given, :] = 1.0
+                given += 1
+                level = max(level, first_level)
+            boundary = end
+            if next_output < output_ticks.size:
+                boundary = min(boundary, output_ticks[next_output])
+            if given < n_treatments:
+                boundary = min(boundary, treatment_ticks[given])
+            while level < finest and (t % level_ticks[level] != 0 or t + level_ticks[level] > boundary):
+                level += 1
+            while True:
+                steps += 1
+                for k in range(given):
+                    half = 0.0
+                    full = 0.0
+                    for i in range(n_terms):
+                        term = coefficients[p, i] * decay[k, i]
+                        half += term * factor_half[level, i]
+                        full += term * factor_end[level, i]
+                    unit_half[k] = half
+                    unit_end[k] = full
+                worst = 0.0
+                for m in range(n_muscles):
+                    light_half = 0.0
+                    light_end = 0.0
+                    for k in range(given):
+                        light_half += doses[p, k, m] * unit_half[k]
+                        light_end += doses[p, k, m] * unit_end[k]
+                    occ_half[m] = occupancy(light_half * inverse_half_block[p, m], profile_power[m], hill)
+                    occ_end[m] = occupancy(light_end * inverse_half_block[p, m], profile_power[m], hill)
+                    chord = 0.5 * (occ_start[m] + occ_end[m])
+                    bend = abs(occ_half[m] - chord) / max(chord, 1e-3)
+                    worst = max(worst, bend)
+                if worst <= tolerance or level == finest:
+                    break
+                level += 1
+            h = levels[level]
+            for m in range(n_muscles):
+                o0 = lagged[m]
+                o_half = (lag_half[level, 0] * o0 + lag_half[level, 1] * occ_start[m]
+                          + lag_half[level, 2] * occ_half[m] + lag_half[level, 3] * occ_end[m])
+                o_end = (lag_end[level, 0] * o0 + lag_end[level, 1] * occ_start[m]
+                         + lag_end[level, 2] * occ_half[m] + lag_end[level, 3] * occ_end[m])
+                s0 = maturity[m]
+                a0 = loss[m]
+                ds1, da1 = _stage(o0, s0, a0, c)
+                ds2, da2 = _stage(o_half, s0 + 0.5 * h * ds1, a0 + 0.5 * h * da1, c)
+                ds3, da3 = _stage(o_half, s0 + 0.5 * h * ds2, a0 + 0.5 * h * da2, c)
+                ds4, da4 = _stage(o_end, s0 + h * ds3, a0 + h * da3, c)
+                maturity[m] = s0 + h / 6.0 * (ds1 + 2.0 * ds2 + 2.0 * ds3 + ds4)
+                loss[m] = a0 + h / 6.0 * (da1 + 2.0 * da2 + 2.0 * da3 + da4)
+                lagged[m] = o_end
+                occ_start[m] = occ_end[m]
+            for k in range(given):
+                for i in range(n_terms):
+                    value = decay[k, i] * factor_end[level, i]
+                    decay[k, i] = value if value > NEGLIGIBLE_FACTOR else 0.0
+            t += level_ticks[level]
+            if worst < 0.125 * tolerance and level > 0 and t % level_ticks[level - 1] == 0:
+                level -= 1
+            if next_output < output_ticks.size and t == output_ticks[next_output]:
+                for m in range(n_muscles):
+                    blocked = blocked_fraction(lagged[m], maturity[m], c[1], c[2])
+                    out[0, p, m, next_output] = blocked
+                    out[1, p, m, next_output] = maturity[m]
+                    out[2, p, m, next_output] = loss[m]
+                    out[3, p, m, next_output] = strength(blocked, loss[m])
+                next_output += 1
+        taken[p] = steps
+
+
+def patient_ode(
+    doses_per_muscle: FloatArray,
+    half_block_units: FloatArray,
+    rates: JunctionRates,
+    junction: JunctionParameters,
+    muscle: MuscleParameters,
+    profile: FloatArray | None = None,
+):
+    """The same model as one ODE system for a general-purpose solver (e.g. SciPy's ``solve_ivp``).
+
+    Returns ``(rhs, depot_index, observe)``: ``rhs(t, y)`` for the state ``y`` of shape
+    (8 * n_muscles,) ordered ``[depot, free, bound, internalised, light chain, O, S, A]`` per
+    muscle; a treatment adds ``doses_per_muscle`` to ``y[depot_index]``; ``observe(y)`` gives
+    (blocked fraction, strength), each (n_muscles, ...). One patient: rates are scalars.
+    Used to check :func:`muscle_course` and as the SciPy peer in ``benchmarks/population.py``.
+    """
+    n_muscles = np.asarray(doses_per_muscle).size
+    outflow, gain = (np.array([float(np.ravel(r)[0]) for r in rs]) for rs in rates.chain())
+    profile_power = (np.ones((n_muscles, 1)) if profile is None else np.asarray(profile, dtype=float)) ** junction.hill_coefficient
+    inverse_half_block = 1.0 / np.asarray(half_block_units, dtype=float).reshape(n_muscles)
+    n = junction.hill_coefficient
+    max_block, share = junction.max_blocked_fraction, junction.sprout_transmission_share
+    mature, retract = junction.sprout_maturation_rate_per_day, np.log(2.0) / junction.sprout_retraction_half_life_days
+    tau = junction.release_turnover_days
+
+    def blocked_of(lagged, maturity):
+        return max_block * lagged * (1.0 - share * maturity)
+
+    def rhs(_t, y):
+        x = y.reshape(8, n_muscles)
+        dx = np.empty_like(x)
+        dx[0] = -outflow[0] * x[0]
+        for j in range(1, LIGHT_CHAIN + 1):
+            dx[j] = gain[j - 1] * x[j - 1] - outflow[j] * x[j]
+        ratio = np.maximum(x[LIGHT_CHAIN], 0.0) * inverse_half_block
+        occupied = 1.0 - np.mean(1.0 / (1.0 + profile_power * (ratio**n)[:, None]), axis=1)
+        lagged, maturity, loss = x[5], x[6], x[7]
+        dx[5] = (occupied - lagged) / tau
+        dx[6] = mature * lagged * (1.0 - maturity) - retract * (1.0 - lagged) * maturity
+        target = muscle.atrophy_max_fraction * blocked_of(lagged, maturity)
+        dx[7] = np.where(target > loss, muscle.atrophy_rate_per_day, muscle.atrophy_recovery_rate_per_day) * (target - loss)
+        return dx.ravel()
+
+    def observe(y):
+        x = y.reshape((8, n_muscles) + y.shape[1:])
+        blocked = blocked_of(x[5], x[6])
+        return blocked, (1.0 - blocked) * (1.0 - x[7])
+
+    return rhs, slice(0, n_muscles), observe
