@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench setup clean
+.PHONY: run test bench bench-quick setup clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/trial_speed.py
+	$(BIN)/python benchmarks/population.py $(BENCH_FLAGS)
+
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/population.py --quick
 
 clean:
 	rm -rf $(VENV) reports build src/*.egg-info

@@ -74,11 +74,13 @@ def test_blocked_fraction_is_monotone_in_dose_and_bounded(params):
 
 
 def test_occupancy_is_half_at_the_half_block_amount(params):
-    even = np.ones(1)
-    assert occupancy(1.0, even, params.junction.hill_coefficient) == pytest.approx(0.5)
-    assert occupancy(0.0, even, 2.0) == 0.0 and occupancy(-1.0, even, 2.0) == 0.0
-    # half the toxin on half the muscle at twice the density blocks that half more than evenly
-    assert occupancy(1.0, np.array([0.0, 2.0**2]), 2.0) == pytest.approx(0.5 * 0.8)
+    out = np.empty(3)
+    even = np.ones((1, 3))
+    occupancy(np.array([1.0, 0.0, -1.0]), even, params.junction.hill_coefficient, out)
+    np.testing.assert_allclose(out, [0.5, 0.0, 0.0])
+    # all the toxin on half the muscle at twice the density: that half is blocked 80 %, the rest not
+    occupancy(np.ones(3), np.array([[0.0] * 3, [2.0**2] * 3]), 2.0, out)
+    np.testing.assert_allclose(out, 0.5 * 0.8)
 
 
 def test_sprouts_restore_function_during_block_and_retract_after(params):

@@ -11,7 +11,7 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from neuromod.junction import JunctionRates
-from neuromod.kinetics import muscle_course, patient_ode
+from neuromod.kinetics import muscle_course, patient_ode, relative_error
 
 PROFILE = np.array([
     [0.4, 0.7, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4],          # a treated muscle, fairly even
@@ -20,10 +20,6 @@ PROFILE = np.array([
 ])
 DOSES = np.array([2.0, 0.5, 0.01])
 TREATMENTS = np.array([0.0, 120.0])
-
-
-def relative_error(ours, reference):
-    return np.max(np.abs(ours - reference) / np.maximum(np.abs(reference), 1e-3))
 
 
 def reference(days, availability, half_block, params):

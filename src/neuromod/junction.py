@@ -174,29 +174,35 @@ def light_chain_course(
 # integration loop, and they can be called from Python as well.
 
 
-@njit(cache=True, fastmath=True)
-def occupancy(ratio: float, profile_power: FloatArray, hill_coefficient: float) -> float:
-    """Fraction of a muscle's endplates whose release is below firing threshold (0-1).
+@njit(cache=True, fastmath=True, error_model="numpy")
+def occupancy(ratio: FloatArray, profile_power: FloatArray, hill_coefficient: float, out: FloatArray) -> FloatArray:
+    """Fraction of each muscle's endplates whose release is below firing threshold (0-1), into ``out``.
 
-    ratio: active light chain over the half-block amount ``L / L50``; profile_power:
-    (n_bins,) the dose profile raised to the Hill coefficient, ``q_k ** n`` (all ones:
-    toxin spread evenly). The mean over profile bins of ``1 - 1 / (1 + (q_k L / L50)^n)``.
+    ratio: (n_muscles,) active light chain over the half-block amount ``L / L50``;
+    profile_power: (n_bins, n_muscles) the dose profile raised to the Hill coefficient,
+    ``q_k ** n`` (all ones: toxin spread evenly). Occupancy is the mean over profile bins of
+    ``1 - 1 / (1 + (q_k L / L50)^n)``. Bins outer, muscles inner: the inner loop vectorises.
     """
-    ratio = max(ratio, 0.0)
-    powered = ratio * ratio if hill_coefficient == 2.0 else ratio**hill_coefficient
-    unblocked = 0.0
-    for power in profile_power:
-        unblocked += 1.0 / (1.0 + power * powered)
-    return 1.0 - unblocked / profile_power.size
+    n_bins, n_muscles = profile_power.shape
+    out[:] = 0.0
+    squared = hill_coefficient == 2.0
+    for k in range(n_bins):
+        for m in range(n_muscles):
+            r = max(ratio[m], 0.0)
+            powered = r * r if squared else r**hill_coefficient
+            out[m] += 1.0 / (1.0 + profile_power[k, m] * powered)
+    for m in range(n_muscles):
+        out[m] = 1.0 - out[m] / n_bins
+    return out
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def sprout_rate(occupied: float, maturity: float, maturation_rate: float, retraction_rate: float) -> float:
     """dS/dt (1/day): sprouts mature while endplates are blocked and retract as they return."""
     return maturation_rate * occupied * (1.0 - maturity) - retraction_rate * (1.0 - occupied) * maturity
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def blocked_fraction(occupied: float, maturity: float, max_blocked: float, sprout_share: float) -> float:
     """Share of the muscle's endplates not transmitting: block less what sprouts restore."""
     return max_blocked * occupied * (1.0 - sprout_share * maturity)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from numba import njit
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def atrophy_rate(loss: float, blocked: float, max_fraction: float, build_rate: float, regain_rate: float) -> float:
     """dA/dt (1/day) of the fractional loss of bulk ``A`` (0 = none) under ``blocked`` endplates:
     towards ``max_fraction * blocked`` at ``build_rate`` while below it, at ``regain_rate`` above."""
@@ -25,7 +25,7 @@ def atrophy_rate(loss: float, blocked: float, max_fraction: float, build_rate: f
     return (build_rate if target > loss else regain_rate) * (target - loss)
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def strength(blocked: float, loss: float) -> float:
     """Force at maximum contraction relative to the untreated muscle (0-1)."""
     return (1.0 - blocked) * (1.0 - loss)

@@ -58,8 +58,15 @@ def _assign(model: libsbml.Model, sid: str, formula: str) -> None:
     _rule(model.createAssignmentRule(), sid, formula)
 
 
-def plan_to_sbml(plan: Plan, params: ModelParameters | None = None, face_map: FaceMap | None = None) -> tuple[str, list[str]]:
-    """(SBML document text, SBML ids of the exported muscles) for the plan's patient."""
+def plan_to_sbml(plan: Plan, params: ModelParameters | None = None, face_map: FaceMap | None = None,
+                 min_units: float = 0.0) -> tuple[str, list[str]]:
+    """(SBML document text, SBML ids of the exported muscles) for the plan's patient.
+
+    Exports the muscles receiving more than ``min_units`` ona-equivalent units per treatment.
+    Each muscle's units per treatment are the parameter ``dose_<muscle>`` and its half-block
+    amount ``L50_<muscle>``; with ``k_depot``, ``k_avail`` and ``k_lc`` they are what differs
+    between patients, so one document serves a population (set them, then reset and simulate).
+    """
     params = params or default_parameters()
     face_map = face_map or load_face_map()
     result = spread(face_map, plan_injections(plan.points(face_map), plan), plan.product_info.spread_factor,
@@ -90,10 +97,12 @@ def plan_to_sbml(plan: Plan, params: ModelParameters | None = None, face_map: Fa
 
     exported = []
     doses = result.dose_per_muscle
-    for index in np.flatnonzero(doses > 0):
+    reached = np.flatnonzero(doses > min_units)
+    for index in reached:
         key = face_map.regions[index].key
         exported.append(key)
         _parameter(model, f"L50_{key}", l50[index])
+        _parameter(model, f"dose_{key}", doses[index])
         for state in ("D", "F", "B", "I", "L", "O", "S", "A"):
             _parameter(model, f"{state}_{key}", 0.0, constant=False)
         _rate(model, f"D_{key}", f"-k_depot * D_{key}")
@@ -123,12 +132,11 @@ def plan_to_sbml(plan: Plan, params: ModelParameters | None = None, face_map: Fa
         trigger = event.createTrigger()
         trigger.setInitialValue(False)
         trigger.setPersistent(True)
-        trigger.setMath(libsbml.parseL3Formula(f"time >= {float(day) - 1e-9 if day > 0 else -1}"))
-        for index in np.flatnonzero(doses > 0):
-            key = face_map.regions[index].key
+        trigger.setMath(libsbml.parseL3Formula(f"time >= {float(day) if day > 0 else -1}"))
+        for key in exported:
             assignment = event.createEventAssignment()
             assignment.setVariable(f"D_{key}")
-            assignment.setMath(libsbml.parseL3Formula(f"D_{key} + {doses[index]:.17g}"))
+            assignment.setMath(libsbml.parseL3Formula(f"D_{key} + dose_{key}"))
 
     if document.checkInternalConsistency() or document.getNumErrors(libsbml.LIBSBML_SEV_ERROR):
         raise RuntimeError("SBML: inconsistent document: " + document.getErrorLog().toString())
