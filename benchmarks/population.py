@@ -126,10 +126,11 @@ def roadrunner_patient(args):
     runner.resetAll()
     runner.integrator.relative_tolerance = rtol
     runner.integrator.absolute_tolerance = atol
-    outflow, gain = setup.rates(cohort, slice(p, p + 1)).chain()
+    outflow, gain = setup.rates(cohort, slice(p, p + 1)).by_treatment(TREATMENTS, setup.params.junction).chain()
     runner["k_depot"] = float(np.ravel(outflow[0])[0])
     runner["k_avail"] = float(np.ravel(gain[0])[0])
-    runner["k_lc"] = float(np.ravel(outflow[4])[0])
+    for k, rate in enumerate(np.ravel(outflow[4])):
+        runner[f"k_lc_{k + 1}"] = float(rate)
     for m, key in enumerate(setup.keys):
         runner[f"L50_{key}"] = float(cohort.half_block[p, m])
         runner[f"dose_{key}"] = float(cohort.doses[p, m])
@@ -147,13 +148,13 @@ def scipy_patient(args):
 
     cohort, p, days, (rtol, atol) = args
     setup = _SETUP
-    rhs, depot, observe = patient_ode(cohort.doses[p], cohort.half_block[p], setup.rates(cohort, slice(p, p + 1)),
-                                      setup.params.junction, setup.params.muscle, setup.profile)
-    state = np.zeros(8 * len(setup.keys))
+    rhs, depots, observe = patient_ode(cohort.doses[p], cohort.half_block[p], setup.rates(cohort, slice(p, p + 1)),
+                                       TREATMENTS, setup.params.junction, setup.params.muscle, setup.profile)
+    state = np.zeros((5 * TREATMENTS.size + 3) * len(setup.keys))
     parts = []
     bounds = list(TREATMENTS) + [days[-1]]
     for k, (begin, end) in enumerate(zip(bounds[:-1], bounds[1:])):
-        state[depot] += cohort.doses[p]
+        state[depots[k]] += cohort.doses[p]
         last = k == len(bounds) - 2
         inside = days[(days >= begin) & ((days <= end) if last else (days < end))]
         solution = solve_ivp(rhs, (begin, end), state, method="LSODA", t_eval=inside, rtol=rtol, atol=atol)

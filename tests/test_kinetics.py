@@ -24,10 +24,10 @@ TREATMENTS = np.array([0.0, 120.0])
 
 def reference(days, availability, half_block, params):
     rates = JunctionRates.from_parameters(params.junction, 1.0, availability)
-    rhs, depot, observe = patient_ode(DOSES, half_block, rates, params.junction, params.muscle, PROFILE)
-    state = np.zeros(8 * DOSES.size)
+    rhs, depots, observe = patient_ode(DOSES, half_block, rates, TREATMENTS, params.junction, params.muscle, PROFILE)
+    state = np.zeros((5 * TREATMENTS.size + 3) * DOSES.size)
     parts = []
-    for begin, end in ((0.0, 120.0), (120.0, days[-1] + 1e-9)):
+    for depot, begin, end in zip(depots, (0.0, 120.0), (120.0, days[-1] + 1e-9)):
         state[depot] += DOSES
         inside = days[(days >= begin) & (days < end)]
         parts.append(solve_ivp(rhs, (begin, end), state, method="LSODA", t_eval=inside, rtol=1e-11, atol=1e-14).y)

@@ -43,7 +43,7 @@ integrates the lag, the sprouts and the muscle's atrophy for many patients at on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -91,6 +91,20 @@ class JunctionRates:
             * np.asarray(light_chain_decay_scale),
         )
 
+    def by_treatment(self, treatment_days: FloatArray, params: JunctionParameters) -> "JunctionRates":
+        """The rates of each treatment's toxin: light-chain decay gains a last axis (n_treatments).
+
+        Terminals remodelled by earlier injections clear a new dose's light-chain activity more
+        slowly (Rogozhin 2008): decay / (1 + repeat_slowing_per_injection * memory), memory
+        being the earlier injections weighted by exp(-days since / repeat_memory_days). Each
+        dose keeps its own rate, so doses still add up (superposition).
+        """
+        memory = repeat_memory(treatment_days, params.repeat_memory_days)
+        decay = np.asarray(self.light_chain_decay)[..., None] / (1.0 + params.repeat_slowing_per_injection * memory)
+        if decay.ndim > 1 and decay.shape[-2] == 1:
+            decay = decay[..., 0, :]  # (n_patients, 1) -> (n_patients, n_treatments)
+        return replace(self, light_chain_decay=decay)
+
     def chain(self) -> tuple[list[FloatArray], list[FloatArray]]:
         """(outflow rate of each compartment, gain from each compartment into the next)."""
         outflow = [
@@ -102,6 +116,13 @@ class JunctionRates:
         ]
         gain = [self.availability, self.binding, self.translocation, self.lytic]
         return outflow, gain
+
+
+def repeat_memory(treatment_days: FloatArray, memory_days: float) -> FloatArray:
+    """(n_treatments,) earlier injections remembered at each treatment: sum of exp(-gap / memory_days)."""
+    days = np.asarray(treatment_days, dtype=float)
+    gap = days[:, None] - days[None, :]
+    return np.where(gap > 0, np.exp(-np.where(gap > 0, gap, 0.0) / memory_days), 0.0).sum(axis=1)
 
 
 def _separate(rates: list[FloatArray], min_relative_gap: float = 1e-4) -> list[FloatArray]:
@@ -159,12 +180,17 @@ def light_chain_course(
 ) -> FloatArray:
     """Active light chain (ona units) at ``days``: (n_patients, n_muscles, n_days).
 
-    doses: (n_patients, n_treatments, n_muscles) units each muscle receives at each treatment.
+    doses: (n_patients, n_treatments, n_muscles) units each muscle receives at each treatment;
+    rates: per treatment (:meth:`JunctionRates.by_treatment`; light-chain decay's last axis is
+    the treatment) or the same for every treatment.
     """
     days = np.asarray(days, dtype=float)
-    outflow, gain = rates.chain()
+    treatments = np.asarray(treatment_days, dtype=float)
+    decay = np.asarray(rates.light_chain_decay)
     light_chain = np.zeros(doses.shape[:1] + doses.shape[2:] + days.shape)
-    for k, start in enumerate(np.asarray(treatment_days, dtype=float)):
+    for k, start in enumerate(treatments):
+        own = decay[..., k:k + 1] if decay.ndim and decay.shape[-1] == treatments.size else decay
+        outflow, gain = replace(rates, light_chain_decay=own).chain()
         light_chain += doses[:, k, :, None] * unit_response(days - start, outflow, gain, LIGHT_CHAIN)
     return light_chain
 

@@ -135,10 +135,11 @@ def muscle_course(
     lag_half, lag_end = lag_weights(levels, junction.release_turnover_days)
     output_ticks = _on_finest_grid(days, "days")
     treatment_ticks = _on_finest_grid(treatments, "treatment_days")
-    chain_rates, coefficients = bateman_terms(*rates.chain(), LIGHT_CHAIN)
-    n_terms = LIGHT_CHAIN + 1
-    chain_rates = np.ascontiguousarray(np.broadcast_to(chain_rates.reshape(-1, n_terms), (n_patients, n_terms)))
-    coefficients = np.ascontiguousarray(np.broadcast_to(coefficients.reshape(-1, n_terms), (n_patients, n_terms)))
+    n_terms, n_treatments = LIGHT_CHAIN + 1, treatments.size
+    chain_rates, coefficients = bateman_terms(*rates.by_treatment(treatments, junction).chain(), LIGHT_CHAIN)
+    shape = (n_patients, n_treatments, n_terms)
+    chain_rates = np.ascontiguousarray(np.broadcast_to(chain_rates, shape))
+    coefficients = np.ascontiguousarray(np.broadcast_to(coefficients, shape))
     if profile is None:
         profile = np.ones((n_muscles, 1))
     profile_power = np.ascontiguousarray((np.asarray(profile, dtype=float) ** junction.hill_coefficient).T)
@@ -171,7 +172,7 @@ def _stage(occupied, maturity, loss, c):
 def _integrate(levels, ticks_per_day, output_ticks, treatment_ticks, first_level, lag_half, lag_end, chain_rates,
                coefficients, doses, inverse_half_block, profile_power, c, out, taken):  # pragma: no cover - compiled
     n_patients, n_treatments, n_muscles = doses.shape
-    n_terms = chain_rates.shape[1]
+    n_terms = chain_rates.shape[2]
     n_levels = levels.size
     finest = n_levels - 1
     level_ticks = np.empty(n_levels, dtype=np.int64)
@@ -192,12 +193,13 @@ def _integrate(levels, ticks_per_day, output_ticks, treatment_ticks, first_level
         ratio_half = np.zeros(n_muscles)
         ratio_end = np.zeros(n_muscles)
         decay = np.zeros((n_treatments, n_terms))  # exp(-rate * time since treatment)
-        factor_half = np.empty((n_levels, n_terms))
-        factor_end = np.empty((n_levels, n_terms))
+        factor_half = np.empty((n_levels, n_treatments, n_terms))
+        factor_end = np.empty((n_levels, n_treatments, n_terms))
         for q in range(n_levels):
-            for i in range(n_terms):
-                factor_half[q, i] = np.exp(-chain_rates[p, i] * 0.5 * levels[q])
-                factor_end[q, i] = np.exp(-chain_rates[p, i] * levels[q])
+            for k in range(n_treatments):
+                for i in range(n_terms):
+                    factor_half[q, k, i] = np.exp(-chain_rates[p, k, i] * 0.5 * levels[q])
+                    factor_end[q, k, i] = np.exp(-chain_rates[p, k, i] * levels[q])
         unit_half = np.zeros(n_treatments)
         unit_end = np.zeros(n_treatments)
         given = 0
@@ -225,9 +227,9 @@ def _integrate(levels, ticks_per_day, output_ticks, treatment_ticks, first_level
                     half = 0.0
                     full = 0.0
                     for i in range(n_terms):
-                        term = coefficients[p, i] * decay[k, i]
-                        half += term * factor_half[level, i]
-                        full += term * factor_end[level, i]
+                        term = coefficients[p, k, i] * decay[k, i]
+                        half += term * factor_half[level, k, i]
+                        full += term * factor_end[level, k, i]
                     unit_half[k] = half
                     unit_end[k] = full
                 for m in range(n_muscles):
@@ -266,7 +268,7 @@ def _integrate(levels, ticks_per_day, output_ticks, treatment_ticks, first_level
                 occ_start[m] = occ_end[m]
             for k in range(given):
                 for i in range(n_terms):
-                    value = decay[k, i] * factor_end[level, i]
+                    value = decay[k, i] * factor_end[level, k, i]
                     decay[k, i] = value if value > NEGLIGIBLE_FACTOR else 0.0
             t += level_ticks[level]
             if worst < 0.125 * tolerance and level > 0 and t % level_ticks[level - 1] == 0:
@@ -286,19 +288,26 @@ def patient_ode(
     doses_per_muscle: FloatArray,
     half_block_units: FloatArray,
     rates: JunctionRates,
+    treatment_days: FloatArray,
     junction: JunctionParameters,
     muscle: MuscleParameters,
     profile: FloatArray | None = None,
 ):
     """The same model as one ODE system for a general-purpose solver (e.g. SciPy's ``solve_ivp``).
 
-    Returns ``(rhs, depot_index, observe)``: ``rhs(t, y)`` for the state ``y`` of shape
-    (8 * n_muscles,) ordered ``[depot, free, bound, internalised, light chain, O, S, A]`` per
-    muscle; a treatment adds ``doses_per_muscle`` to ``y[depot_index]``; ``observe(y)`` gives
-    (blocked fraction, strength), each (n_muscles, ...). One patient: rates are scalars.
-    Used to check :func:`muscle_course` and as the SciPy peer in ``benchmarks/population.py``.
+    Each treatment's toxin has its own chain (its light chain decays at its own rate,
+    :meth:`JunctionRates.by_treatment`); the muscle sees their sum. Returns
+    ``(rhs, depots, observe)``: ``rhs(t, y)`` for the state ``y`` of shape
+    ((5 * n_treatments + 3) * n_muscles,), ordered ``[depot, free, bound, internalised, light
+    chain]`` per treatment, then ``[O, S, A]``, each block per muscle; treatment ``k`` adds
+    ``doses_per_muscle`` to ``y[depots[k]]``; ``observe(y)`` gives (blocked fraction, strength),
+    each (n_muscles, ...). One patient: rates are scalars. Used to check :func:`muscle_course`
+    and as the SciPy peer in ``benchmarks/population.py``.
     """
     n_muscles = np.asarray(doses_per_muscle).size
+    n_treatments = np.size(treatment_days)
+    per_treatment = rates.by_treatment(treatment_days, junction)
+    decay = np.ravel(per_treatment.light_chain_decay)[-n_treatments:]
     outflow, gain = (np.array([float(np.ravel(r)[0]) for r in rs]) for rs in rates.chain())
     profile_power = (np.ones((n_muscles, 1)) if profile is None else np.asarray(profile, dtype=float)) ** junction.hill_coefficient
     inverse_half_block = 1.0 / np.asarray(half_block_units, dtype=float).reshape(n_muscles)
@@ -306,31 +315,38 @@ def patient_ode(
     max_block, share = junction.max_blocked_fraction, junction.sprout_transmission_share
     mature, retract = junction.sprout_maturation_rate_per_day, np.log(2.0) / junction.sprout_retraction_half_life_days
     tau = junction.release_turnover_days
+    chain = 5 * n_treatments
 
     def blocked_of(lagged, maturity):
         return max_block * lagged * (1.0 - share * maturity)
 
     def rhs(_t, y):
-        x = y.reshape(8, n_muscles)
+        x = y.reshape(chain + 3, n_muscles)
         dx = np.empty_like(x)
-        dx[0] = -outflow[0] * x[0]
-        for j in range(1, LIGHT_CHAIN + 1):
-            dx[j] = gain[j - 1] * x[j - 1] - outflow[j] * x[j]
-        ratio = np.maximum(x[LIGHT_CHAIN], 0.0) * inverse_half_block
+        light = np.zeros(n_muscles)
+        for k in range(n_treatments):
+            c = 5 * k
+            dx[c] = -outflow[0] * x[c]
+            for j in range(1, LIGHT_CHAIN + 1):
+                rate = decay[k] if j == LIGHT_CHAIN else outflow[j]
+                dx[c + j] = gain[j - 1] * x[c + j - 1] - rate * x[c + j]
+            light += x[c + LIGHT_CHAIN]
+        ratio = np.maximum(light, 0.0) * inverse_half_block
         occupied = 1.0 - np.mean(1.0 / (1.0 + profile_power * (ratio**n)[:, None]), axis=1)
-        lagged, maturity, loss = x[5], x[6], x[7]
-        dx[5] = (occupied - lagged) / tau
-        dx[6] = mature * lagged * (1.0 - maturity) - retract * (1.0 - lagged) * maturity
+        lagged, maturity, loss = x[chain], x[chain + 1], x[chain + 2]
+        dx[chain] = (occupied - lagged) / tau
+        dx[chain + 1] = mature * lagged * (1.0 - maturity) - retract * (1.0 - lagged) * maturity
         target = muscle.atrophy_max_fraction * blocked_of(lagged, maturity)
-        dx[7] = np.where(target > loss, muscle.atrophy_rate_per_day, muscle.atrophy_recovery_rate_per_day) * (target - loss)
+        dx[chain + 2] = np.where(target > loss, muscle.atrophy_rate_per_day, muscle.atrophy_recovery_rate_per_day) * (target - loss)
         return dx.ravel()
 
     def observe(y):
-        x = y.reshape((8, n_muscles) + y.shape[1:])
-        blocked = blocked_of(x[5], x[6])
-        return blocked, (1.0 - blocked) * (1.0 - x[7])
+        x = y.reshape((chain + 3, n_muscles) + y.shape[1:])
+        blocked = blocked_of(x[chain], x[chain + 1])
+        return blocked, (1.0 - blocked) * (1.0 - x[chain + 2])
 
-    return rhs, slice(0, n_muscles), observe
+    depots = [slice(5 * k * n_muscles, (5 * k + 1) * n_muscles) for k in range(n_treatments)]
+    return rhs, depots, observe
 
 
 def relative_error(values: FloatArray, reference: FloatArray, floor: float = 1e-3) -> float:

@@ -48,6 +48,9 @@ class JunctionParameters:
     sprout_maturation_rate_per_day: float
     sprout_retraction_half_life_days: float
     sprout_transmission_share: float
+    repeat_slowing_per_injection: float
+    mouse_repeat_slowing_per_injection: float
+    repeat_memory_days: float
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,16 @@
 """SBML export: one patient's junction and muscle model under a plan, for any SBML tool.
 
 ``neuromod export-sbml PLAN -o model.xml`` writes SBML Level 3 Version 2 with, per muscle that
-the plan reaches: the toxin chain (depot -> free -> bound -> internalised -> light chain) as
-rate rules, each treatment as an event adding that muscle's units to its depot, the dose-
+the plan reaches: one toxin chain per treatment (depot -> free -> bound -> internalised -> light
+chain, the light chain decaying at that treatment's rate ``k_lc_<k>``, slower after earlier
+injections) as rate rules, treatment ``k`` as an event adding that muscle's units to its depot
+``D<k>_<muscle>``, active light chain ``L_<muscle>`` as their sum, the dose-
 profile occupancy as an assignment rule, the release lag, sprout maturity and atrophy as rate
 rules, and ``blocked_<muscle>`` / ``strength_<muscle>`` as assignment rules. Symbols follow
 :mod:`neuromod.junction` and :mod:`neuromod.muscle`; time is in days.
 
-The ODEs are the continuous-time form of what neuromod integrates on its daily grid, so an SBML
-simulator (libRoadRunner, COPASI, tellurium) and neuromod agree to the accuracy of that grid.
+These are the ODEs neuromod integrates (:mod:`neuromod.kinetics`), so an SBML simulator
+(libRoadRunner, COPASI, tellurium) and neuromod agree to the accuracy of their integrators.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def plan_to_sbml(plan: Plan, params: ModelParameters | None = None, face_map: Fa
 
     Exports the muscles receiving more than ``min_units`` ona-equivalent units per treatment.
     Each muscle's units per treatment are the parameter ``dose_<muscle>`` and its half-block
-    amount ``L50_<muscle>``; with ``k_depot``, ``k_avail`` and ``k_lc`` they are what differs
+    amount ``L50_<muscle>``; with ``k_depot``, ``k_avail`` and ``k_lc_<k>`` they are what differs
     between patients, so one document serves a population (set them, then reset and simulate).
     """
     params = params or default_parameters()
@@ -75,7 +77,8 @@ def plan_to_sbml(plan: Plan, params: ModelParameters | None = None, face_map: Fa
     l50 = half_block_units(face_map, patients, params)[0]
     rates = JunctionRates.from_parameters(params.junction, patients.light_chain_decay_scale,
                                           patients.availability_scale)
-    outflow, gain = rates.chain()
+    treatments = np.asarray(plan.treatment_days, dtype=float)
+    outflow, gain = rates.by_treatment(treatments, params.junction).chain()
     j, m = params.junction, params.muscle
 
     document = libsbml.SBMLDocument(3, 2)
@@ -86,7 +89,8 @@ def plan_to_sbml(plan: Plan, params: ModelParameters | None = None, face_map: Fa
     for sid, value in (
         ("k_depot", float(np.ravel(outflow[0])[0])), ("k_avail", float(np.ravel(gain[0])[0])),
         ("k_bind", float(np.ravel(outflow[1])[0])), ("k_transloc", float(np.ravel(outflow[2])[0])),
-        ("k_lytic", float(np.ravel(outflow[3])[0])), ("k_lc", float(np.ravel(outflow[4])[0])),
+        ("k_lytic", float(np.ravel(outflow[3])[0])),
+        *((f"k_lc_{k + 1}", float(rate)) for k, rate in enumerate(np.ravel(outflow[4]))),
         ("hill_n", j.hill_coefficient), ("max_block", j.max_blocked_fraction),
         ("tau_release", j.release_turnover_days), ("k_mature", j.sprout_maturation_rate_per_day),
         ("k_retract", np.log(2.0) / j.sprout_retraction_half_life_days), ("sprout_share", j.sprout_transmission_share),
@@ -103,13 +107,17 @@ def plan_to_sbml(plan: Plan, params: ModelParameters | None = None, face_map: Fa
         exported.append(key)
         _parameter(model, f"L50_{key}", l50[index])
         _parameter(model, f"dose_{key}", doses[index])
-        for state in ("D", "F", "B", "I", "L", "O", "S", "A"):
+        for state in ("O", "S", "A"):
             _parameter(model, f"{state}_{key}", 0.0, constant=False)
-        _rate(model, f"D_{key}", f"-k_depot * D_{key}")
-        _rate(model, f"F_{key}", f"k_avail * D_{key} - k_bind * F_{key}")
-        _rate(model, f"B_{key}", f"k_bind * F_{key} - k_transloc * B_{key}")
-        _rate(model, f"I_{key}", f"k_transloc * B_{key} - k_lytic * I_{key}")
-        _rate(model, f"L_{key}", f"k_lytic * I_{key} - k_lc * L_{key}")
+        for k in range(1, treatments.size + 1):
+            for state in ("D", "F", "B", "I", "L"):
+                _parameter(model, f"{state}{k}_{key}", 0.0, constant=False)
+            _rate(model, f"D{k}_{key}", f"-k_depot * D{k}_{key}")
+            _rate(model, f"F{k}_{key}", f"k_avail * D{k}_{key} - k_bind * F{k}_{key}")
+            _rate(model, f"B{k}_{key}", f"k_bind * F{k}_{key} - k_transloc * B{k}_{key}")
+            _rate(model, f"I{k}_{key}", f"k_transloc * B{k}_{key} - k_lytic * I{k}_{key}")
+            _rate(model, f"L{k}_{key}", f"k_lytic * I{k}_{key} - k_lc_{k} * L{k}_{key}")
+        _assign(model, f"L_{key}", " + ".join(f"L{k}_{key}" for k in range(1, treatments.size + 1)))
         profile = result.profile[index]
         terms = " + ".join(
             f"(1 - 1 / (1 + pow(piecewise(0, L_{key} < 0, {q:.17g} * L_{key} / L50_{key}), hill_n)))"
@@ -135,8 +143,8 @@ def plan_to_sbml(plan: Plan, params: ModelParameters | None = None, face_map: Fa
         trigger.setMath(libsbml.parseL3Formula(f"time >= {float(day) if day > 0 else -1}"))
         for key in exported:
             assignment = event.createEventAssignment()
-            assignment.setVariable(f"D_{key}")
-            assignment.setMath(libsbml.parseL3Formula(f"D_{key} + dose_{key}"))
+            assignment.setVariable(f"D{k + 1}_{key}")
+            assignment.setMath(libsbml.parseL3Formula(f"D{k + 1}_{key} + dose_{key}"))
 
     if document.checkInternalConsistency() or document.getNumErrors(libsbml.LIBSBML_SEV_ERROR):
         raise RuntimeError("SBML: inconsistent document: " + document.getErrorLog().toString())
