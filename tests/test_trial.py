@@ -122,3 +122,35 @@ def test_shipped_trial_files_are_the_calibration_trials():
     assert {p.stem for p in folder.glob("*.yaml")} == set(documents)
     for key, document in documents.items():
         assert yaml.safe_load((folder / f"{key}.yaml").read_text()) == json.loads(json.dumps(document)), key
+
+
+def _summary_bytes(summary):
+    arrays = [summary.improvement, summary.expression, summary.onset, *summary.counts.values(), *summary.survival.values()]
+    return sum(a.nbytes for a in arrays)
+
+
+def test_arm_summaries_add_up_exactly_and_do_not_grow_with_subjects():
+    """Trials keep counts, not subjects: memory is bounded however many subjects (1e7 as 1e3)."""
+    from neuromod.trial import summarize
+
+    rng = np.random.default_rng(3)
+    visits = [1, 7, 14, 30, 60, 90, 120, 180]
+    n, scored = 900, 2
+    grades = lambda: rng.integers(0, 4, (n, scored, len(visits)))  # noqa: E731
+    records = (grades(), grades(), rng.random((n, scored, len(visits))), rng.integers(2, 4, (n, scored)),
+               rng.integers(2, 4, (n, scored)), rng.random((n, scored, len(visits))),
+               np.where(rng.random((n, scored)) < 0.8, rng.integers(1, 181, (n, scored)), np.inf),
+               {"eyelid_ptosis": rng.random(n) < 0.02})
+    whole = summarize(*records, visits)
+    split = [summarize(*(r[:300] if not isinstance(r, dict) else {k: v[:300] for k, v in r.items()} for r in records), visits),
+             summarize(*(r[300:] if not isinstance(r, dict) else {k: v[300:] for k, v in r.items()} for r in records), visits)]
+    merged = split[0] + split[1]
+    assert merged.n == whole.n == n
+    for name in whole.counts:
+        np.testing.assert_array_equal(merged.counts[name], whole.counts[name])
+    for name in whole.survival:
+        np.testing.assert_array_equal(merged.survival[name], whole.survival[name])
+    np.testing.assert_array_equal(merged.onset, whole.onset)
+    np.testing.assert_allclose(merged.expression, whole.expression, rtol=1e-12)
+    assert merged.events == whole.events
+    assert _summary_bytes(split[0]) == _summary_bytes(whole) == _summary_bytes(merged)

@@ -129,34 +129,109 @@ def load_trial(path: str | Path) -> TrialSpec:
 
 
 # -- one arm --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ArmRecords:
-    """Per-subject records of one arm: everything the endpoints need.
+IntArray = npt.NDArray[np.int64]
 
-    inv, subj: (n, n_scored, n_visits) grades; expression: (n, n_scored, n_visits) residual
-    expression (area strength); baseline_inv, baseline_subj: (n, n_scored);
-    global_ratio: (n, n_scored, n_visits) subject-perceived depth / baseline perceived depth;
-    onset_day: (n, n_scored) first day an effect was noticed (inf: never);
-    events: name -> (n,) bool adverse events.
+#: Survival endpoints, each counted per visit day as (censored, events).
+SURVIVAL = ("median_duration_among_day30_responders", "median_days_to_loss_of_none_mild",
+            "median_days_to_return_to_baseline")
+
+
+@dataclass(frozen=True)
+class ArmSummary:
+    """What the endpoints need from an arm's subjects, as counts and sums that add up over chunks.
+
+    Its size does not grow with the number of subjects (a 1e7-subject arm is summarised in the
+    same few kilobytes as a 1e3-subject one), so memory stays bounded however large the trial.
+    Shapes: ``counts[name]`` (n_scored, n_visits) subjects meeting a per-visit endpoint;
+    ``improvement`` and ``expression`` (n_scored, n_visits) sums over subjects of investigator
+    grade improvement and residual expression; ``onset`` (n_scored, last day + 2) histogram of
+    the first day an effect was noticed (last bin: never); ``survival[name]`` (n_scored, n_visits,
+    2) censored and event counts at each visit day; ``events`` adverse-event counts.
     """
 
-    inv: npt.NDArray[np.int64]
-    subj: npt.NDArray[np.int64]
+    n: int
+    counts: dict[str, IntArray]
+    improvement: FloatArray
     expression: FloatArray
-    baseline_inv: npt.NDArray[np.int64]
-    baseline_subj: npt.NDArray[np.int64]
-    global_ratio: FloatArray
-    onset_day: FloatArray
-    events: dict[str, npt.NDArray[np.bool_]]
+    onset: IntArray
+    survival: dict[str, IntArray]
+    events: dict[str, int]
 
-    @staticmethod
-    def concatenate(parts: list["ArmRecords"]) -> "ArmRecords":
-        first = parts[0]
-        return ArmRecords(
-            *(np.concatenate([getattr(p, f) for p in parts]) for f in
-              ("inv", "subj", "expression", "baseline_inv", "baseline_subj", "global_ratio", "onset_day")),
-            events={k: np.concatenate([p.events[k] for p in parts]) for k in first.events},
+    def __add__(self, other: "ArmSummary") -> "ArmSummary":
+        return ArmSummary(
+            self.n + other.n,
+            {k: v + other.counts[k] for k, v in self.counts.items()},
+            self.improvement + other.improvement,
+            self.expression + other.expression,
+            self.onset + other.onset,
+            {k: v + other.survival[k] for k, v in self.survival.items()},
+            {k: v + other.events[k] for k, v in self.events.items()},
         )
+
+
+def _first_visit(condition: npt.NDArray[np.bool_]) -> tuple[IntArray, npt.NDArray[np.bool_]]:
+    """(index of the first visit where ``condition`` holds, whether it ever did); censored at the last."""
+    hit = condition.any(axis=-1)
+    return np.where(hit, condition.argmax(axis=-1), condition.shape[-1] - 1), hit
+
+
+def _survival_counts(index: IntArray, hit: npt.NDArray[np.bool_], n_visits: int, offset: int = 0) -> IntArray:
+    """(n_visits, 2) censored and event counts per visit for event-or-censoring visit ``index + offset``."""
+    out = np.zeros((n_visits, 2), dtype=np.int64)
+    np.add.at(out, (index + offset, hit.astype(np.int64)), 1)
+    return out
+
+
+def summarize(inv: IntArray, subj: IntArray, expression: FloatArray, baseline_inv: IntArray,
+              baseline_subj: IntArray, global_ratio: FloatArray, onset_day: FloatArray,
+              events: dict[str, npt.NDArray[np.bool_]], visits: list[int]) -> ArmSummary:
+    """Per-subject records of a chunk reduced to an :class:`ArmSummary`.
+
+    inv, subj: (n, n_scored, n_visits) grades; expression, global_ratio: (n, n_scored, n_visits);
+    baseline_inv, baseline_subj: (n, n_scored); onset_day: (n, n_scored) first day an effect was
+    noticed (inf: never); events: name -> (n,) adverse events.
+    """
+    v = np.asarray(visits)
+    n, n_scored, n_visits = inv.shape
+    b_inv, b_subj = baseline_inv[..., None], baseline_subj[..., None]
+    counts = {
+        "inv_none_mild": inv <= 1,
+        "subj_none_mild": subj <= 1,
+        "inv_ge1_grade": inv <= b_inv - 1,
+        "composite_ge2_grade": (inv <= b_inv - 2) & (subj <= b_subj - 2),
+        "subj_ge2_global": global_ratio <= 0.5,
+    }
+    last_day = int(v.max())
+    onset_bin = np.where(np.isfinite(onset_day), np.minimum(onset_day, last_day), last_day + 1).astype(np.int64)
+    onset = np.zeros((n_scored, last_day + 2), dtype=np.int64)
+    np.add.at(onset, (np.broadcast_to(np.arange(n_scored), onset_bin.shape), onset_bin), 1)
+    survival = {name: np.zeros((n_scored, n_visits, 2), dtype=np.int64) for name in SURVIVAL}
+    after30 = v > 30
+    first_after = int(np.argmax(after30)) if after30.any() else n_visits
+    for a in range(n_scored):
+        grades = inv[:, a]
+        if 30 in visits and after30.any():
+            responders = grades[:, visits.index(30)] <= 1
+            index, hit = _first_visit(grades[responders][:, after30] > 1)
+            survival[SURVIVAL[0]][a] = _survival_counts(index, hit, n_visits, first_after)
+            early = (grades[:, v <= 30] <= 1).any(axis=1)
+            index, hit = _first_visit(grades[early][:, after30] > 1)
+            survival[SURVIVAL[1]][a] = _survival_counts(index, hit, n_visits, first_after)
+        improved_before = np.maximum.accumulate(grades <= b_inv[:, a] - 1, axis=1)
+        back = (grades >= b_inv[:, a]) & np.concatenate(
+            [np.zeros_like(improved_before[:, :1]), improved_before[:, :-1]], axis=1)
+        never = ~improved_before[:, -1]
+        index, hit = _first_visit(back)
+        survival[SURVIVAL[2]][a] = _survival_counts(np.where(never, 0, index), hit | never, n_visits)
+    return ArmSummary(
+        n=n,
+        counts={k: m.sum(axis=0).astype(np.int64) for k, m in counts.items()},
+        improvement=(b_inv - inv).sum(axis=0).astype(float),
+        expression=expression.sum(axis=0),
+        onset=onset,
+        survival=survival,
+        events={k: int(e.sum()) for k, e in events.items()},
+    )
 
 
 @dataclass(frozen=True)
@@ -203,8 +278,9 @@ def simulate_chunk(
     seed: tuple[int, ...],
     face_map: FaceMap,
     params: ModelParameters,
-) -> ArmRecords:
-    """Enrol ``n`` subjects with their own seed, treat them, and rate them at each visit."""
+) -> ArmSummary:
+    """Enrol ``n`` subjects with their own seed, treat them, rate them at each visit, and
+    summarise them (:class:`ArmSummary`)."""
     rng = np.random.default_rng(list(seed))
     cohort: Cohort = enrol(population, n, len(face_map.areas), prepared.scored, rng, params)
     days = np.arange(0.0, max(follow_up_days) + 1.0)
@@ -239,74 +315,63 @@ def simulate_chunk(
         blocked = output.blocked_fraction[:, present].max(axis=(1, 2)) if present else np.zeros(n)
         events[name] = blocked > threshold
     expression = strength[..., visits]
-    return ArmRecords(inv, subj, expression, cohort.baseline_inv[:, prepared.scored],
-                      cohort.baseline_subj[:, prepared.scored],
-                      perceived_now / np.maximum(perceived_then, 1e-9), first, events)
+    return summarize(inv, subj, expression, cohort.baseline_inv[:, prepared.scored],
+                     cohort.baseline_subj[:, prepared.scored], perceived_now / np.maximum(perceived_then, 1e-9),
+                     first, events, follow_up_days)
 
 
 # -- endpoints ------------------------------------------------------------------------
-def kaplan_meier_median(times: FloatArray, observed: npt.NDArray[np.bool_]) -> float | None:
-    """Median of event times with right-censoring (product-limit); None if not reached."""
-    order = np.argsort(times, kind="stable")
-    times, observed = times[order], observed[order]
+def kaplan_meier_median_counts(times: FloatArray, censored: IntArray, events: IntArray) -> float | None:
+    """Median event time (product-limit) from counts at increasing ``times``; None if not reached."""
     survival = 1.0
-    at_risk = times.size
-    for t in np.unique(times):
-        here = times == t
-        deaths = int(observed[here].sum())
+    at_risk = int(np.sum(censored) + np.sum(events))
+    for t, lost, deaths in zip(times, censored, events):
         if at_risk > 0 and deaths:
             survival *= 1.0 - deaths / at_risk
             if survival <= 0.5:
                 return float(t)
-        at_risk -= int(here.sum())
+        at_risk -= int(lost + deaths)
     return None
 
 
-def _first_visit(condition: npt.NDArray[np.bool_], visits: npt.NDArray[np.int64]) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
-    """(day of the first visit where ``condition`` holds, whether it ever did); censored at the last visit."""
-    hit = condition.any(axis=-1)
-    day = np.where(hit, visits[condition.argmax(axis=-1)], visits[-1]).astype(float)
-    return day, hit
+def kaplan_meier_median(times: FloatArray, observed: npt.NDArray[np.bool_]) -> float | None:
+    """Median of event times with right-censoring (product-limit); None if not reached."""
+    unique, index = np.unique(times, return_inverse=True)
+    events = np.bincount(index, weights=observed, minlength=unique.size).astype(np.int64)
+    censored = np.bincount(index, minlength=unique.size) - events
+    return kaplan_meier_median_counts(unique, censored, events)
 
 
-def area_endpoints(records: ArmRecords, a: int, visits: list[int]) -> dict[str, Any]:
+def _median_onset(histogram: IntArray) -> float | None:
+    """The median of onset days from their histogram (last bin: never; None if the median is never)."""
+    n = int(histogram.sum())
+    cumulative = np.cumsum(histogram)
+    middle = [n // 2] if n % 2 else [n // 2 - 1, n // 2]
+    values = [int(np.searchsorted(cumulative, k, side="right")) for k in middle]
+    if any(value == histogram.size - 1 for value in values):
+        return None
+    return float(np.mean(values))
+
+
+def area_endpoints(summary: ArmSummary, a: int, visits: list[int]) -> dict[str, Any]:
     """All endpoints of scored area ``a`` (see module docstring)."""
-    v = np.asarray(visits)
-    inv, subj = records.inv[:, a], records.subj[:, a]
-    b_inv, b_subj = records.baseline_inv[:, a, None], records.baseline_subj[:, a, None]
-    pct = lambda mask: {str(d): round(100.0 * float(m), 2) for d, m in zip(visits, mask.mean(axis=0))}  # noqa: E731
-    improvement = (b_inv - inv).mean(axis=0)
+    n = summary.n
+    pct = lambda counts: {str(d): round(100.0 * float(c / n), 2) for d, c in zip(visits, counts[a])}  # noqa: E731
+    improvement = summary.improvement[a] / n
     best = improvement.max()
-    onset = records.onset_day[:, a]
-    out: dict[str, Any] = {
-        "inv_none_mild": pct(inv <= 1),
-        "subj_none_mild": pct(subj <= 1),
-        "inv_ge1_grade": pct(inv <= b_inv - 1),
-        "composite_ge2_grade": pct((inv <= b_inv - 2) & (subj <= b_subj - 2)),
-        "subj_ge2_global": pct(records.global_ratio[:, a] <= 0.5),
-        "subj_onset_by_day": {str(d): round(100.0 * float((onset <= d).mean()), 2) for d in visits},
-        "fraction_of_max_effect_by_day": {
-            str(d): round(100.0 * float(m / best), 2) if best > 0 else 0.0 for d, m in zip(visits, improvement)
-        },
-        "median_onset_days": float(np.median(onset)) if np.isfinite(np.median(onset)) else None,
-        "residual_expression_pct": {
-            str(d): round(100.0 * float(m), 2) for d, m in zip(visits, records.expression[:, a].mean(axis=0))
-        },
-    }
-    after30 = v > 30
-    if 30 in visits and after30.any():
-        responders = inv[:, visits.index(30)] <= 1
-        day, hit = _first_visit(inv[responders][:, after30] > 1, v[after30])
-        out["median_duration_among_day30_responders"] = kaplan_meier_median(day, hit) if responders.any() else None
-        early = (inv[:, v <= 30] <= 1).any(axis=1)
-        day, hit = _first_visit(inv[early][:, after30] > 1, v[after30])
-        out["median_days_to_loss_of_none_mild"] = kaplan_meier_median(day, hit) if early.any() else None
-    improved_before = np.maximum.accumulate(inv <= b_inv - 1, axis=1)
-    back = (inv >= b_inv) & np.concatenate([np.zeros_like(improved_before[:, :1]), improved_before[:, :-1]], axis=1)
-    never = ~improved_before[:, -1]
-    day, hit = _first_visit(back, v)
-    day = np.where(never, float(v[0]), day)
-    out["median_days_to_return_to_baseline"] = kaplan_meier_median(day, hit | never)
+    onset_by_day = np.cumsum(summary.onset[a])
+    out: dict[str, Any] = {name: pct(counts) for name, counts in summary.counts.items()}
+    out["subj_onset_by_day"] = {str(d): round(100.0 * float(onset_by_day[d] / n), 2) for d in visits}
+    out["fraction_of_max_effect_by_day"] = {
+        str(d): round(100.0 * float(m / best), 2) if best > 0 else 0.0 for d, m in zip(visits, improvement)}
+    out["median_onset_days"] = _median_onset(summary.onset[a])
+    out["residual_expression_pct"] = {
+        str(d): round(100.0 * float(m / n), 2) for d, m in zip(visits, summary.expression[a])}
+    v = np.asarray(visits)
+    names = SURVIVAL if 30 in visits and (v > 30).any() else SURVIVAL[2:]
+    for name in names:
+        censored, events = summary.survival[name][a, :, 0], summary.survival[name][a, :, 1]
+        out[name] = kaplan_meier_median_counts(v, censored, events) if (censored + events).sum() else None
     return out
 
 
@@ -327,7 +392,7 @@ def dask_runner(address: str | None = None, workers: int | None = None):
                                dashboard_address=None)
         client = Client(cluster)
 
-    def runner(jobs: list[tuple]) -> list["ArmRecords"]:
+    def runner(jobs: list[tuple]) -> list["ArmSummary"]:
         futures = client.map(lambda job: simulate_chunk(*job), jobs, pure=False)
         return client.gather(futures)
 
@@ -365,22 +430,22 @@ def run_trial(
     if chunk_runner is None:
         bar = tqdm(jobs, desc=f"trial {spec.name}", unit="chunk", disable=progress is False if progress is not None else None,
                    leave=False)
-        results = [simulate_chunk(*args) for _, args in bar]
+        results = (simulate_chunk(*args) for _, args in bar)  # summarised one chunk at a time
     else:
-        results = chunk_runner([args for _, args in jobs])
-    by_arm: dict[str, list[ArmRecords]] = {}
-    for (name, _), records in zip(jobs, results):
-        by_arm.setdefault(name, []).append(records)
+        results = iter(chunk_runner([args for _, args in jobs]))
+    by_arm: dict[str, ArmSummary] = {}
+    for (name, _), summary in zip(jobs, results):
+        by_arm[name] = by_arm[name] + summary if name in by_arm else summary
     arms = {}
     for arm in spec.arms:
-        records = ArmRecords.concatenate(by_arm[arm.name])
+        summary = by_arm[arm.name]
         arms[arm.name] = {
             "product": arm.product,
             "areas_units": dict(arm.areas),
             "treatment_days": list(arm.treatment_days),
-            "n": int(records.inv.shape[0]),
-            "areas": {area: area_endpoints(records, a, spec.follow_up_days) for a, area in enumerate(arm.areas)},
-            "adverse_events_pct": {k: round(100.0 * float(v.mean()), 3) for k, v in records.events.items()},
+            "n": summary.n,
+            "areas": {area: area_endpoints(summary, a, spec.follow_up_days) for a, area in enumerate(arm.areas)},
+            "adverse_events_pct": {k: round(100.0 * v / summary.n, 3) for k, v in summary.events.items()},
         }
     return {
         "name": spec.name,
