@@ -24,8 +24,8 @@ def test_planned_dose_meets_its_goal_on_fresh_virtual_patients(patient, areas, p
     assert result.plan is not None, result.explanation
     # fed back through plan validation and the model with other virtual patients (seed 99)
     plan = parse_plan(result.plan.model_dump(include={"patient", "product", "areas"}))
-    goal_rate, expression, eyelid, brow = _evaluate(plan, description, "none_mild", 600, 99, load_face_map(),
-                                                    default_parameters())
+    goal_rate, expression, _, eyelid, brow = _evaluate(plan, description, "none_mild", None, 600, 99,
+                                                       load_face_map(), default_parameters())
     for area in areas:
         assert goal_rate[area] >= 0.8 - 0.05, (area, goal_rate)  # 0.05: sampling slack at n = 300 vs 600
         assert expression[area] >= keep - 0.05
@@ -55,3 +55,18 @@ def test_unknown_area_and_placebo_are_refused():
         plan_dose(PatientDescription(), ["elbow"], "botox")
     with pytest.raises(PlanError, match="placebo"):
         plan_dose(PatientDescription(), ["glabella"], "placebo")
+
+
+def test_a_duration_goal_asks_for_more_toxin_and_the_plan_keeps_it():
+    """none/mild for half of similar patients at day 105: a larger dose than the day-30 goal alone,
+    and fresh virtual patients keep it that long."""
+    description = PatientDescription()
+    short = plan_dose(description, ["glabella"], "botox", n=300, seed=1)
+    lasting = plan_dose(description, ["glabella"], "botox", hold_until=105, n=300, seed=1)
+    assert lasting.plan is not None, lasting.explanation
+    assert lasting.chosen.scale > short.chosen.scale
+    plan = parse_plan(lasting.plan.model_dump(include={"patient", "product", "areas"}))
+    _, _, held, _, _ = _evaluate(plan, description, "none_mild", 105, 600, 99, load_face_map(), default_parameters())
+    assert held["glabella"] >= 0.5 - 0.05  # 0.05: sampling slack at n = 300 vs 600
+    with pytest.raises(Exception, match="hold_until"):
+        plan_dose(description, ["glabella"], "botox", hold_until=20)

@@ -281,6 +281,8 @@ def plan_command(
     keep_expression: float = typer.Option(0.0, "--keep-expression", min=0.0, max=1.0,
                                           help="least fraction of movement to keep at day 30, 0-1"),
     max_ptosis: float = typer.Option(0.02, "--max-ptosis-risk", min=0.0, max=1.0, help="bound on ptosis risk, 0-1"),
+    hold_until: Optional[int] = typer.Option(None, "--hold-until", min=31, max=365,
+                                             help="also keep the goal to this day for half of similar patients, 31-365"),
     out: Optional[Path] = typer.Option(None, "--out", help="write the plan (YAML) here"),
 ) -> None:
     """Find the smallest label-pattern dose that reaches the goal for patients like this one."""
@@ -302,7 +304,7 @@ def plan_command(
         _fail("patient." + format_validation_error(error))
     try:
         result = plan_dose(description, [a.strip() for a in areas.split(",") if a.strip()], product, goal,
-                           keep_expression, max_ptosis_risk=max_ptosis)
+                           keep_expression, max_ptosis_risk=max_ptosis, hold_until=hold_until)
     except PlanError as error:
         _fail(str(error))
     if result.plan is None:
@@ -312,7 +314,8 @@ def plan_command(
     typer.echo(f"plan: {product} " + ", ".join(f"{a} {u:g} U" for a, u in chosen.areas.items())
                + f" (x{chosen.scale:g} the label pattern)")
     for area in chosen.areas:
-        typer.echo(f"  {area}: {chosen.goal_rate[area]:.0%} of similar patients reach {goal} at day 30; "
+        held = (f"; {chosen.held_rate[area]:.0%} still on day {hold_until}" if hold_until else "")
+        typer.echo(f"  {area}: {chosen.goal_rate[area]:.0%} of similar patients reach {goal} at day 30{held}; "
                    f"median movement kept {chosen.expression[area]:.0%}")
     typer.echo(f"  predicted eyelid ptosis risk {chosen.eyelid_ptosis_risk:.1%}, brow ptosis risk "
                f"{chosen.brow_ptosis_risk:.1%} (bound {max_ptosis:.1%})")

@@ -8,6 +8,9 @@ unexplained between-person variation drawn afresh). A candidate is acceptable wh
 * at day 30 at least ``coverage`` (default 80 %) of the virtual patients reach the goal on every
   requested area (``none_mild``: line depth at maximum contraction below the FWS 1|2 cut-point;
   ``none``: below the 0|1 cut-point),
+* with ``hold_until`` (a day after 30), at least half of them still meet the goal on that day
+  (the median duration reaches it: a day-30 goal alone favours the smallest doses, which
+  wear off soonest),
 * the median residual expression at day 30 is at least ``keep_expression`` (fraction of
   baseline movement kept at maximum contraction: "softened, not frozen"),
 * the predicted eyelid and brow ptosis risks are under ``max_ptosis_risk``,
@@ -51,6 +54,7 @@ class Candidate:
     areas: dict[str, float]
     goal_rate: dict[str, float]
     expression: dict[str, float]
+    held_rate: dict[str, float]
     eyelid_ptosis_risk: float
     brow_ptosis_risk: float
     problems: list[str] = field(default_factory=list)
@@ -68,8 +72,8 @@ class PlanningResult:
     explanation: str
 
 
-def _evaluate(plan: Plan, description: PatientDescription, goal: Goal, n: int, seed: int,
-              face_map: FaceMap, params: ModelParameters) -> tuple[dict, dict, float, float]:
+def _evaluate(plan: Plan, description: PatientDescription, goal: Goal, hold_until: int | None, n: int, seed: int,
+              face_map: FaceMap, params: ModelParameters) -> tuple[dict, dict, dict, float, float]:
     result = spread(face_map, plan_injections(plan.points(face_map), plan), plan.product_info.spread_factor,
                     params.spread)
     rng = np.random.default_rng(seed)
@@ -79,14 +83,16 @@ def _evaluate(plan: Plan, description: PatientDescription, goal: Goal, n: int, s
               for name in ("eyelid_ptosis", "brow_ptosis")}
     columns = [j for cols in danger.values() for j in cols]
     doses[:, columns] *= cohort.danger_multiplier[:, None]
-    days = np.arange(0.0, 61.0)
+    days = np.arange(0.0, max(61.0, (hold_until or 0) + 1.0))
     output = run_model(days, np.array([0.0]), doses[:, None, :], cohort.patients, face_map, params, result.profile)
     cut = params.scores.cutpoints_mm[1 if goal == "none_mild" else 0]
     areas = list(plan.areas)
-    goal_rate, expression = {}, {}
+    goal_rate, expression, held_rate = {}, {}, {}
     for area in areas:
         a = face_map.areas.index(area)
         goal_rate[area] = float((output.contraction_depth_mm[:, a, 30] < cut).mean())
+        if hold_until:
+            held_rate[area] = float((output.contraction_depth_mm[:, a, hold_until] < cut).mean())
         expression[area] = float(np.median(output.area_strength[:, a, 30]))
     risks = []
     for name, threshold in (("eyelid_ptosis", params.population.eyelid_ptosis_block),
@@ -94,7 +100,7 @@ def _evaluate(plan: Plan, description: PatientDescription, goal: Goal, n: int, s
         present = [k for k, j in enumerate(output.muscle_index) if j in danger[name]]
         blocked = output.blocked_fraction[:, present].max(axis=(1, 2)) if present else np.zeros(n)
         risks.append(float((blocked > threshold).mean()))
-    return goal_rate, expression, risks[0], risks[1]
+    return goal_rate, expression, held_rate, risks[0], risks[1]
 
 
 def plan_dose(
@@ -105,6 +111,7 @@ def plan_dose(
     keep_expression: float = 0.0,
     coverage: float = 0.8,
     max_ptosis_risk: float = 0.02,
+    hold_until: int | None = None,
     n: int = 400,
     seed: int = 0,
     params: ModelParameters | None = None,
@@ -119,25 +126,31 @@ def plan_dose(
         raise PlanError(f"areas: unknown area(s) {', '.join(unknown)}; allowed: {', '.join(REFERENCE_ONA_UNITS)}")
     if not info.contains_toxin:
         raise PlanError("product: placebo cannot reach a treatment goal")
+    if hold_until is not None and not 30 < hold_until <= 365:
+        raise PlanError(f"hold_until: must be a day from 31 to 365, got {hold_until}")
     candidates = []
     for scale in SCALES:
         units = {a: round(REFERENCE_ONA_UNITS[a] * scale * info.units_per_ona_unit, 1) for a in areas}
         try:
             plan = parse_plan({"patient": description.model_dump(), "product": product, "areas": units})
         except PlanError as error:
-            candidates.append(Candidate(scale, units, {}, {}, 0.0, 0.0, [f"label rules: {error}"]))
+            candidates.append(Candidate(scale, units, {}, {}, {}, 0.0, 0.0, [f"label rules: {error}"]))
             continue
-        goal_rate, expression, eyelid, brow = _evaluate(plan, description, goal, n, seed, face_map, params)
+        goal_rate, expression, held_rate, eyelid, brow = _evaluate(plan, description, goal, hold_until, n, seed,
+                                                                    face_map, params)
         problems = []
         for area in areas:
             if goal_rate[area] < coverage:
                 problems.append(f"{area}: {goal_rate[area]:.0%} of similar patients reach {goal} at day 30 "
                                 f"(need {coverage:.0%})")
+            if hold_until and held_rate[area] < 0.5:
+                problems.append(f"{area}: {held_rate[area]:.0%} of similar patients still at {goal} on day {hold_until} "
+                                "(need 50 %)")
             if expression[area] < keep_expression:
                 problems.append(f"{area}: keeps {expression[area]:.0%} of movement (asked for >= {keep_expression:.0%})")
         if max(eyelid, brow) > max_ptosis_risk:
             problems.append(f"ptosis risk {max(eyelid, brow):.1%} above the bound {max_ptosis_risk:.1%}")
-        candidate = Candidate(scale, units, goal_rate, expression, eyelid, brow, problems)
+        candidate = Candidate(scale, units, goal_rate, expression, held_rate, eyelid, brow, problems)
         candidates.append(candidate)
         if candidate.acceptable:
             return PlanningResult(plan, candidate, candidates, "")
