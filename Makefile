@@ -18,6 +18,7 @@ run: $(STAMP)
 	$(BIN)/neuromod report --out reports/latest
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	MPLBACKEND=Agg $(BIN)/python -m pytest
 
 bench: $(STAMP)

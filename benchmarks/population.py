@@ -4,15 +4,15 @@ The same cohort (the label glabella plan, Botox 20 U, treated on days 0 and 120,
 patients differ in sensitivity, light-chain persistence, absorption and the toxin reaching danger
 muscles, drawn as in virtual trials) is simulated three ways:
 
-(a) neuromod's engine (:func:`neuromod.kinetics.muscle_course`, all patients together, chunked);
+(a) neuromod's engine (:func:`neuromod.model.kinetics.muscle_course`, all patients together, chunked);
 (b) libRoadRunner running the exported SBML (``neuromod export-sbml``) patient by patient;
-(c) SciPy ``solve_ivp`` (LSODA) on the same ODEs (:func:`neuromod.kinetics.patient_ode`) patient
+(c) SciPy ``solve_ivp`` (LSODA) on the same ODEs (:func:`neuromod.model.kinetics.patient_ode`) patient
     by patient.
 
 Muscles: the 13 the plan sends at least 0.001 U to (the other 18 the field touches get < 1e-4 U).
 
 1. Agreement: daily trajectories of blocked fraction and strength for a few hundred patients,
-   peers at tight tolerances (rtol 1e-10); the measure is :func:`neuromod.kinetics.relative_error`
+   peers at tight tolerances (rtol 1e-10); the measure is :func:`neuromod.model.kinetics.relative_error`
    (relative, absolute below 1e-3). The engine is also checked in its throughput setting (outputs
    at the visits, steps up to 4 days).
 2. Throughput with the outputs a trial needs: every muscle's blocked fraction and strength at the
@@ -41,16 +41,16 @@ from multiprocessing import Pool
 import numpy as np
 
 from neuromod import parse_plan
-from neuromod.anatomy import load_face_map
-from neuromod.junction import JunctionRates
-from neuromod.kinetics import muscle_course, patient_ode, relative_error
-from neuromod.parameters import default_parameters
-from neuromod.patient import PatientDescription
-from neuromod.population import cohort_like
-from neuromod.sbml import plan_to_sbml
-from neuromod.simulate import half_block_units, plan_injections
-from neuromod.spread import spread
-from neuromod.trial import DEFAULT_FOLLOW_UP
+from neuromod.export.sbml import plan_to_sbml
+from neuromod.model.junction import JunctionRates
+from neuromod.model.kinetics import muscle_course, patient_ode, relative_error
+from neuromod.model.simulate import half_block_units, plan_injections
+from neuromod.model.spread import spread
+from neuromod.reference.anatomy import load_face_map
+from neuromod.reference.parameters import default_parameters
+from neuromod.schemas.patient import PatientDescription
+from neuromod.trials.population import cohort_like
+from neuromod.trials.trial import DEFAULT_FOLLOW_UP
 
 PLAN = {"product": "botox", "areas": {"glabella": 20}, "treatment_days": [0, 120]}
 TREATMENTS = np.array([0.0, 120.0])

@@ -14,9 +14,9 @@ import time
 
 import numpy as np
 
-from neuromod.anatomy import load_face_map
-from neuromod.parameters import default_parameters
-from neuromod.trial import parse_trial, prepare_arm, run_trial, simulate_chunk
+from neuromod.reference.anatomy import load_face_map
+from neuromod.reference.parameters import default_parameters
+from neuromod.trials.trial import parse_trial, prepare_arm, run_trial, simulate_chunk
 
 TRIAL = {
     "name": "benchmark",

@@ -2,9 +2,9 @@
 
 import pytest
 
-from neuromod.anatomy import load_face_map
-from neuromod.parameters import default_parameters
-from neuromod.plan import parse_plan
+from neuromod.reference.anatomy import load_face_map
+from neuromod.reference.parameters import default_parameters
+from neuromod.schemas.plan import parse_plan
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from neuromod.anatomy import load_face_map
+from neuromod.reference.anatomy import load_face_map
 
 
 def test_paired_muscles_are_mirrored(face_map):

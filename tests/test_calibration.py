@@ -10,9 +10,14 @@ import math
 
 import pytest
 
-from neuromod.calibrate import load_rows, simulated_value, tolerance, trial_documents
-from neuromod.parameters import default_parameters, prior_parameters
-from neuromod.trial import parse_trial, run_trial
+from neuromod.reference.parameters import default_parameters, prior_parameters
+from neuromod.trials.calibrate import (
+    load_rows,
+    simulated_value,
+    tolerance,
+    trial_documents,
+)
+from neuromod.trials.trial import parse_trial, run_trial
 
 SUBJECTS = 800
 CHECKED = {

@@ -1,6 +1,6 @@
 """Trials spread over a real Dask cluster give the single-process numbers."""
 
-from neuromod.trial import dask_runner, parse_trial, run_trial
+from neuromod.trials.trial import dask_runner, parse_trial, run_trial
 
 SPEC = {
     "name": "dask",

@@ -7,7 +7,7 @@ from importlib import resources
 import pytest
 import yaml
 
-from neuromod.parameters import parse_parameters
+from neuromod.reference.parameters import parse_parameters
 
 
 def data_text(*parts):

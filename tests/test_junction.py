@@ -2,13 +2,19 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from neuromod.junction import LIGHT_CHAIN, JunctionRates, light_chain_course, occupancy, unit_response
-from neuromod.kinetics import muscle_course
+from neuromod.model.junction import (
+    LIGHT_CHAIN,
+    JunctionRates,
+    light_chain_course,
+    occupancy,
+    unit_response,
+)
+from neuromod.model.kinetics import muscle_course
 
 
 def junction_response(days, treatment_days, doses, half_block_units, rates, junction, profile=None):
     """The junction's states from the integrator (muscle parameters do not feed back)."""
-    from neuromod.parameters import default_parameters
+    from neuromod.reference.parameters import default_parameters
 
     return muscle_course(days, treatment_days, doses, half_block_units, rates, junction,
                          default_parameters().muscle, profile)

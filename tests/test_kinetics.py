@@ -1,6 +1,6 @@
 """The population integrator against a stiff general-purpose solver on the same equations.
 
-Reference: SciPy's LSODA at rtol 1e-11 on the full ODE system (:func:`neuromod.kinetics.patient_ode`,
+Reference: SciPy's LSODA at rtol 1e-11 on the full ODE system (:func:`neuromod.model.kinetics.patient_ode`,
 toxin chain included). Tolerance stated: relative error at most 1e-4 on blocked fraction and
 strength at every output day, relative to the reference value or to 1e-3 where it is smaller
 (the benchmark's measure). Measured: 2e-5 to 4e-5 for these patients.
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from neuromod.junction import JunctionRates
-from neuromod.kinetics import muscle_course, patient_ode, relative_error
+from neuromod.model.junction import JunctionRates
+from neuromod.model.kinetics import muscle_course, patient_ode, relative_error
 
 PROFILE = np.array([
     [0.4, 0.7, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4],          # a treated muscle, fairly even

@@ -3,7 +3,7 @@
 import pytest
 
 from neuromod import PlanError, parse_plan, simulate
-from neuromod.projection import project
+from neuromod.trials.projection import project
 
 
 def test_every_days_expands_to_a_schedule_within_the_horizon():
@@ -53,7 +53,7 @@ def test_antibody_risk_matches_the_published_rate_and_grows_with_dose_and_freque
     the model's cumulative risk must fall within 0.2-0.8 % (the 95 % interval of 3/810 is 0.1-1.1 %)."""
     import numpy as np
 
-    from neuromod.antibodies import cumulative_risk, seroconversion_probability
+    from neuromod.model.antibodies import cumulative_risk, seroconversion_probability
 
     risk = lambda units, days, male=False, immuno=1.0: float(cumulative_risk(  # noqa: E731
         seroconversion_probability(np.full(len(days), units), np.array(days, float), immuno, male, params.antibodies))[0])
@@ -67,8 +67,8 @@ def test_antibody_risk_matches_the_published_rate_and_grows_with_dose_and_freque
 
 def test_antibodies_cause_secondary_non_response_in_a_trial(params):
     """With seroconversion made common (rate x300, a stress setting), later cycles stop working."""
-    from neuromod.parameters import apply_overrides
-    from neuromod.trial import parse_trial, run_trial
+    from neuromod.reference.parameters import apply_overrides
+    from neuromod.trials.trial import parse_trial, run_trial
 
     stressed = apply_overrides(params, {"antibodies.rate_per_treatment": 0.45})
     spec = parse_trial({"seed": 2, "subjects_per_arm": 400, "population": {"sex": "female"},

@@ -1,11 +1,14 @@
 import numpy as np
 import pytest
-
 from scipy.integrate import solve_ivp
 
-from neuromod.muscle import atrophy_rate, strength
-from neuromod.scores import depth_for_score, expected_score
-from neuromod.skin import dynamic_target_depth, skin_response, strain_ratio_for_depth
+from neuromod.model.muscle import atrophy_rate, strength
+from neuromod.model.scores import depth_for_score, expected_score
+from neuromod.model.skin import (
+    dynamic_target_depth,
+    skin_response,
+    strain_ratio_for_depth,
+)
 
 
 def atrophy(days, blocked_of_day, params):

@@ -1,6 +1,6 @@
 import pytest
 
-from neuromod.plan import PlanError, load_plan, parse_plan
+from neuromod.schemas.plan import PlanError, load_plan, parse_plan
 
 
 def test_shortest_plan_gets_documented_defaults():

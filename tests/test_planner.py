@@ -3,10 +3,10 @@
 import pytest
 
 from neuromod import parse_plan, simulate
-from neuromod.anatomy import load_face_map
-from neuromod.parameters import default_parameters
-from neuromod.patient import PatientDescription
-from neuromod.planner import _evaluate, plan_dose
+from neuromod.reference.anatomy import load_face_map
+from neuromod.reference.parameters import default_parameters
+from neuromod.schemas.patient import PatientDescription
+from neuromod.trials.planner import _evaluate, plan_dose
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 import pytest
 
-from neuromod.products import convert, get_product, load_products
+from neuromod.reference.products import convert, get_product, load_products
 
 
 def test_every_product_has_sources_and_sane_numbers():

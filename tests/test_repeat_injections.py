@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-from neuromod.junction import JunctionRates
-from neuromod.kinetics import muscle_course
+from neuromod.model.junction import JunctionRates
+from neuromod.model.kinetics import muscle_course
 
 INTERVAL_DAYS = 105.0
 

@@ -1,7 +1,7 @@
 """SBML export round trip: libRoadRunner runs the exported model and agrees with neuromod.
 
 neuromod solves the toxin chain exactly and integrates the non-linear stages with its own
-adaptive steps (:mod:`neuromod.kinetics`); the agreement asserted here, 1e-5 absolute on blocked
+adaptive steps (:mod:`neuromod.model.kinetics`); the agreement asserted here, 1e-5 absolute on blocked
 fraction and strength at every day against CVODE at rtol 1e-8, is that integrator's accuracy
 (measured: 9e-8 and 1.6e-6 for the label glabella plan treated twice).
 """
@@ -12,7 +12,7 @@ import pytest
 roadrunner = pytest.importorskip("roadrunner")
 
 from neuromod import parse_plan, simulate  # noqa: E402
-from neuromod.sbml import plan_to_sbml  # noqa: E402
+from neuromod.export.sbml import plan_to_sbml  # noqa: E402
 
 
 def test_exported_model_is_valid_sbml_with_events_per_treatment():

@@ -79,8 +79,9 @@ def test_repeat_treatment_extends_the_effect(botox20):
 
 
 def test_orbital_rim_plan_blocks_the_levator_label_plan_does_not(botox20):
-    from neuromod import load_plan
     from importlib import resources
+
+    from neuromod import load_plan
 
     rim = simulate(load_plan(resources.files("neuromod") / "examples" / "poor_orbital_rim.yaml"), days=60)
     j = rim.muscles.index("levator_palpebrae_superioris_left")

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from neuromod.products import get_product
-from neuromod.simulate import plan_injections
-from neuromod.spread import Injections, field_sigma_mm, spread
+from neuromod.model.simulate import plan_injections
+from neuromod.model.spread import Injections, field_sigma_mm, spread
+from neuromod.reference.products import get_product
 
 
 def one_injection(x, y, depth=3.0, units=4.0, volume=0.1):
@@ -72,7 +72,7 @@ def test_orbital_rim_injection_reaches_the_levator_label_glabella_does_not(face_
 
 
 def test_dose_profile_is_flat_for_even_toxin_and_peaked_for_a_corner():
-    from neuromod.spread import dose_profile
+    from neuromod.model.spread import dose_profile
 
     masks = np.ones((2, 100), dtype=bool)
     even = np.ones((1, 100))

@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 import yaml
 
-from neuromod.calibrate import load_rows, trial_documents, wilson_interval
-from neuromod.trial import TrialError, kaplan_meier_median, parse_trial, run_trial
+from neuromod.trials.calibrate import load_rows, trial_documents, wilson_interval
+from neuromod.trials.trial import (
+    TrialError,
+    kaplan_meier_median,
+    parse_trial,
+    run_trial,
+)
 
 SMALL = {
     "name": "small",
@@ -54,7 +59,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(small_result):
 def test_chunks_are_seeded_independently_of_where_they_run():
     spec = parse_trial({**SMALL, "subjects_per_arm": 2100})  # three chunks per arm
     in_order = run_trial(spec, progress=False)
-    from neuromod.trial import simulate_chunk
+    from neuromod.trials.trial import simulate_chunk
 
     reversed_runner = lambda jobs: [simulate_chunk(*args) for args in jobs[::-1]][::-1]  # noqa: E731
     assert run_trial(spec, progress=False, chunk_runner=reversed_runner) == in_order
@@ -131,7 +136,7 @@ def _summary_bytes(summary):
 
 def test_arm_summaries_add_up_exactly_and_do_not_grow_with_subjects():
     """Trials keep counts, not subjects: memory is bounded however many subjects (1e7 as 1e3)."""
-    from neuromod.trial import summarize
+    from neuromod.trials.trial import summarize
 
     rng = np.random.default_rng(3)
     visits = [1, 7, 14, 30, 60, 90, 120, 180]

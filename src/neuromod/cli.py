@@ -14,69 +14,21 @@ from importlib import resources
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 
-from neuromod.anatomy import load_face_map
-from neuromod.plan import PlanError, load_plan
-from neuromod.products import convert as convert_units
-from neuromod.products import load_products
-from neuromod.simulate import DISCLAIMER, SimulationResult, simulate
+from neuromod.model.simulate import DISCLAIMER, simulate
+from neuromod.reference.anatomy import load_face_map
+from neuromod.reference.products import convert as convert_units
+from neuromod.reference.products import load_products
+from neuromod.report.tables import score_table, write_outputs
+from neuromod.schemas.plan import PlanError, load_plan
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="neuromod: botulinum toxin plans to predicted wrinkle scores. " + DISCLAIMER)
 
-TABLE_DAYS = (0, 1, 2, 3, 4, 7, 14, 30, 60, 90, 120, 150, 180, 270, 365)
-
-
 def _fail(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=2)
-
-
-def score_table(result: SimulationResult) -> str:
-    """Expected FWS grades (contraction / rest) of the treated areas at standard days."""
-    areas = result.treated_areas
-    days = [d for d in TABLE_DAYS if d <= result.days[-1]]
-    header = f"{'day':>5} " + " ".join(f"{a + ' (contr/rest)':>26}" for a in areas)
-    lines = [header]
-    for day in days:
-        k = int(np.searchsorted(result.days, day))
-        cells = [f"{result.courses[a].fws_contraction[k]:>12.2f} / {result.courses[a].fws_rest[k]:<11.2f}"
-                 for a in areas]
-        lines.append(f"{day:>5} " + " ".join(f"{c:>26}" for c in cells))
-    lines.append("")
-    for a in areas:
-        c = result.courses[a]
-        lines.append(f"{a}: onset day {c.onset_day}, peak day {c.peak_day}, wear-off day {c.wear_off_day}")
-    return "\n".join(lines)
-
-
-def write_outputs(result: SimulationResult, out: Path, title: str | None = None) -> list[Path]:
-    """CSV of the course, PNG of the course and PNG of the face map into ``out``."""
-    from neuromod.plots import plot_course, plot_face_map
-
-    out.mkdir(parents=True, exist_ok=True)
-    scores_csv = out / "scores.csv"
-    with scores_csv.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["day", "area", "fws_contraction", "fws_rest", "area_strength"])
-        for area, course in result.courses.items():
-            for k, day in enumerate(result.days):
-                writer.writerow([f"{day:g}", area, f"{course.fws_contraction[k]:.4f}",
-                                 f"{course.fws_rest[k]:.4f}", f"{course.strength[k]:.4f}"])
-    muscles_csv = out / "muscles.csv"
-    with muscles_csv.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["day", "muscle", "dose_units", "blocked_fraction", "strength"])
-        doses = result.spread.dose_per_muscle
-        for j, muscle in enumerate(result.muscles):
-            for k, day in enumerate(result.days):
-                writer.writerow([f"{day:g}", muscle, f"{doses[j]:.5f}",
-                                 f"{result.output.blocked_fraction[0, j, k]:.5f}",
-                                 f"{result.output.strength[0, j, k]:.5f}"])
-    return [scores_csv, muscles_csv, plot_course(result, out / "course.png", title),
-            plot_face_map(result, out / "face_map.png", title=title)]
 
 
 @app.command("simulate")
@@ -177,7 +129,7 @@ def trial_command(
                                           help="start a local Dask cluster of N worker processes"),
 ) -> None:
     """Run a virtual trial: endpoints per arm, as a table and PNGs, or as JSON."""
-    from neuromod.trial import TrialError, dask_runner, load_trial, run_trial
+    from neuromod.trials.trial import TrialError, dask_runner, load_trial, run_trial
 
     try:
         spec = load_trial(trial_file)
@@ -197,7 +149,7 @@ def trial_command(
         return
     typer.echo(trial_table(result))
     typer.echo(f"\n{DISCLAIMER}")
-    from neuromod.plots import plot_trial
+    from neuromod.report.plots import plot_trial
 
     folder = out or trial_file.parent / f"{trial_file.stem}_results"
     paths = plot_trial(result, folder)
@@ -215,7 +167,7 @@ def calibrate_command(
 ) -> None:
     """Fit the shared population parameters to the published trials; write the report."""
     from neuromod import calibrate as cal
-    from neuromod.parameters import default_parameters, prior_parameters
+    from neuromod.reference.parameters import default_parameters, prior_parameters
 
     rows = cal.load_rows()
     params = default_parameters()
@@ -230,7 +182,7 @@ def calibrate_command(
         cal.write_calibrated(cal.calibrated_document(fitted, prior_parameters(), value, subjects, 2026), target)
         typer.echo(f"wrote {target}")
         params = fitted
-    from neuromod.calibration_report import write_calibration_report
+    from neuromod.report.calibration_report import write_calibration_report
 
     path = write_calibration_report(params, rows, docs, report_subjects)
     typer.echo(f"wrote {path}")
@@ -244,7 +196,7 @@ def project_command(
     out: Optional[Path] = typer.Option(None, "--out", help="folder for projection.png and projection.csv"),
 ) -> None:
     """Treated every N days against never treated, per area, over years (table and PNG)."""
-    from neuromod.projection import project
+    from neuromod.trials.projection import project
 
     try:
         plan = load_plan(plan_file)
@@ -259,7 +211,7 @@ def project_command(
             typer.echo(f"{row['year']:>4} {row['treated_rest']:>8.2f} {row['untreated_rest']:>8.2f}")
     typer.echo(f"\n{DISCLAIMER}")
     if out is not None:
-        from neuromod.plots import plot_projection
+        from neuromod.report.plots import plot_projection
 
         out.mkdir(parents=True, exist_ok=True)
         with (out / "projection.csv").open("w", newline="") as handle:
@@ -289,9 +241,9 @@ def plan_command(
     import yaml
     from pydantic import ValidationError
 
-    from neuromod.patient import PatientDescription
-    from neuromod.plan import format_validation_error
-    from neuromod.planner import plan_dose
+    from neuromod.schemas.patient import PatientDescription
+    from neuromod.schemas.plan import format_validation_error
+    from neuromod.trials.planner import plan_dose
 
     if goal not in ("none_mild", "none"):
         _fail(f"--goal: must be none_mild or none, got {goal!r}")
@@ -333,7 +285,7 @@ def export_sbml_command(
     out: Path = typer.Option(..., "-o", "--out", help="SBML file to write"),
 ) -> None:
     """Write the plan's junction and muscle model (one patient) as SBML Level 3."""
-    from neuromod.sbml import export_sbml
+    from neuromod.export.sbml import export_sbml
 
     try:
         plan = load_plan(plan_file)
@@ -356,7 +308,7 @@ def report_command(
     days: int = typer.Option(180, "--days", min=1, max=3650),
 ) -> None:
     """Simulate every shipped example plan and write a report folder (``make run``)."""
-    from neuromod.report import write_report
+    from neuromod.report.course_report import write_report
 
     index = write_report(example_plans(), out, days)
     typer.echo(f"report written: {index}")

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import ndtr
 
-from neuromod.parameters import ScoreParameters
+from neuromod.reference.parameters import ScoreParameters
 
 FloatArray = npt.NDArray[np.float64]
 

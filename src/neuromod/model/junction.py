@@ -37,7 +37,7 @@ retracts as the parent terminal returns:
     dS/dt = k_mature * O * (1 - S) - k_retract * (1 - O) * S
     blocked_fraction = max_block * O * (1 - sprout_share * S)
 
-This module holds the chain's closed form and the scalar equations; :mod:`neuromod.kinetics`
+This module holds the chain's closed form and the scalar equations; :mod:`neuromod.model.kinetics`
 integrates the lag, the sprouts and the muscle's atrophy for many patients at once.
 """
 
@@ -49,7 +49,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from neuromod.parameters import JunctionParameters
+from neuromod.reference.parameters import JunctionParameters
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -196,7 +196,7 @@ def light_chain_course(
 
 
 # -- the junction's equations, one endplate population at a time --------------------------
-# Scalar functions compiled with numba: :mod:`neuromod.kinetics` calls them inside its
+# Scalar functions compiled with numba: :mod:`neuromod.model.kinetics` calls them inside its
 # integration loop, and they can be called from Python as well.
 
 

@@ -9,7 +9,7 @@ more slowly once transmission returns:
 
     dA/dt = k_build * max(A_max * blocked - A, 0) - k_regain * max(A - A_max * blocked, 0)
 
-Scalar equations compiled with numba; :mod:`neuromod.kinetics` integrates them with the junction's.
+Scalar equations compiled with numba; :mod:`neuromod.model.kinetics` integrates them with the junction's.
 """
 
 from __future__ import annotations

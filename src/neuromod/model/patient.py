@@ -3,50 +3,27 @@
 A patient is a vector of model parameters and a population is a matrix of them: every
 array in :class:`Patients` has the patient as its leading axis. This module turns a
 patient's description (age, sex, smoking, sun exposure, baseline scores per area) into
-that vector; :mod:`neuromod.population` draws many of them with random effects.
+that vector; :mod:`neuromod.trials.population` draws many of them with random effects.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
 
-from neuromod.parameters import ModelParameters
-from neuromod.scores import depth_for_score
-from neuromod.skin import strain_ratio_for_depth
+from neuromod.model.scores import depth_for_score
+from neuromod.model.skin import strain_ratio_for_depth
+from neuromod.reference.parameters import ModelParameters
+from neuromod.schemas.patient import (
+    BaselineScores,
+    PatientDescription,
+    Smoking,
+    SunExposure,
+)
 
 FloatArray = npt.NDArray[np.float64]
-
-Sex = Literal["female", "male"]
-Smoking = Literal["never", "former", "current"]
-SunExposure = Literal["low", "moderate", "high"]
-
-
-class BaselineScores(BaseModel):
-    """Facial Wrinkle Scale grades of one area before treatment (0 none ... 3 severe)."""
-
-    model_config = ConfigDict(extra="forbid")
-    rest: float = Field(default=1.0, ge=0, le=3, description="FWS grade at rest, 0-3")
-    contraction: float = Field(default=2.5, ge=0, le=3, description="FWS grade at maximum contraction, 0-3")
-
-
-class PatientDescription(BaseModel):
-    """A patient as the clinic records them. Defaults: the typical trial patient
-    (woman, 45, never smoked, moderate sun, moderate-to-severe lines)."""
-
-    model_config = ConfigDict(extra="forbid")
-    age: float = Field(default=45, ge=18, le=90, description="years, 18-90")
-    sex: Sex = "female"
-    smoking: Smoking = "never"
-    sun_exposure: SunExposure = "moderate"
-    baseline: dict[str, BaselineScores] = Field(
-        default_factory=dict, description="FWS grades per area; unlisted areas use the defaults"
-    )
-
 
 @dataclass(frozen=True)
 class Patients:

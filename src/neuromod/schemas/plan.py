@@ -19,9 +19,9 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from neuromod.anatomy import FaceMap, load_face_map
-from neuromod.patient import PatientDescription
-from neuromod.products import Product, get_product, load_products
+from neuromod.reference.anatomy import FaceMap, load_face_map
+from neuromod.reference.products import Product, get_product, load_products
+from neuromod.schemas.patient import PatientDescription
 
 #: assumption: larger single-site doses fall outside facial practice (label sites take
 #: 2-10 onabotulinumtoxinA units; masseter sites up to ~15).

@@ -1,7 +1,7 @@
 """Long-term projection: treated every N days against never treated, over years.
 
 Static lines (seen at rest) deepen with folding, faster with age, sun and smoking, and repair
-slowly while folding is absent (:mod:`neuromod.skin`). Repeated treatment keeps folding low,
+slowly while folding is absent (:mod:`neuromod.model.skin`). Repeated treatment keeps folding low,
 so over years the treated face's static lines soften while the untreated face's deepen.
 """
 
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from neuromod.plan import Plan, parse_plan
-from neuromod.simulate import SimulationResult, simulate
+from neuromod.model.simulate import SimulationResult, simulate
+from neuromod.schemas.plan import Plan, parse_plan
 
 FloatArray = npt.NDArray[np.float64]
 

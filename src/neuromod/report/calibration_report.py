@@ -9,9 +9,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from neuromod.calibrate import FITTED, CalibrationRow, RowResult, evaluate, objective  # noqa: E402
-from neuromod.parameters import ModelParameters, prior_parameters  # noqa: E402
-from neuromod.plots import FOOTNOTE  # noqa: E402
+from neuromod.reference.parameters import ModelParameters, prior_parameters  # noqa: E402
+from neuromod.report.plots import FOOTNOTE  # noqa: E402
+from neuromod.trials.calibrate import (  # noqa: E402
+    FITTED,
+    CalibrationRow,
+    RowResult,
+    evaluate,
+    objective,
+)
+
 
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}"
@@ -45,8 +52,8 @@ def plot_results(results: list[RowResult], path: Path) -> Path:
 
 def plot_time_courses(params: ModelParameters, path: Path, subjects: int) -> Path:
     """Simulated time courses of the label glabella arms, with the published points on them."""
-    from neuromod.calibrate import load_rows, tolerance, trial_documents
-    from neuromod.trial import parse_trial, run_trial
+    from neuromod.trials.calibrate import load_rows, tolerance, trial_documents
+    from neuromod.trials.trial import parse_trial, run_trial
 
     rows = load_rows()
     keys = ["botox-glabella20-mixed", "dysport-glabella50-mixed", "daxxify-glabella40-mixed", "botox-glabella20-female"]
@@ -81,8 +88,8 @@ def plot_time_courses(params: ModelParameters, path: Path, subjects: int) -> Pat
 def safety_rows(params: ModelParameters, subjects: int) -> list[str]:
     """Markdown rows: published adverse-event rates (data/published/safety.csv) against the
     model's, for the single-area label plans in that table. Not fitted: a check."""
-    from neuromod._data import read_csv
-    from neuromod.trial import parse_trial, run_trial
+    from neuromod.reference.files import read_csv
+    from neuromod.trials.trial import parse_trial, run_trial
 
     lines = []
     cache: dict[tuple[str, float], dict] = {}

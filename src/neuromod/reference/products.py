@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from neuromod._data import read_csv
+from neuromod.reference.files import read_csv
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import yaml
 
 @dataclass(frozen=True)
 class SpreadParameters:
-    """Toxin field around an injection (see :mod:`neuromod.spread`)."""
+    """Toxin field around an injection (see :mod:`neuromod.model.spread`)."""
 
     sigma_ref_mm: float
     reference_units: float
@@ -33,7 +33,7 @@ class SpreadParameters:
 
 @dataclass(frozen=True)
 class JunctionParameters:
-    """Nerve-muscle junction kinetics (see :mod:`neuromod.junction`). Rates in 1/day."""
+    """Nerve-muscle junction kinetics (see :mod:`neuromod.model.junction`). Rates in 1/day."""
 
     availability_rate_per_day: float
     clearance_rate_per_day: float
@@ -55,7 +55,7 @@ class JunctionParameters:
 
 @dataclass(frozen=True)
 class MuscleParameters:
-    """Force and disuse atrophy (see :mod:`neuromod.muscle`)."""
+    """Force and disuse atrophy (see :mod:`neuromod.model.muscle`)."""
 
     atrophy_max_fraction: float
     atrophy_rate_per_day: float
@@ -64,7 +64,7 @@ class MuscleParameters:
 
 @dataclass(frozen=True)
 class SkinParameters:
-    """Dynamic and static lines (see :mod:`neuromod.skin`)."""
+    """Dynamic and static lines (see :mod:`neuromod.model.skin`)."""
 
     film_thickness_mm: float
     fade_time_days: float
@@ -80,7 +80,7 @@ class SkinParameters:
 
 @dataclass(frozen=True)
 class ScoreParameters:
-    """Facial Wrinkle Scale raters (see :mod:`neuromod.scores`)."""
+    """Facial Wrinkle Scale raters (see :mod:`neuromod.model.scores`)."""
 
     cutpoints_mm: tuple[float, float, float]
     rater_sd_mm: float
@@ -89,7 +89,7 @@ class ScoreParameters:
 
 @dataclass(frozen=True)
 class CovariateParameters:
-    """Covariate effects and the typical patient's defaults (see :mod:`neuromod.patient`)."""
+    """Covariate effects and the typical patient's defaults (see :mod:`neuromod.model.patient`)."""
 
     male_half_block_factor: float
     reference_age_years: float
@@ -101,7 +101,7 @@ class CovariateParameters:
 
 @dataclass(frozen=True)
 class PopulationParameters:
-    """Between-person variability, baseline lines and raters (see :mod:`neuromod.population`).
+    """Between-person variability, baseline lines and raters (see :mod:`neuromod.trials.population`).
 
     ``*_sd`` values are standard deviations of log-normal random effects.
     """
@@ -128,7 +128,7 @@ class PopulationParameters:
 
 @dataclass(frozen=True)
 class AntibodyParameters:
-    """Neutralizing antibodies (see :mod:`neuromod.antibodies`)."""
+    """Neutralizing antibodies (see :mod:`neuromod.model.antibodies`)."""
 
     rate_per_treatment: float
     reference_ona_units: float

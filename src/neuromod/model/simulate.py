@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from neuromod.anatomy import FaceMap, load_face_map
-from neuromod.junction import JunctionRates
-from neuromod.kinetics import muscle_course
-from neuromod.parameters import ModelParameters, default_parameters
-from neuromod.patient import Patients, describe_patient
-from neuromod.plan import InjectionPoint, Plan
-from neuromod.scores import expected_score
-from neuromod.skin import skin_response
-from neuromod.spread import Injections, SpreadResult, spread
+from neuromod.model.junction import JunctionRates
+from neuromod.model.kinetics import muscle_course
+from neuromod.model.patient import Patients, describe_patient
+from neuromod.model.scores import expected_score
+from neuromod.model.skin import skin_response
+from neuromod.model.spread import Injections, SpreadResult, spread
+from neuromod.reference.anatomy import FaceMap, load_face_map
+from neuromod.reference.parameters import ModelParameters, default_parameters
+from neuromod.schemas.plan import InjectionPoint, Plan
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -45,7 +45,7 @@ class ModelOutput:
 
 
 def plan_injections(points: list[InjectionPoint], plan: Plan) -> Injections:
-    """Resolved plan points as the arrays :func:`neuromod.spread.spread` takes."""
+    """Resolved plan points as the arrays :func:`neuromod.model.spread.spread` takes."""
     product = plan.product_info
     return Injections(
         x_mm=np.array([p.x_mm for p in points], dtype=float),
@@ -65,7 +65,7 @@ def half_block_units(face_map: FaceMap, patients: Patients, params: ModelParamet
 #: The skin stage is integrated every 1.5 hours for this many days after each treatment, when
 #: block builds over hours to days; elsewhere a daily grid resolves it (folds and creases:
 #: time constants of a day to months). The junction and muscle adapt their own steps
-#: (:mod:`neuromod.kinetics`) and report on this grid.
+#: (:mod:`neuromod.model.kinetics`) and report on this grid.
 FINE_WINDOW_DAYS = 6.0
 FINE_STEP_DAYS = 1.0 / 16.0
 
@@ -163,7 +163,10 @@ class SimulationResult:
     @property
     def antibody_risk(self) -> float:
         """Probability that this plan's treatments induce neutralizing antibodies (0-1)."""
-        from neuromod.antibodies import cumulative_risk, seroconversion_probability
+        from neuromod.model.antibodies import (
+            cumulative_risk,
+            seroconversion_probability,
+        )
 
         product = self.plan.product_info
         ona = sum(product.to_ona_units(p.units) for p in self.points)

@@ -1,9 +1,9 @@
 """The junction and muscle equations integrated for many patients at once.
 
 The toxin chain is linear, so active light chain is known exactly at any time from its
-closed form (:func:`neuromod.junction.bateman_terms`, superposed over treatments). Three
+closed form (:func:`neuromod.model.junction.bateman_terms`, superposed over treatments). Three
 non-linear states per muscle remain: the lagged occupancy ``O`` and sprout maturity ``S``
-(:mod:`neuromod.junction`) and the loss of bulk ``A`` (:mod:`neuromod.muscle`). Each step
+(:mod:`neuromod.model.junction`) and the loss of bulk ``A`` (:mod:`neuromod.model.muscle`). Each step
 ``[t, t + h]``:
 
 * evaluates occupancy exactly at ``t + h/2`` and ``t + h`` (from the light chain);
@@ -31,9 +31,16 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit, prange
 
-from neuromod.junction import LIGHT_CHAIN, JunctionRates, bateman_terms, blocked_fraction, occupancy, sprout_rate
-from neuromod.muscle import atrophy_rate, strength
-from neuromod.parameters import JunctionParameters, MuscleParameters
+from neuromod.model.junction import (
+    LIGHT_CHAIN,
+    JunctionRates,
+    bateman_terms,
+    blocked_fraction,
+    occupancy,
+    sprout_rate,
+)
+from neuromod.model.muscle import atrophy_rate, strength
+from neuromod.reference.parameters import JunctionParameters, MuscleParameters
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -14,10 +14,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Ellipse  # noqa: E402
 
-from neuromod.anatomy import FaceMap, load_face_map  # noqa: E402
-from neuromod.parameters import default_parameters  # noqa: E402
-from neuromod.simulate import DISCLAIMER, SimulationResult, plan_injections  # noqa: E402
-from neuromod.spread import field_density, field_sigma_mm  # noqa: E402
+from neuromod.model.simulate import DISCLAIMER, SimulationResult, plan_injections  # noqa: E402
+from neuromod.model.spread import field_density, field_sigma_mm  # noqa: E402
+from neuromod.reference.anatomy import FaceMap, load_face_map  # noqa: E402
+from neuromod.reference.parameters import default_parameters  # noqa: E402
 
 FOOTNOTE = "neuromod model estimate for planning and education - not medical advice"
 

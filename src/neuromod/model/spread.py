@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from neuromod.anatomy import FaceMap
-from neuromod.parameters import SpreadParameters
+from neuromod.reference.anatomy import FaceMap
+from neuromod.reference.parameters import SpreadParameters
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from neuromod.parameters import AntibodyParameters
+from neuromod.reference.parameters import AntibodyParameters
 
 FloatArray = npt.NDArray[np.float64]
 

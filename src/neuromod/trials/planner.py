@@ -27,14 +27,14 @@ from typing import Literal
 
 import numpy as np
 
-from neuromod.anatomy import FaceMap, load_face_map
-from neuromod.parameters import ModelParameters, default_parameters
-from neuromod.patient import PatientDescription
-from neuromod.plan import Plan, PlanError, parse_plan
-from neuromod.population import cohort_like
-from neuromod.products import get_product
-from neuromod.simulate import plan_injections, run_model
-from neuromod.spread import spread
+from neuromod.model.simulate import plan_injections, run_model
+from neuromod.model.spread import spread
+from neuromod.reference.anatomy import FaceMap, load_face_map
+from neuromod.reference.parameters import ModelParameters, default_parameters
+from neuromod.reference.products import get_product
+from neuromod.schemas.patient import PatientDescription
+from neuromod.schemas.plan import Plan, PlanError, parse_plan
+from neuromod.trials.population import cohort_like
 
 #: Label (or typical) onabotulinumtoxinA units per area: Botox Cosmetic label for glabella 20,
 #: forehead 20, crow's feet 24 and platysma 26-36 (-> 30); typical doses of published/anatomy.csv

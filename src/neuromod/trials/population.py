@@ -7,30 +7,29 @@ Trials enrol by baseline severity at maximum contraction as the investigator gra
 so people whose lines are near a cut-point enter by rating noise and later "improve"
 without toxin (regression to the mean: the placebo arm's few per cent).
 
-A cohort is a :class:`neuromod.patient.Patients` matrix plus what the raters and the
+A cohort is a :class:`neuromod.model.patient.Patients` matrix plus what the raters and the
 adverse-event rules need. Arrays have the patient as their leading axis.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from neuromod.parameters import ModelParameters
-from neuromod.patient import (
+from neuromod.model.patient import (
     Patients,
-    PatientDescription,
     baseline_grades,
     baseline_skin,
     deepening_factor,
     describe_patient,
 )
-from neuromod.scores import grade
-from neuromod.skin import strain_ratio_for_depth
+from neuromod.model.scores import grade
+from neuromod.model.skin import strain_ratio_for_depth
+from neuromod.reference.parameters import ModelParameters
+from neuromod.schemas.patient import PatientDescription
+from neuromod.schemas.trial import PopulationSpec
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -39,29 +38,6 @@ IntArray = npt.NDArray[np.int64]
 SMOKING_MIX = (0.65, 0.2, 0.15)
 #: assumption: sun-exposure mix (low, moderate, high).
 SUN_MIX = (0.3, 0.5, 0.2)
-
-
-class PopulationSpec(BaseModel):
-    """Who a virtual trial enrols (the ``population`` block of a trial file)."""
-
-    model_config = ConfigDict(extra="forbid")
-    sex: Literal["female", "male", "mixed"] = "mixed"
-    fraction_female: float | None = Field(default=None, ge=0, le=1, description="for mixed, 0-1 (default 0.87)")
-    age: tuple[float, float] = Field(default=(18.0, 75.0), description="[min, max] years, within 18-90")
-    baseline: Literal["moderate_or_severe", "any"] = "moderate_or_severe"
-
-    @field_validator("age")
-    @classmethod
-    def _age_range(cls, value: tuple[float, float]) -> tuple[float, float]:
-        low, high = value
-        if not (18 <= low <= high <= 90):
-            raise ValueError(f"age range must satisfy 18 <= min <= max <= 90, got [{low:g}, {high:g}]")
-        return value
-
-    def female_fraction(self, params: ModelParameters) -> float:
-        if self.sex != "mixed":
-            return 1.0 if self.sex == "female" else 0.0
-        return params.population.fraction_female if self.fraction_female is None else self.fraction_female
 
 
 @dataclass(frozen=True)

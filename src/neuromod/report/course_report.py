@@ -9,9 +9,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from neuromod.plan import load_plan  # noqa: E402
-from neuromod.plots import FOOTNOTE  # noqa: E402
-from neuromod.simulate import DISCLAIMER, SimulationResult, simulate  # noqa: E402
+from neuromod.model.simulate import DISCLAIMER, SimulationResult, simulate  # noqa: E402
+from neuromod.report.plots import FOOTNOTE  # noqa: E402
+from neuromod.report.tables import score_table, write_outputs  # noqa: E402
+from neuromod.schemas.plan import load_plan  # noqa: E402
 
 DANGER_KEYS = ("levator_palpebrae_superioris_left", "levator_palpebrae_superioris_right")
 
@@ -41,8 +42,6 @@ def plot_comparison(results: dict[str, SimulationResult], path: Path) -> Path:
 
 def write_report(plans: dict[str, Path], out: Path, days: int = 180) -> Path:
     """Simulate each plan, write its outputs into ``out/<name>/`` and an index ``out/README.md``."""
-    from neuromod.cli import score_table, write_outputs
-
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, SimulationResult] = {}
     rows = []

@@ -7,9 +7,9 @@ injections) as rate rules, treatment ``k`` as an event adding that muscle's unit
 ``D<k>_<muscle>``, active light chain ``L_<muscle>`` as their sum, the dose-
 profile occupancy as an assignment rule, the release lag, sprout maturity and atrophy as rate
 rules, and ``blocked_<muscle>`` / ``strength_<muscle>`` as assignment rules. Symbols follow
-:mod:`neuromod.junction` and :mod:`neuromod.muscle`; time is in days.
+:mod:`neuromod.model.junction` and :mod:`neuromod.model.muscle`; time is in days.
 
-These are the ODEs neuromod integrates (:mod:`neuromod.kinetics`), so an SBML simulator
+These are the ODEs neuromod integrates (:mod:`neuromod.model.kinetics`), so an SBML simulator
 (libRoadRunner, COPASI, tellurium) and neuromod agree to the accuracy of their integrators.
 """
 
@@ -20,13 +20,13 @@ from pathlib import Path
 import libsbml
 import numpy as np
 
-from neuromod.anatomy import FaceMap, load_face_map
-from neuromod.junction import JunctionRates
-from neuromod.parameters import ModelParameters, default_parameters
-from neuromod.patient import describe_patient
-from neuromod.plan import Plan
-from neuromod.simulate import half_block_units, plan_injections
-from neuromod.spread import spread
+from neuromod.model.junction import JunctionRates
+from neuromod.model.patient import describe_patient
+from neuromod.model.simulate import half_block_units, plan_injections
+from neuromod.model.spread import spread
+from neuromod.reference.anatomy import FaceMap, load_face_map
+from neuromod.reference.parameters import ModelParameters, default_parameters
+from neuromod.schemas.plan import Plan
 
 
 def _check(code: int, what: str) -> None:

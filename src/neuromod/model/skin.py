@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from neuromod.parameters import SkinParameters
+from neuromod.reference.parameters import SkinParameters
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -1,0 +1,1 @@
+"""Layer 5 — exports to standard formats (SBML)."""

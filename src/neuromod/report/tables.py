@@ -1,0 +1,58 @@
+"""A simulation's course as a table (terminal) and as files (CSV and PNG) for one plan."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from neuromod.model.simulate import SimulationResult
+
+#: days shown in the terminal table (days after the first treatment).
+TABLE_DAYS = (0, 1, 2, 3, 4, 7, 14, 30, 60, 90, 120, 150, 180, 270, 365)
+
+
+def score_table(result: SimulationResult) -> str:
+    """Expected FWS grades (contraction / rest) of the treated areas at standard days."""
+    areas = result.treated_areas
+    days = [d for d in TABLE_DAYS if d <= result.days[-1]]
+    header = f"{'day':>5} " + " ".join(f"{a + ' (contr/rest)':>26}" for a in areas)
+    lines = [header]
+    for day in days:
+        k = int(np.searchsorted(result.days, day))
+        cells = [f"{result.courses[a].fws_contraction[k]:>12.2f} / {result.courses[a].fws_rest[k]:<11.2f}"
+                 for a in areas]
+        lines.append(f"{day:>5} " + " ".join(f"{c:>26}" for c in cells))
+    lines.append("")
+    for a in areas:
+        c = result.courses[a]
+        lines.append(f"{a}: onset day {c.onset_day}, peak day {c.peak_day}, wear-off day {c.wear_off_day}")
+    return "\n".join(lines)
+
+
+def write_outputs(result: SimulationResult, out: Path, title: str | None = None) -> list[Path]:
+    """CSV of the course, PNG of the course and PNG of the face map into ``out``."""
+    from neuromod.report.plots import plot_course, plot_face_map
+
+    out.mkdir(parents=True, exist_ok=True)
+    scores_csv = out / "scores.csv"
+    with scores_csv.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["day", "area", "fws_contraction", "fws_rest", "area_strength"])
+        for area, course in result.courses.items():
+            for k, day in enumerate(result.days):
+                writer.writerow([f"{day:g}", area, f"{course.fws_contraction[k]:.4f}",
+                                 f"{course.fws_rest[k]:.4f}", f"{course.strength[k]:.4f}"])
+    muscles_csv = out / "muscles.csv"
+    with muscles_csv.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["day", "muscle", "dose_units", "blocked_fraction", "strength"])
+        doses = result.spread.dose_per_muscle
+        for j, muscle in enumerate(result.muscles):
+            for k, day in enumerate(result.days):
+                writer.writerow([f"{day:g}", muscle, f"{doses[j]:.5f}",
+                                 f"{result.output.blocked_fraction[0, j, k]:.5f}",
+                                 f"{result.output.strength[0, j, k]:.5f}"])
+    return [scores_csv, muscles_csv, plot_course(result, out / "course.png", title),
+            plot_face_map(result, out / "face_map.png", title=title)]
