@@ -109,7 +109,7 @@ def test_wilson_interval_matches_the_formula():
         ({"arms": [{"name": "a", "product": "botox", "areas": {"glabella": 20}, "treatment_days": [0, 30]}]},
          "repeat no sooner than 90 days"),
         ({"follow_up_days": [30, 14]}, "follow_up_days: Value error, must be strictly increasing"),
-        ({"subjects_per_arm": 0}, "subjects_per_arm: Input should be greater than or equal to 1"),
+        ({"subjects_per_arm": 0}, "subjects_per_arm: must be greater than or equal to 1, got 0; allowed: a whole number, 1-10,000,000"),
         ({"population": {"sex": "female", "age": [12, 40]}}, "population.age"),
     ],
 )

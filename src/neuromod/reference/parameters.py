@@ -10,11 +10,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
+from neuromod.reference.files import data_file_exists, read_data_yaml, read_document
 
 
 @dataclass(frozen=True)
@@ -152,7 +151,7 @@ class ModelParameters:
     population: PopulationParameters
     antibodies: AntibodyParameters
 
-    def replace(self, **changes: dict[str, Any]) -> "ModelParameters":
+    def replace(self, **changes: dict[str, Any]) -> ModelParameters:
         """A copy with some values changed, e.g. ``replace(junction={"hill_coefficient": 3})``."""
         updated = {
             stage: dataclasses.replace(getattr(self, stage), **values)
@@ -217,13 +216,11 @@ def load_parameters(path: str | Path | None = None) -> ModelParameters:
     """Load a parameter file; without a path, the packaged default set."""
     if path is None:
         return default_parameters()
-    with open(path, encoding="utf-8") as handle:
-        return parse_parameters(yaml.safe_load(handle))
+    return parse_parameters(read_document(path, "parameter file"))
 
 
 def _packaged(name: str) -> Any:
-    resource = resources.files("neuromod").joinpath("data", name)
-    return yaml.safe_load(resource.read_text("utf-8")) if resource.is_file() else None
+    return read_data_yaml(name) if data_file_exists(name) else None
 
 
 def prior_parameters() -> ModelParameters:

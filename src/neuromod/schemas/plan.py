@@ -10,30 +10,31 @@ The shortest valid plan is ``{product: botox, areas: {glabella: 20}}``.
 
 from __future__ import annotations
 
-import json
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from neuromod.reference.anatomy import FaceMap, load_face_map
+from neuromod.reference.files import DocumentError, read_document
 from neuromod.reference.products import Product, get_product, load_products
 from neuromod.schemas.patient import PatientDescription
+from neuromod.schemas.types import LIMITS, Day, FiniteFloat, Text, Units
+from neuromod.schemas.types import format_validation_error as _format_validation_error
 
-#: assumption: larger single-site doses fall outside facial practice (label sites take
-#: 2-10 onabotulinumtoxinA units; masseter sites up to ~15).
-MAX_ONA_UNITS_PER_SITE = 25.0
-#: assumption: a facial injection bolus above 0.5 mL is outside practice (label: 0.05-0.1 mL).
-MAX_VOLUME_PER_SITE_ML = 0.5
-#: units and volume may disagree with the dilution by rounding only (relative).
-DILUTION_TOLERANCE = 0.05
+#: The plan limits (``data/plan_limits.yaml``, each with its source); names kept for callers.
+PLAN_LIMITS = LIMITS.plan
+MAX_ONA_UNITS_PER_SITE = PLAN_LIMITS.max_ona_units_per_site
+MAX_VOLUME_PER_SITE_ML = PLAN_LIMITS.max_volume_per_site_ml
+DILUTION_TOLERANCE = PLAN_LIMITS.dilution_tolerance
+MAX_TREATMENT_DAY = PLAN_LIMITS.max_treatment_day
 #: default injection depth (mm) for a point given by coordinates: intramuscular in the upper face.
 DEFAULT_DEPTH_MM = 3.0
-#: longest schedule simulated (days): ten years.
-MAX_TREATMENT_DAY = 3650
+#: relative slack when summing units at one point (label shares such as 0.166667 x 150 U).
+_SUM_TOLERANCE = 1e-6
 
 
 class PlanError(ValueError):
@@ -44,12 +45,22 @@ class Injection(BaseModel):
     """One injection: at a named ``site`` or at ``x_mm``/``y_mm``; ``units`` or ``volume_ml``."""
 
     model_config = ConfigDict(extra="forbid")
-    site: str | None = Field(default=None, description="a standard site (see `neuromod sites`)")
-    x_mm: float | None = Field(default=None, description="mm from the nasion, + towards the patient's left")
-    y_mm: float | None = Field(default=None, description="mm from the nasion, + up")
-    depth_mm: float | None = Field(default=None, gt=0, le=20, description="mm below the skin, (0, 20]")
-    units: float | None = Field(default=None, description="product units")
-    volume_ml: float | None = Field(default=None, description="mL at the plan's dilution")
+    site: Text | None = Field(default=None, description="a standard site (see `neuromod sites`)")
+    x_mm: FiniteFloat | None = Field(
+        default=None, ge=-PLAN_LIMITS.max_face_coordinate_mm, le=PLAN_LIMITS.max_face_coordinate_mm,
+        description=f"mm from the nasion, + towards the patient's left, on the face map "
+                    f"(|x| <= {PLAN_LIMITS.max_face_coordinate_mm:g})")
+    y_mm: FiniteFloat | None = Field(
+        default=None, ge=-PLAN_LIMITS.max_face_coordinate_mm, le=PLAN_LIMITS.max_face_coordinate_mm,
+        description=f"mm from the nasion, + up, on the face map (|y| <= {PLAN_LIMITS.max_face_coordinate_mm:g})")
+    depth_mm: FiniteFloat | None = Field(default=None, gt=0, le=PLAN_LIMITS.max_depth_mm,
+                                         description=f"mm below the skin, (0, {PLAN_LIMITS.max_depth_mm:g}]")
+    units: Units | None = Field(
+        default=None, description=f"product units, > 0 and <= {PLAN_LIMITS.max_ona_units_per_site:g} "
+                                  "onabotulinumtoxinA-equivalent units per point")
+    volume_ml: FiniteFloat | None = Field(
+        default=None,
+        description=f"mL at the plan's dilution, (0, {PLAN_LIMITS.max_volume_per_site_ml:g}] per point")
 
 
 class Plan(BaseModel):
@@ -57,37 +68,63 @@ class Plan(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     patient: PatientDescription = Field(default_factory=PatientDescription)
-    product: str
-    vial_units: float | None = Field(default=None, gt=0, le=1000, description="units in the vial, (0, 1000]")
-    saline_ml: float | None = Field(default=None, gt=0, le=10, description="mL of saline added, (0, 10]")
-    injections: list[Injection] | None = None
-    areas: dict[str, float] | None = Field(default=None, description="units per area in its label pattern")
-    treatment_days: list[float] = Field(default_factory=lambda: [0.0])
-    every_days: float | None = Field(
-        default=None, description="repeat every N days (>= the label interval) instead of treatment_days"
-    )
-    until_day: float = Field(default=MAX_TREATMENT_DAY, ge=0, le=MAX_TREATMENT_DAY,
-                             description="last day a repeat may fall on with every_days, 0-3650")
+    product: Text = Field(description="a product name (see `neuromod products`)")
+    vial_units: FiniteFloat | None = Field(
+        default=None, gt=0, le=PLAN_LIMITS.max_vial_units,
+        description=f"units in the vial, (0, {PLAN_LIMITS.max_vial_units:g}]")
+    saline_ml: FiniteFloat | None = Field(
+        default=None, ge=PLAN_LIMITS.min_saline_ml, le=PLAN_LIMITS.max_saline_ml,
+        description=f"mL of saline added, {PLAN_LIMITS.min_saline_ml:g}-{PLAN_LIMITS.max_saline_ml:g}")
+    injections: list[Injection] | None = Field(
+        default=None, max_length=PLAN_LIMITS.max_injections,
+        description=f"at most {PLAN_LIMITS.max_injections} injections")
+    areas: dict[Text, Units] | None = Field(
+        default=None, description=f"units per area in its label pattern, > 0 (placebo >= 0) and <= "
+                                  f"{PLAN_LIMITS.max_ona_units_per_site:g} onabotulinumtoxinA-equivalent units per site")
+    treatment_days: list[Day] = Field(
+        default_factory=lambda: [0.0], min_length=1, max_length=PLAN_LIMITS.max_treatments,
+        description=f"days 0-{PLAN_LIMITS.max_treatment_day:g}, first 0, at most {PLAN_LIMITS.max_treatments} "
+                    "treatments, spaced by at least the label interval")
+    every_days: FiniteFloat | None = Field(
+        default=None, gt=0,
+        description=f"repeat every N days instead of treatment_days: >= the product's label interval "
+                    f"(and >= {PLAN_LIMITS.min_every_days:g}), at most {PLAN_LIMITS.max_treatments} treatments")
+    until_day: Day = Field(default=MAX_TREATMENT_DAY,
+                           description=f"last day a repeat may fall on with every_days, 0-{MAX_TREATMENT_DAY:g}")
 
     @model_validator(mode="before")
     @classmethod
     def _expand_schedule(cls, data: Any) -> Any:
-        """``every_days: N`` becomes treatment_days 0, N, 2N, ... up to ``until_day``."""
-        if isinstance(data, dict) and data.get("every_days") is not None:
-            every = data["every_days"]
-            if "treatment_days" in data:
-                raise ValueError("every_days: give either every_days or treatment_days, not both")
-            if not isinstance(every, (int, float)) or every <= 0:
-                raise ValueError(f"every_days: must be a number of days > 0, got {every!r}")
-            until = data.get("until_day", MAX_TREATMENT_DAY)
-            data = {**data, "treatment_days": [float(d) for d in np.arange(0.0, float(until) + 1e-9, float(every))]}
-        return data
+        """``every_days: N`` becomes treatment_days 0, N, 2N, ... up to ``until_day``; its range is
+        checked first, so a tiny interval never builds a huge schedule."""
+        if not isinstance(data, dict) or data.get("every_days") is None:
+            return data
+        if "treatment_days" in data:
+            raise ValueError("every_days: give either every_days or treatment_days, not both")
+        every, until = data["every_days"], data.get("until_day", MAX_TREATMENT_DAY)
+        try:
+            every = TypeAdapter(FiniteFloat).validate_python(every)
+            until = TypeAdapter(Day).validate_python(until)
+        except ValidationError:
+            return data  # the field validators report the bad value with its range
+        product = load_products().get(data.get("product")) if isinstance(data.get("product"), str) else None
+        interval = max(PLAN_LIMITS.min_every_days, product.min_retreat_days if product else 0.0)
+        if every < interval:
+            name = f"{product.name} label interval" if product and product.min_retreat_days else "minimum"
+            raise ValueError(f"every_days: must be >= {interval:g} days (the {name}), got {every:g}")
+        count = int((until + 1e-9) // every) + 1
+        if count > PLAN_LIMITS.max_treatments:
+            raise ValueError(
+                f"every_days: {every:g} days until day {until:g} gives {count} treatments; allowed: at most "
+                f"{PLAN_LIMITS.max_treatments} (raise every_days or lower until_day)")
+        return {**data, "treatment_days": [float(d) for d in np.arange(0.0, until + 1e-9, every)]}
 
     @model_validator(mode="after")
     def _check(self) -> "Plan":
         problems = plan_problems(self, load_face_map())
         if problems:
-            raise ValueError("; ".join(problems))
+            shown = problems[:20] + ([f"... and {len(problems) - 20} more problems"] if len(problems) > 20 else [])
+            raise ValueError("; ".join(shown))
         return self
 
     # -- derived ---------------------------------------------------------------------
@@ -176,13 +213,52 @@ def plan_problems(plan: Plan, face_map: FaceMap) -> list[str]:
     for i, inj in enumerate(plan.injections or []):
         problems += _injection_problems(i, inj, face_map, per_ml, max_site, plan.product)
     if not problems:
-        total = sum(p.units for p in resolve_points(plan, face_map))
+        points = resolve_points(plan, face_map)
+        total = sum(p.units for p in points)
         if total > product.max_session_units:
             problems.append(
                 f"units (session total): {total:g} {plan.product} units exceeds the label maximum "
                 f"of {product.max_session_units:g} per session"
             )
+        problems += _point_problems(plan, points, max_site)
     problems += _schedule_problems(plan.treatment_days, product)
+    return problems
+
+
+def _point_sources(plan: Plan) -> list[str]:
+    """The field each resolved point comes from, in :func:`resolve_points` order."""
+    sources = []
+    for area in plan.areas or {}:
+        sources += [f"areas.{area}"] * len(load_face_map().area_sites(area))
+    return sources + [f"injections.{i}" for i in range(len(plan.injections or []))]
+
+
+def _point_problems(plan: Plan, points: list["InjectionPoint"], max_site: float) -> list[str]:
+    """Units and volume given at the same point (same site, or same x/y to 0.1 mm) are summed
+    before the per-point limits apply: sixteen 25 U entries at one site are 400 U at one spot."""
+    at_point: dict[tuple[float, float], list[int]] = defaultdict(list)
+    for k, point in enumerate(points):
+        at_point[(round(point.x_mm, 1), round(point.y_mm, 1))].append(k)
+    sources = _point_sources(plan)
+    problems = []
+    for (x, y), members in at_point.items():
+        if len(members) < 2:
+            continue
+        units = sum(points[k].units for k in members)
+        volume = sum(points[k].volume_ml for k in members)
+        fields = sorted({sources[k] for k in members}, key=sources.index)
+        named = ", ".join(fields[:3]) + (f" and {len(fields) - 3} more" if len(fields) > 3 else "")
+        where = f"{len(members)} entries at one point ({x:g}, {y:g}) mm ({named})"
+        if units > max_site * (1 + _SUM_TOLERANCE):
+            problems.append(
+                f"{fields[0]}: {where} add up to {units:g} {plan.product} units; allowed: <= {max_site:g} "
+                f"per point ({MAX_ONA_UNITS_PER_SITE:g} onabotulinumtoxinA-equivalent units; entries at one point are summed)"
+            )
+        if volume > MAX_VOLUME_PER_SITE_ML * (1 + _SUM_TOLERANCE):
+            problems.append(
+                f"{fields[0]}: {where} add up to {volume:g} mL; allowed: <= {MAX_VOLUME_PER_SITE_ML:g} mL per point "
+                "(entries at one point are summed)"
+            )
     return problems
 
 
@@ -243,18 +319,13 @@ def _schedule_problems(days: list[float], product: Product) -> list[str]:
                 f"{product.name} label: repeat no sooner than {product.min_retreat_days:g} days"
             )
     if days[-1] > MAX_TREATMENT_DAY:
-        problems.append(f"treatment_days: must lie within 0..{MAX_TREATMENT_DAY} (10 years), got {days[-1]:g}")
+        problems.append(f"treatment_days: must lie within 0..{MAX_TREATMENT_DAY:g} (10 years), got {days[-1]:g}")
     return problems
 
 
-def format_validation_error(error: ValidationError) -> str:
-    """One line per problem: ``field.path: message`` (pydantic's errors, without its prefixes)."""
-    messages = []
-    for item in error.errors():
-        location = ".".join(str(part) for part in item["loc"])
-        message = item["msg"].removeprefix("Value error, ")
-        messages.append(f"{location}: {message}" if location else message)
-    return "; ".join(messages)
+def format_validation_error(error: ValidationError, model: type[BaseModel] | None = None, prefix: str = "") -> str:
+    """One line per problem, ``field.path: problem; allowed: range`` (see :mod:`neuromod.schemas.types`)."""
+    return _format_validation_error(error, model, prefix)
 
 
 def parse_plan(document: Any) -> Plan:
@@ -264,18 +335,14 @@ def parse_plan(document: Any) -> Plan:
     try:
         return Plan.model_validate(document)
     except ValidationError as error:
-        raise PlanError(format_validation_error(error)) from None
+        raise PlanError(format_validation_error(error, Plan)) from None
 
 
 def load_plan(path: str | Path) -> Plan:
-    """Read a YAML or JSON plan file and validate it."""
-    path = Path(path)
+    """Read a YAML or JSON plan file strictly (:func:`neuromod.reference.files.read_document`)
+    and validate it."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise PlanError(f"plan file: cannot read {path}: {error.strerror}") from None
-    try:
-        document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as error:
-        raise PlanError(f"plan file: malformed {'JSON' if path.suffix == '.json' else 'YAML'} in {path}: {error}") from None
+        document = read_document(path, "plan file")
+    except DocumentError as error:
+        raise PlanError(str(error)) from None
     return parse_plan(document)
