@@ -1,8 +1,11 @@
 """The command line: ``neuromod simulate | products | sites | convert | report``.
 
 Every prediction printed here is a model estimate for planning and education, not medical
-advice. Invalid input exits with status 2 and a message naming the field; nothing is
-written then.
+advice. Invalid input (files and options alike) exits with status 2 and one line per problem,
+``error: <field>: <problem; allowed range>``, before any work starts; options are validated
+through the same schema types as the files (:mod:`neuromod.schemas.types`). Output folders are
+checked before the work and written atomically (:func:`neuromod.reference.files.atomic_output_folder`),
+so a failure leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -10,35 +13,114 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
+from pydantic import Field
+from typer.core import TyperGroup
 
 from neuromod.model.simulate import DISCLAIMER, simulate
 from neuromod.reference.anatomy import load_face_map
+from neuromod.reference.files import DocumentError, atomic_output_file, atomic_output_folder, check_output_folder
 from neuromod.reference.products import convert as convert_units
 from neuromod.reference.products import load_products
 from neuromod.report.tables import score_table, write_outputs
 from neuromod.schemas.plan import PlanError, load_plan
+from neuromod.schemas.types import LIMITS, FiniteFloat, HorizonDays, InputError, WholeNumber, check_value
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+
+class OneLineErrors(TyperGroup):
+    """Usage errors (an option that is not a number, a missing argument) as one line,
+    ``error: --option: problem``, exit status 2, like every other bad input."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        argv = args[0] if args else kwargs.get("args")
+        if not (argv if argv is not None else sys.argv[1:]):
+            return super().main(*args, standalone_mode=standalone_mode, **kwargs)  # no arguments: the help
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.BadParameter as error:
+            param = error.param
+            where = "/".join(param.opts) if param is not None and getattr(param, "opts", None) else (
+                error.param_hint or "input")
+            if param is not None and not getattr(param, "opts", None) and getattr(param, "name", None):
+                where = param.name
+            message = str(error.message or "").replace("Input should be", "must be")
+            if not message:  # a missing argument or option
+                message = error.format_message()
+            typer.echo(f"error: {where}: {message}", err=True)
+            sys.exit(2)
+        except typer.Abort:
+            typer.echo("aborted", err=True)
+            sys.exit(1)
+        except typer.TyperException as error:  # usage errors: unknown option, missing argument, ...
+            if type(error).__name__ == "NoArgsIsHelpError":
+                return super().main(*args, standalone_mode=standalone_mode, **kwargs)
+            message = error.format_message() if hasattr(error, "format_message") else str(error)
+            typer.echo(f"error: {message}", err=True)
+            sys.exit(2)
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, cls=OneLineErrors,
                   help="neuromod: botulinum toxin plans to predicted wrinkle scores. " + DISCLAIMER)
 
-def _fail(message: str) -> None:
+#: Option types (same vocabulary and limits as the documents; ranges in data/plan_limits.yaml).
+Workers = Annotated[WholeNumber, Field(ge=1, le=LIMITS.trial.max_local_workers)]
+Years = Annotated[WholeNumber, Field(ge=1, le=LIMITS.projection.max_years)]
+ConvertUnits = Annotated[FiniteFloat, Field(ge=0)]
+
+
+def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=2)
+
+
+def _checked(kind: Any, value: Any, option: str, allowed: str) -> Any:
+    """``value`` validated as ``kind`` (a schema type), or exit 2 with one line naming ``option``."""
+    try:
+        return check_value(kind, value, option, allowed)
+    except InputError as error:
+        _fail(str(error))
+
+
+def _output_folder(out: Path, option: str = "--out") -> Path:
+    """``out`` checked before any work (not a file, its parent exists), or exit 2."""
+    try:
+        return check_output_folder(out, option)
+    except DocumentError as error:
+        _fail(str(error))
+
+
+def _product(name: str, option: str) -> str:
+    """A known product name, or exit 2 naming ``option`` and the allowed names."""
+    products = load_products()
+    if name not in products:
+        _fail(f"{option}: unknown product {name!r}; allowed: {', '.join(sorted(products))}")
+    return name
+
+
+def _moved(paths: Iterable[Path], staging: Path, out: Path) -> list[Path]:
+    """Where files written into the staging folder lie once it is moved into ``out``."""
+    return [out / Path(p).relative_to(staging) for p in paths]
 
 
 @app.command("simulate")
 def simulate_command(
     plan_file: Path = typer.Argument(..., help="plan file (YAML or JSON)"),
-    days: int = typer.Option(180, "--days", min=1, max=3650, help="days to simulate, 1-3650"),
+    days: int = typer.Option(180, "--days", help=f"days to simulate, 1-{LIMITS.simulation.max_days}"),
     out: Optional[Path] = typer.Option(None, "--out", help="folder for CSV and PNG outputs"),
     as_json: bool = typer.Option(False, "--json", help="print the course as JSON on stdout"),
 ) -> None:
     """Predict the course of one plan: scores by area over time, muscles reached."""
+    days = _checked(HorizonDays, days, "--days", f"whole days, 1-{LIMITS.simulation.max_days}")
+    if out is not None:
+        _output_folder(out)
     try:
         plan = load_plan(plan_file)
     except PlanError as error:
@@ -51,7 +133,8 @@ def simulate_command(
         typer.echo(score_table(result))
         typer.echo(f"\n{DISCLAIMER}")
     if out is not None:
-        paths = write_outputs(result, out)
+        with atomic_output_folder(out) as staging:
+            paths = _moved(write_outputs(result, staging), staging, out)
         if not as_json:
             typer.echo("wrote " + ", ".join(str(p) for p in paths))
 
@@ -88,6 +171,9 @@ def convert_command(
     target: str = typer.Option(..., "--to", help="target product"),
 ) -> None:
     """Convert a dose between products, with the evidence range and its source."""
+    units = _checked(ConvertUnits, units, "units", "a finite number of units >= 0")
+    _product(source, "--from")
+    _product(target, "--to")
     try:
         result = convert_units(units, source, target)
     except ValueError as error:
@@ -123,21 +209,31 @@ def trial_command(
     trial_file: Path = typer.Argument(..., help="trial file (YAML)"),
     as_json: bool = typer.Option(False, "--json", help="print the documented JSON on stdout"),
     out: Optional[Path] = typer.Option(None, "--out", help="folder for the endpoint PNGs (default: next to the file)"),
-    subjects: Optional[int] = typer.Option(None, "--subjects", min=1, help="override subjects_per_arm"),
+    subjects: Optional[int] = typer.Option(
+        None, "--subjects", help=f"override subjects_per_arm, 1-{LIMITS.trial.max_subjects_per_arm:,}"),
     dask: Optional[str] = typer.Option(None, "--dask", help="Dask scheduler address (tcp://host:8786)"),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, max=256,
-                                          help="start a local Dask cluster of N worker processes"),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", help=f"start a local Dask cluster of N worker processes, 1-{LIMITS.trial.max_local_workers}"),
 ) -> None:
     """Run a virtual trial: endpoints per arm, as a table and PNGs, or as JSON."""
-    from neuromod.trials.trial import TrialError, dask_runner, load_trial, run_trial
+    from neuromod.trials.trial import TrialError, check_dask_address, dask_runner, load_trial, run_trial, with_subjects
 
+    if workers is not None:
+        workers = _checked(Workers, workers, "--workers", f"1-{LIMITS.trial.max_local_workers} processes")
+    if dask is not None and workers is not None:
+        _fail("--dask/--workers: give either a scheduler address or a number of local workers, not both")
+    folder = None if as_json else (out or trial_file.parent / f"{trial_file.stem}_results")
+    if folder is not None:
+        _output_folder(folder)
     try:
         spec = load_trial(trial_file)
+        if subjects is not None:
+            spec = with_subjects(spec, subjects, "--subjects")
+        if dask is not None:
+            check_dask_address(dask)
+        runner = dask_runner(dask, workers) if (dask or workers) else None
     except TrialError as error:
         _fail(str(error))
-    if subjects is not None:
-        spec = spec.model_copy(update={"subjects_per_arm": subjects})
-    runner = dask_runner(dask, workers) if (dask or workers) else None
     try:
         result = run_trial(spec, chunk_runner=runner)
     finally:
@@ -151,8 +247,8 @@ def trial_command(
     typer.echo(f"\n{DISCLAIMER}")
     from neuromod.report.plots import plot_trial
 
-    folder = out or trial_file.parent / f"{trial_file.stem}_results"
-    paths = plot_trial(result, folder)
+    with atomic_output_folder(folder) as staging:
+        paths = _moved(plot_trial(result, staging), staging, folder)
     typer.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -191,18 +287,22 @@ def calibrate_command(
 @app.command("project")
 def project_command(
     plan_file: Path = typer.Argument(..., help="plan file (YAML or JSON); its schedule is replaced"),
-    years: int = typer.Option(10, "--years", min=1, max=10, help="years to project, 1-10"),
+    years: int = typer.Option(10, "--years", help=f"years to project, 1-{LIMITS.projection.max_years}"),
     every: float = typer.Option(120, "--every", help="days between treatments (>= the label interval)"),
     out: Optional[Path] = typer.Option(None, "--out", help="folder for projection.png and projection.csv"),
 ) -> None:
     """Treated every N days against never treated, per area, over years (table and PNG)."""
     from neuromod.trials.projection import project
 
+    years = _checked(Years, years, "--years", f"whole years, 1-{LIMITS.projection.max_years}")
+    every = _checked(FiniteFloat, every, "--every", "days between treatments, >= the product's label interval")
+    if out is not None:
+        _output_folder(out)
     try:
         plan = load_plan(plan_file)
         projection = project(plan, years, every)
     except PlanError as error:
-        _fail(str(error))
+        _fail(str(error).replace("every_days:", "--every (every_days):"))
     table = projection.yearly()
     typer.echo(f"expected FWS grade at rest (static lines): treated every {every:g} days vs never treated")
     for area, rows in table.items():
@@ -213,15 +313,16 @@ def project_command(
     if out is not None:
         from neuromod.report.plots import plot_projection
 
-        out.mkdir(parents=True, exist_ok=True)
-        with (out / "projection.csv").open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["area", "year", "treated_rest", "untreated_rest", "treated_contraction",
-                             "untreated_contraction"])
-            for area, rows in table.items():
-                for row in rows:
-                    writer.writerow([area] + [f"{row[k]:.4f}" if k != "year" else row[k] for k in row])
-        typer.echo(f"wrote {plot_projection(projection, out / 'projection.png')}, {out / 'projection.csv'}")
+        with atomic_output_folder(out) as staging:
+            with (staging / "projection.csv").open("w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["area", "year", "treated_rest", "untreated_rest", "treated_contraction",
+                                 "untreated_contraction"])
+                for area, rows in table.items():
+                    for row in rows:
+                        writer.writerow([area] + [f"{row[k]:.4f}" if k != "year" else row[k] for k in row])
+            plot_projection(projection, staging / "projection.png")
+        typer.echo(f"wrote {out / 'projection.png'}, {out / 'projection.csv'}")
 
 
 @app.command("plan")
@@ -241,19 +342,21 @@ def plan_command(
     import yaml
     from pydantic import ValidationError
 
+    from neuromod.reference.files import read_document
     from neuromod.schemas.patient import PatientDescription
     from neuromod.schemas.plan import format_validation_error
     from neuromod.trials.planner import plan_dose
 
     if goal not in ("none_mild", "none"):
         _fail(f"--goal: must be none_mild or none, got {goal!r}")
+    _product(product, "--product")
     try:
-        document = yaml.safe_load(patient_file.read_text()) if patient_file else {}
+        document = read_document(patient_file, "--patient") if patient_file else {}
         description = PatientDescription.model_validate(document or {})
-    except (OSError, yaml.YAMLError) as error:
-        _fail(f"--patient: cannot read {patient_file}: {error}")
+    except DocumentError as error:
+        _fail(str(error))
     except ValidationError as error:
-        _fail("patient." + format_validation_error(error))
+        _fail(format_validation_error(error, PatientDescription, prefix="patient."))
     try:
         result = plan_dose(description, [a.strip() for a in areas.split(",") if a.strip()], product, goal,
                            keep_expression, max_ptosis_risk=max_ptosis, hold_until=hold_until)
@@ -286,12 +389,15 @@ def export_sbml_command(
 ) -> None:
     """Write the plan's junction and muscle model (one patient) as SBML Level 3."""
     from neuromod.export.sbml import export_sbml
+    from neuromod.reference.files import check_output_file
 
     try:
+        check_output_file(out, "--out")
         plan = load_plan(plan_file)
-    except PlanError as error:
+    except (DocumentError, PlanError) as error:
         _fail(str(error))
-    muscles = export_sbml(plan, out)
+    with atomic_output_file(out) as staging:
+        muscles = export_sbml(plan, staging)
     typer.echo(f"wrote {out}: {len(muscles)} muscles, {len(plan.treatment_days)} treatment event(s)")
 
 
@@ -305,12 +411,15 @@ def example_plans() -> dict[str, Path]:
 @app.command("report")
 def report_command(
     out: Path = typer.Option(Path("reports/latest"), "--out", help="report folder"),
-    days: int = typer.Option(180, "--days", min=1, max=3650),
+    days: int = typer.Option(180, "--days", help=f"days to simulate, 1-{LIMITS.simulation.max_days}"),
 ) -> None:
     """Simulate every shipped example plan and write a report folder (``make run``)."""
     from neuromod.report.course_report import write_report
 
-    index = write_report(example_plans(), out, days)
+    days = _checked(HorizonDays, days, "--days", f"whole days, 1-{LIMITS.simulation.max_days}")
+    _output_folder(out)
+    with atomic_output_folder(out) as staging:
+        index = _moved([write_report(example_plans(), staging, days)], staging, out)[0]
     typer.echo(f"report written: {index}")
 
 

@@ -110,8 +110,9 @@ class Plan(BaseModel):
         product = load_products().get(data.get("product")) if isinstance(data.get("product"), str) else None
         interval = max(PLAN_LIMITS.min_every_days, product.min_retreat_days if product else 0.0)
         if every < interval:
-            name = f"{product.name} label interval" if product and product.min_retreat_days else "minimum"
-            raise ValueError(f"every_days: must be >= {interval:g} days (the {name}), got {every:g}")
+            why = (f"{product.name} label: repeat no sooner than {product.min_retreat_days:g} days"
+                   if product and product.min_retreat_days else f"at most one treatment every {interval:g} days")
+            raise ValueError(f"every_days: must be >= {interval:g} days ({why}), got {every:g}")
         count = int((until + 1e-9) // every) + 1
         if count > PLAN_LIMITS.max_treatments:
             raise ValueError(

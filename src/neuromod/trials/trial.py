@@ -47,7 +47,9 @@ from neuromod.schemas.trial import (  # noqa: F401  (re-exported: the runner's v
     arm_plan,
     load_trial,
     parse_trial,
+    with_subjects,
 )
+from neuromod.schemas.types import LIMITS
 from neuromod.trials.population import (
     Cohort,
     enrol,
@@ -309,17 +311,51 @@ def area_endpoints(summary: ArmSummary, a: int, visits: list[int]) -> dict[str, 
     return out
 
 
+#: address schemes a Dask scheduler listens on over the network.
+DASK_SCHEMES = ("tcp", "tls")
+
+
+def check_dask_address(address: str) -> str:
+    """``address`` if it has the form ``tcp://host:port`` (or ``tls://``), else a TrialError
+    naming ``--dask``; checked before anything connects."""
+    import re
+
+    match = re.fullmatch(r"(?:(tcp|tls)://)?(\[[0-9a-fA-F:]+\]|[A-Za-z0-9._-]+):([0-9]{1,5})", address.strip())
+    if match is None or not 1 <= int(match.group(3)) <= 65535:
+        raise TrialError(
+            f"--dask: malformed scheduler address {address!r}; allowed: tcp://host:port or tls://host:port, "
+            "port 1-65535"
+        )
+    return address.strip() if match.group(1) else f"tcp://{address.strip()}"
+
+
 def dask_runner(address: str | None = None, workers: int | None = None):
     """A ``chunk_runner`` that spreads chunks over a Dask cluster.
 
-    address: a scheduler (``tcp://host:8786``); without one, a local cluster of ``workers``
+    address: a scheduler (``tcp://host:8786``), reached within ``dask_connect_timeout_s``
+    (``data/plan_limits.yaml``) or a TrialError; without one, a local cluster of ``workers``
     processes is started (and closed after the run by the returned runner's caller via
     ``runner.close()``).
     """
+    import logging
+
     from dask.distributed import Client, LocalCluster
 
     if address:
-        client = Client(address)
+        address = check_dask_address(address)
+        timeout = LIMITS.trial.dask_connect_timeout_s
+        quiet = logging.getLogger("distributed")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)  # the failure is reported once, below
+        try:
+            client = Client(address, timeout=f"{timeout:g}s")
+        except (OSError, TimeoutError) as error:
+            raise TrialError(
+                f"--dask: cannot reach a Dask scheduler at {address} within {timeout:g} s "
+                f"({type(error).__name__}); start one with `dask scheduler` or use --workers N"
+            ) from None
+        finally:
+            quiet.setLevel(level)
         cluster = None
     else:
         cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,
