@@ -10,7 +10,8 @@ line when known):
 * bytes that are not UTF-8 text;
 * malformed YAML or JSON, documents nested deeper than the parser can follow;
 * duplicate mapping keys (YAML and JSON both let the last one win silently; here it is an error);
-* YAML anchors and aliases in documents (a few aliases expand to millions of nodes).
+* YAML anchors and aliases in documents (a few aliases expand to millions of nodes), and YAML
+  nested deeper than :data:`MAX_YAML_DEPTH`.
 
 YAML scalars follow YAML 1.2 for numbers as well: ``1e-3`` is the number 0.001 (PyYAML's
 YAML 1.1 resolver would make it the string ``"1e-3"``), so that strict schemas downstream can
@@ -53,47 +54,62 @@ class DocumentError(ValueError):
 _YAML12_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
 
 
-class StrictLoader(yaml.SafeLoader):
-    """A SafeLoader that refuses duplicate mapping keys (and, for documents, aliases) and reads
-    YAML 1.2 exponent floats as numbers."""
+#: Deepest nesting of lists and mappings a YAML document may have (a plan needs 4 levels).
+#: assumption: bounds the parser's recursion (a million ``[`` would otherwise exhaust the stack).
+MAX_YAML_DEPTH = 32
 
-    allow_aliases = True
+#: libyaml's C parser when installed (about 20x faster than the pure-Python one), else PyYAML's.
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if not self.allow_aliases and self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.constructor.ConstructorError(
-                None, None, "anchors and aliases (*name) are not allowed in documents", event.start_mark
-            )
-        return super().compose_node(parent, index)
+
+class StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """A SafeLoader that refuses duplicate mapping keys and reads YAML 1.2 exponent floats as
+    numbers (aliases and depth are checked beforehand by :func:`_scan_events`)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, Any] = {}
-        for key_node, _ in node.value:
+        if not isinstance(node, yaml.MappingNode):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"expected a mapping node, but found {node.id}", node.start_mark)
+        self.flatten_mapping(node)
+        mapping: dict[Any, Any] = {}
+        first_line: dict[Any, int] = {}
+        for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=deep)
             try:
-                duplicate = key in seen
-            except TypeError:  # unhashable key: SafeLoader reports it below
-                duplicate = False
-            if duplicate:
+                hash(key)
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark, "found an unhashable key", key_node.start_mark
+                ) from None
+            if key in mapping:
                 raise yaml.constructor.ConstructorError(
                     "while reading a mapping", node.start_mark,
-                    f"duplicate key {key!r} (first at line {seen[key].line + 1})", key_node.start_mark,
+                    f"duplicate key {key!r} (first at line {first_line[key]})", key_node.start_mark,
                 )
-            try:
-                seen[key] = key_node.start_mark
-            except TypeError:
-                pass
-        return super().construct_mapping(node, deep=deep)
+            first_line[key] = key_node.start_mark.line + 1
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
 
 
 StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789"))
 
 
-class DocumentLoader(StrictLoader):
-    """:class:`StrictLoader` for user documents: aliases refused too."""
-
-    allow_aliases = False
+def _scan_events(text: str, source: str, *, aliases: bool) -> None:
+    """Refuse, from the parser's event stream (no recursion), documents nested deeper than
+    :data:`MAX_YAML_DEPTH` and, unless ``aliases``, any alias (a few aliases can expand to
+    millions of nodes)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_BaseLoader):
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise DocumentError(f"{source}: malformed YAML: nested deeper than {MAX_YAML_DEPTH} levels "
+                                    f"at line {event.start_mark.line + 1}")
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
+        elif not aliases and (isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None)):
+            raise DocumentError(f"{source}: malformed YAML: anchors and aliases (&name, *name) are not allowed "
+                                f"in documents, at line {event.start_mark.line + 1}")
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:
@@ -106,7 +122,8 @@ def _yaml_problem(error: yaml.YAMLError) -> str:
 def parse_yaml(text: str, source: str, *, document: bool = True) -> Any:
     """Parse YAML text strictly (see the module docstring); errors name ``source``."""
     try:
-        return yaml.load(text, Loader=DocumentLoader if document else StrictLoader)
+        _scan_events(text, source, aliases=not document)
+        return yaml.load(text, Loader=StrictLoader)  # a SafeLoader subclass
     except yaml.YAMLError as error:
         raise DocumentError(f"{source}: malformed YAML: {_yaml_problem(error)}") from None
     except RecursionError:
