@@ -16,13 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from neuromod.reference.anatomy import FaceMap, load_face_map
 from neuromod.reference.files import DocumentError, read_document
 from neuromod.reference.products import Product, get_product, load_products
 from neuromod.schemas.patient import PatientDescription
-from neuromod.schemas.types import LIMITS, Day, FiniteFloat, Text, Units
+from neuromod.schemas.types import LIMITS, Day, FiniteFloat, Text, Units, field_path
 from neuromod.schemas.types import format_validation_error as _format_validation_error
 
 #: The plan limits (``data/plan_limits.yaml``, each with its source); names kept for callers.
@@ -196,19 +203,19 @@ def plan_problems(plan: Plan, face_map: FaceMap) -> list[str]:
     area_names = face_map.areas_with_sites
     for area in plan.patient.baseline:
         if area not in face_map.areas:
-            problems.append(f"patient.baseline.{area}: unknown area; allowed: {', '.join(face_map.areas)}")
+            problems.append(f"{field_path('patient', 'baseline', area)}: unknown area; allowed: {', '.join(face_map.areas)}")
     per_ml = plan.units_per_ml
     max_site = MAX_ONA_UNITS_PER_SITE * product.units_per_ona_unit
     for area, units in (plan.areas or {}).items():
         if area not in area_names:
-            problems.append(f"areas.{area}: unknown area; allowed: {', '.join(area_names)}")
+            problems.append(f"{field_path('areas', area)}: unknown area; allowed: {', '.join(area_names)}")
             continue
         n_sites = len(face_map.area_sites(area))
         allowed_zero = not product.contains_toxin
         if units < 0 or (units == 0 and not allowed_zero) or units > max_site * n_sites:
             low = ">= 0" if allowed_zero else "> 0"
             problems.append(
-                f"areas.{area}: units must be {low} and <= {max_site * n_sites:g} "
+                f"{field_path('areas', area)}: units must be {low} and <= {max_site * n_sites:g} "
                 f"({n_sites} sites x {max_site:g} {plan.product} units), got {units:g}"
             )
     for i, inj in enumerate(plan.injections or []):
@@ -230,7 +237,7 @@ def _point_sources(plan: Plan) -> list[str]:
     """The field each resolved point comes from, in :func:`resolve_points` order."""
     sources = []
     for area in plan.areas or {}:
-        sources += [f"areas.{area}"] * len(load_face_map().area_sites(area))
+        sources += [field_path("areas", area)] * len(load_face_map().area_sites(area))
     return sources + [f"injections.{i}" for i in range(len(plan.injections or []))]
 
 

@@ -20,7 +20,17 @@ from pydantic import (
 from neuromod.reference.files import DocumentError, read_document
 from neuromod.reference.parameters import ModelParameters
 from neuromod.schemas.plan import Plan, PlanError, format_validation_error, parse_plan
-from neuromod.schemas.types import LIMITS, AgeYears, Day, Fraction, Text, Units, VisitDay, WholeNumber
+from neuromod.schemas.types import (
+    LIMITS,
+    AgeYears,
+    Day,
+    Fraction,
+    Text,
+    Units,
+    VisitDay,
+    WholeNumber,
+    field_path,
+)
 
 TRIAL_LIMITS = LIMITS.trial
 
@@ -108,7 +118,7 @@ class TrialSpec(BaseModel):
             try:
                 arm_plan(arm)
             except PlanError as error:
-                raise ValueError(f"arms.{i} ({arm.name}): {error}") from None
+                raise ValueError(f"arms.{i} ({field_path(arm.name)}): {error}") from None
         return self
 
 

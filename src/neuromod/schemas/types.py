@@ -12,6 +12,7 @@ defined once here and reused; the ranges come from ``data/plan_limits.yaml``
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, get_args, get_origin
 
 from pydantic import AllowInfNan, BaseModel, Field, Strict, TypeAdapter, ValidationError
@@ -68,6 +69,19 @@ _MESSAGES = {
 }
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_\-]{1,60}")
+
+
+def field_path(*parts: Any) -> str:
+    """A dotted field path for messages; a key that is not a plain name is quoted (so a key with
+    a newline or 10,000 characters cannot break the one-line message)."""
+    shown = []
+    for part in parts:
+        text = str(part)
+        shown.append(text if isinstance(part, int) or _PLAIN_NAME.fullmatch(text) else _short(text, 40))
+    return ".".join(shown)
+
+
 def _short(value: Any, limit: int = 60) -> str:
     if isinstance(value, (list, tuple)) and len(value) > 5:
         return f"a list of {len(value)}"
@@ -103,6 +117,19 @@ def field_description(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> st
     return description
 
 
+def _model_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class whose field the last part of ``loc`` names (for "unknown field" errors)."""
+    current = model
+    for part in loc[:-1]:
+        if current is None:
+            return None
+        if isinstance(part, str) and part in current.model_fields:
+            nested = [t for t in _unwrap(current.model_fields[part].annotation)
+                      if isinstance(t, type) and issubclass(t, BaseModel)]
+            current = nested[0] if nested else None
+    return current
+
+
 def format_validation_error(error: ValidationError, model: type[BaseModel] | None = None,
                             prefix: str = "") -> str:
     """One line per problem: ``field.path: problem, got value; allowed: range`` (pydantic's
@@ -110,13 +137,17 @@ def format_validation_error(error: ValidationError, model: type[BaseModel] | Non
     messages = []
     for item in error.errors():
         loc = tuple(item["loc"])
-        location = prefix + ".".join(str(part) for part in loc)
+        location = prefix + field_path(*loc)
         kind = item["type"]
         if kind == "value_error":
             message = str(item["msg"]).removeprefix("Value error, ")
         else:
             message = _MESSAGES.get(kind) or str(item["msg"]).replace("Input should", "must")
-            if kind not in ("missing",) and "input" in item and not isinstance(item["input"], (dict, BaseModel)):
+            if kind == "extra_forbidden":
+                owner = _model_at(model, loc)
+                if owner is not None:
+                    message += f"; allowed: {', '.join(owner.model_fields)}"
+            elif kind != "missing" and "input" in item and not isinstance(item["input"], (dict, BaseModel)):
                 message += f", got {_short(item['input'])}"
             described = field_description(model, loc)
             if described and kind not in ("extra_forbidden", "missing"):
