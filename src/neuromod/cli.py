@@ -16,20 +16,33 @@ import sys
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, Optional
+from typing import Any, NoReturn, Optional
 
 import typer
-from pydantic import Field
 from typer.core import TyperGroup
 
 from neuromod.model.simulate import DISCLAIMER, simulate
 from neuromod.reference.anatomy import load_face_map
-from neuromod.reference.files import DocumentError, atomic_output_file, atomic_output_folder, check_output_folder
+from neuromod.reference.files import (
+    DocumentError,
+    atomic_output_file,
+    atomic_output_folder,
+    check_output_folder,
+)
 from neuromod.reference.products import convert as convert_units
 from neuromod.reference.products import load_products
 from neuromod.report.tables import score_table, write_outputs
 from neuromod.schemas.plan import PlanError, load_plan
-from neuromod.schemas.types import LIMITS, FiniteFloat, HorizonDays, InputError, WholeNumber, check_value
+from neuromod.schemas.types import (
+    LIMITS,
+    AnyUnits,
+    FiniteFloat,
+    HorizonDays,
+    InputError,
+    LocalWorkers,
+    ProjectionYears,
+    check_value,
+)
 
 
 class OneLineErrors(TyperGroup):
@@ -69,12 +82,6 @@ class OneLineErrors(TyperGroup):
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, cls=OneLineErrors,
                   help="neuromod: botulinum toxin plans to predicted wrinkle scores. " + DISCLAIMER)
-
-#: Option types (same vocabulary and limits as the documents; ranges in data/plan_limits.yaml).
-Workers = Annotated[WholeNumber, Field(ge=1, le=LIMITS.trial.max_local_workers)]
-Years = Annotated[WholeNumber, Field(ge=1, le=LIMITS.projection.max_years)]
-ConvertUnits = Annotated[FiniteFloat, Field(ge=0)]
-
 
 def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
@@ -171,7 +178,7 @@ def convert_command(
     target: str = typer.Option(..., "--to", help="target product"),
 ) -> None:
     """Convert a dose between products, with the evidence range and its source."""
-    units = _checked(ConvertUnits, units, "units", "a finite number of units >= 0")
+    units = _checked(AnyUnits, units, "units", "a finite number of units >= 0")
     _product(source, "--from")
     _product(target, "--to")
     try:
@@ -216,10 +223,17 @@ def trial_command(
         None, "--workers", help=f"start a local Dask cluster of N worker processes, 1-{LIMITS.trial.max_local_workers}"),
 ) -> None:
     """Run a virtual trial: endpoints per arm, as a table and PNGs, or as JSON."""
-    from neuromod.trials.trial import TrialError, check_dask_address, dask_runner, load_trial, run_trial, with_subjects
+    from neuromod.trials.trial import (
+        TrialError,
+        check_dask_address,
+        dask_runner,
+        load_trial,
+        run_trial,
+        with_subjects,
+    )
 
     if workers is not None:
-        workers = _checked(Workers, workers, "--workers", f"1-{LIMITS.trial.max_local_workers} processes")
+        workers = _checked(LocalWorkers, workers, "--workers", f"1-{LIMITS.trial.max_local_workers} processes")
     if dask is not None and workers is not None:
         _fail("--dask/--workers: give either a scheduler address or a number of local workers, not both")
     folder = None if as_json else (out or trial_file.parent / f"{trial_file.stem}_results")
@@ -294,7 +308,7 @@ def project_command(
     """Treated every N days against never treated, per area, over years (table and PNG)."""
     from neuromod.trials.projection import project
 
-    years = _checked(Years, years, "--years", f"whole years, 1-{LIMITS.projection.max_years}")
+    years = _checked(ProjectionYears, years, "--years", f"whole years, 1-{LIMITS.projection.max_years}")
     every = _checked(FiniteFloat, every, "--every", "days between treatments, >= the product's label interval")
     if out is not None:
         _output_folder(out)
@@ -408,15 +422,21 @@ def example_plans() -> dict[str, Path]:
             if p.name.endswith(".yaml")}
 
 
+#: where ``neuromod report`` (``make run``) writes by default.
+DEFAULT_REPORT = Path("reports/latest")
+
+
 @app.command("report")
 def report_command(
-    out: Path = typer.Option(Path("reports/latest"), "--out", help="report folder"),
+    out: Path = typer.Option(DEFAULT_REPORT, "--out", help="report folder (its parent folder must exist)"),
     days: int = typer.Option(180, "--days", help=f"days to simulate, 1-{LIMITS.simulation.max_days}"),
 ) -> None:
     """Simulate every shipped example plan and write a report folder (``make run``)."""
     from neuromod.report.course_report import write_report
 
     days = _checked(HorizonDays, days, "--days", f"whole days, 1-{LIMITS.simulation.max_days}")
+    if out == DEFAULT_REPORT:
+        DEFAULT_REPORT.parent.mkdir(exist_ok=True)  # the default works in a fresh checkout
     _output_folder(out)
     with atomic_output_folder(out) as staging:
         index = _moved([write_report(example_plans(), staging, days)], staging, out)[0]

@@ -223,8 +223,13 @@ def read_data_yaml(name: str) -> Any:
 def read_csv(name: str) -> list[dict[str, str]]:
     """Rows of a packaged CSV file as dictionaries of strings (strict UTF-8, unique header names,
     every row as long as the header)."""
+    return read_csv_text(_data_text(name), name)
+
+
+def read_csv_text(text: str, name: str) -> list[dict[str, str]]:
+    """Rows of CSV ``text`` (the data file ``name``), checked as :func:`read_csv` says."""
     source = f"data file: {name}"
-    reader = csv.reader(io.StringIO(_data_text(name)))
+    reader = csv.reader(io.StringIO(text))
     try:
         header = next(reader)
     except StopIteration:

@@ -31,12 +31,18 @@ Text = Annotated[str, Strict()]
 #: Product units (of the plan's product); the range (> 0, per point, per session) depends on the
 #: product and is checked, with the product-specific numbers, in :mod:`neuromod.schemas.plan`.
 Units = FiniteFloat
+#: A dose to convert between products: any finite number of units >= 0.
+AnyUnits = Annotated[FiniteFloat, Field(ge=0)]
 #: A day after the first treatment, 0 - max_treatment_day.
 Day = Annotated[FiniteFloat, Field(ge=0, le=LIMITS.plan.max_treatment_day)]
 #: Days simulated (a horizon), 1 - simulation.max_days.
 HorizonDays = Annotated[WholeNumber, Field(ge=1, le=LIMITS.simulation.max_days)]
 #: A follow-up visit day of a trial, 1 - trial.max_follow_up_day.
 VisitDay = Annotated[WholeNumber, Field(ge=1, le=LIMITS.trial.max_follow_up_day)]
+#: Years of a long-term projection, 1 - projection.max_years.
+ProjectionYears = Annotated[WholeNumber, Field(ge=1, le=LIMITS.projection.max_years)]
+#: Local Dask worker processes, 1 - trial.max_local_workers.
+LocalWorkers = Annotated[WholeNumber, Field(ge=1, le=LIMITS.trial.max_local_workers)]
 #: An FWS grade, 0 (none) - 3 (severe).
 Grade = Annotated[FiniteFloat, Field(ge=0, le=3)]
 #: A fraction, 0 - 1.
