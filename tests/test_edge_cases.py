@@ -172,10 +172,12 @@ def test_an_existing_output_folder_keeps_its_other_files_and_gets_new_ones_whole
     assert (out / "notes.txt").read_text() == "mine"
     assert (out / "scores.csv").read_text() == "new" and (out / "sub" / "a.txt").read_text() == "a"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "scores.csv", "sub"], "no temporary folder left"
     with pytest.raises(RuntimeError), atomic_output_folder(out) as staging:
         (staging / "scores.csv").write_text("half")
         raise RuntimeError("failed mid-way")
     assert (out / "scores.csv").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "scores.csv", "sub"]
 
 
 def test_simulate_out_still_writes_every_file(tmp_path, monkeypatch):

@@ -256,11 +256,15 @@ def check_output_folder(path: str | Path, option: str = "--out") -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise DocumentError(f"{option}: {path} is a file; give a folder (created if missing)")
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise DocumentError(f"{option}: cannot write into {path}")
+        return path
     parent = path.absolute().parent
     if not parent.is_dir():
         raise DocumentError(f"{option}: the parent folder {parent} does not exist; create it first")
-    if not os.access(parent, os.W_OK | os.X_OK) or (path.is_dir() and not os.access(path, os.W_OK | os.X_OK)):
-        raise DocumentError(f"{option}: cannot write into {path if path.is_dir() else parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DocumentError(f"{option}: cannot write into {parent}")
     return path
 
 
@@ -292,15 +296,19 @@ def _move_into(source: Path, target: Path) -> None:
 
 @contextmanager
 def atomic_output_folder(path: str | Path, option: str = "--out") -> Iterator[Path]:
-    """Yield a temporary sibling of ``path`` to write into; on success its contents move into
-    ``path`` (created if missing, by one rename; an existing folder keeps its other files), on
-    any failure the temporary folder is removed and ``path`` is left as it was."""
+    """Yield a temporary folder to write into; on success its contents move into ``path``, on any
+    failure it is removed and ``path`` is left as it was.
+
+    A new ``path`` is created by one rename of a temporary sibling folder; an existing folder is
+    staged in a hidden temporary folder inside it, whose files are then moved in (each by an
+    atomic rename), keeping the folder's other files."""
     path = check_output_folder(path, option)
-    parent = path.absolute().parent
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=parent))
+    existing = path.is_dir()
+    where = path if existing else path.absolute().parent
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.absolute().name}.", suffix=".partial", dir=where))
     try:
         yield staging
-        if path.exists():
+        if existing:
             _move_into(staging, path)
         else:
             os.replace(staging, path)
