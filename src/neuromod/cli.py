@@ -178,9 +178,13 @@ def convert_command(
     target: str = typer.Option(..., "--to", help="target product"),
 ) -> None:
     """Convert a dose between products, with the evidence range and its source."""
-    units = _checked(AnyUnits, units, "units", "a finite number of units >= 0")
     _product(source, "--from")
     _product(target, "--to")
+    most = load_products()[source].max_session_units
+    units = _checked(AnyUnits, units, "units", f"0-{most:g} {source} units (its label maximum per session)")
+    if units > most:
+        _fail(f"units: must be <= {most:g}, got {units:g}; allowed: 0-{most:g} {source} units "
+              "(its label maximum per session)")
     try:
         result = convert_units(units, source, target)
     except ValueError as error:
