@@ -290,7 +290,7 @@ def personalize_command(
     goal: Optional[str] = typer.Option(None, "--goal", help="none_mild | none: also suggest the next session's dose"),
     hold_until: Optional[int] = typer.Option(None, "--hold-until", min=31, max=365,
                                              help="with --goal: keep it to this day after the next session, 31-365"),
-    particles: int = typer.Option(1000, "--particles", min=100, max=20000, help="virtual twins, 100-20000"),
+    particles: int = typer.Option(400, "--particles", min=100, max=20000, help="virtual twins, 100-20000"),
     seed: int = typer.Option(0, "--seed", min=0, help="seed of the virtual twins"),
 ) -> None:
     """Personal prediction: the model conditioned on this patient's follow-ups (course with bands,

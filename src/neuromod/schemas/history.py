@@ -262,6 +262,6 @@ def load_history(path: str | Path) -> History:
         document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError) as error:
         kind = "JSON" if path.suffix == ".json" else "YAML"
-        raise HistoryError(f"history file: malformed {kind} in {path}: {error}") from None
+        raise HistoryError(f"history file: malformed {kind} in {path}: {' '.join(str(error).split())}") from None
     return parse_history(document)
 

@@ -56,8 +56,9 @@ from neuromod.trials.population import (
 
 FloatArray = npt.NDArray[np.float64]
 
-#: Virtual twins for a command-line prediction; :data:`API_PARTICLES` for an API call (< 0.5 s).
-DEFAULT_PARTICLES = 1000
+#: Virtual twins for a command-line prediction (< 2 s on 2 cores, benchmarks/personal.py);
+#: :data:`API_PARTICLES` for an API call (< 0.5 s).
+DEFAULT_PARTICLES = 400
 API_PARTICLES = 300
 #: Below this share of the particles, the importance weights are too uneven and the tempered
 #: SMC fallback runs (measured in benchmarks/personal.py: at 0.2 the fallback runs for the
@@ -203,6 +204,21 @@ def _run(setup: _Setup, cohort: Cohort, last_day: int) -> Course:
     pick = setup.area_index
     return Course(days, output.contraction_depth_mm[:, pick], output.rest_depth_mm[:, pick],
                   output.area_strength[:, pick])
+
+
+def twin_course(history: History, cohort: Cohort, last_day: int, params: ModelParameters | None = None,
+                face_map: FaceMap | None = None) -> Course:
+    """The course of virtual patients (``cohort``, e.g. from
+    :func:`neuromod.trials.population.cohort_from_effects`) treated as in ``history``, from day 0
+    to ``last_day``, for the treated and observed areas (``history_areas``): the same runs the
+    posterior is built from (validation benchmarks draw known patients with it)."""
+    params = params or default_parameters()
+    return _run(_prepare(history, face_map or load_face_map(), params), cohort, last_day)
+
+
+def history_areas(history: History, face_map: FaceMap | None = None) -> list[str]:
+    """The areas a personal prediction covers: those treated or observed (face-map order)."""
+    return _prepare(history, face_map or load_face_map(), default_parameters()).areas
 
 
 def _latest_treatment(setup: _Setup, day: float) -> int:
@@ -418,7 +434,7 @@ def _parameter_summaries(setup: _Setup, cohort: Cohort, weights: FloatArray, des
 
 
 def _posterior(setup: _Setup, effects: RandomEffects, particles: int, rng: np.random.Generator,
-               horizon: int) -> tuple[RandomEffects, Cohort, FloatArray, Course, Diagnostic]:
+               horizon: int, min_ess_fraction: float) -> tuple[RandomEffects, Cohort, FloatArray, Course, Diagnostic]:
     """Importance sampling from the prior, with tempered SMC when the ESS is poor."""
     history, params = setup.history, setup.params
     observations = history.observations
@@ -430,7 +446,7 @@ def _posterior(setup: _Setup, effects: RandomEffects, particles: int, rng: np.ra
                                                             float(particles), float(particles))
     log_lik = _log_likelihood(setup, course, cohort, observations)
     prior_ess = effective_sample_size(log_lik) if np.isfinite(log_lik).any() else 0.0
-    if prior_ess >= MIN_ESS_FRACTION * particles:
+    if prior_ess >= min_ess_fraction * particles:
         w = np.exp(log_lik - log_lik.max())
         return effects, cohort, w / w.sum(), course, Diagnostic("importance_sampling", particles, len(observations),
                                                               prior_ess, prior_ess)
@@ -492,13 +508,16 @@ def personalize(
     seed: int = 0,
     params: ModelParameters | None = None,
     face_map: FaceMap | None = None,
+    min_ess_fraction: float = MIN_ESS_FRACTION,
 ) -> PersonalPrediction:
     """The personal prediction of ``history``: posterior over the patient's random effects and
     the predicted course of each treated or observed area from the last treatment to
     ``days_ahead`` days after it (see the module docstring).
 
     particles: virtual twins (1000 on the command line; :data:`API_PARTICLES` answers an API call
-    in well under 0.5 s); seed: the twins' draws (same seed, same answer).
+    in well under 0.5 s); seed: the twins' draws (same seed, same answer); min_ess_fraction: the
+    share of particles below which importance sampling hands over to tempered SMC (0: never,
+    1: always when there are observations; the benchmark compares them).
     """
     params = params or default_parameters()
     face_map = face_map or load_face_map()
@@ -510,7 +529,8 @@ def personalize(
     particles = int(max(50, min(particles, MAX_PARTICLE_DAYS // (horizon + 1))))
     rng = np.random.default_rng(seed)
     effects = draw_effects(particles, len(face_map.areas), rng, skin=True)
-    effects, cohort, weights, course, diagnostic = _posterior(setup, effects, particles, rng, horizon)
+    effects, cohort, weights, course, diagnostic = _posterior(setup, effects, particles, rng, horizon,
+                                                              min_ess_fraction)
     n_areas = len(face_map.areas)
     none = RandomEffects(*(np.zeros(1) for _ in _SCALARS), np.zeros((1, n_areas)), np.zeros((1, n_areas)))
     typical = cohort_from_effects(history.patient, none, face_map.areas, params)  # the population's typical twin
