@@ -401,6 +401,7 @@ class PersonalPrediction:
             "diagnostic": self.diagnostic.to_json(),
             "observations": [o.model_dump(exclude_none=True, exclude={"date"}) for o in self.history.observations],
             "notes": list(self.notes),
+            "first_treatment_date": None if self.history.first_date is None else str(self.history.first_date),
             "disclaimer": DISCLAIMER,
         }
         if self.next_dose is not None:
@@ -540,13 +541,22 @@ def personalize(
     fws_c = expected_score(course.contraction_mm, params.scores)
     fws_r = expected_score(course.rest_mm, params.scores)
     areas: dict[str, AreaPrediction] = {}
+    notes: list[str] = []
+    without_effect: set[str] = set()
     for a, area in enumerate(setup.areas):
         bands_c = weighted_quantiles(fws_c[:, a, window], weights, quantiles)
         bands_r = weighted_quantiles(fws_r[:, a, window], weights, quantiles)
-        wear = np.array([area_landmarks(days, fws_c[p, a, window], course.strength[p, a, window],
-                                        params.scores.onset_strength_drop)[2] or NOT_WORN_OFF for p in range(particles)])
+        landmarks = [area_landmarks(days, fws_c[p, a, window], course.strength[p, a, window],
+                                    params.scores.onset_strength_drop) for p in range(particles)]
+        wear = np.array([w if w is not None else NOT_WORN_OFF for _, _, w in landmarks])
         wear_q = weighted_quantiles(wear, weights, np.array([0.05, 0.5, 0.95]))
         wear_q = np.where(wear_q > days[-1], np.inf, wear_q)
+        no_effect = float(np.sum(weights[[peak is None for _, peak, _ in landmarks]]))
+        if no_effect > 0.5:
+            wear_q = np.full(3, np.inf)
+            without_effect.add(area)
+            notes.append(f"{area}: most twins show no effect of the last session (FWS improves by <= 0.05); "
+                         "no wear-off day")
         areas[area] = AreaPrediction(
             days,
             {name: bands_c[i] for i, (name, _) in enumerate(BANDS)},
@@ -554,14 +564,14 @@ def personalize(
             {name: (float(round(v, 1)) if np.isfinite(v) else None) for name, v in zip(("p05", "median", "p95"), wear_q)},
         )
     treated = [face_map.areas[a] for a in setup.treated_areas[-1] if face_map.areas[a] in areas]
-    medians = [areas[a].wear_off_day["median"] for a in treated or list(areas)]
+    medians = [m for m in (areas[a].wear_off_day["median"] for a in treated or list(areas)) if m is not None]
     label = history.treatments[-1].plan.product_info.min_retreat_days
-    notes = []
-    if any(m is None for m in medians) or not medians:
+    if not medians:
         retreat = None
-        notes.append(f"the median wear-off falls after the horizon (day {last_treatment + days_ahead}); "
-                     "no re-treatment day within it")
-    else:
+        if not set(treated or areas) <= without_effect:
+            notes.append(f"the median wear-off falls after the horizon (day {last_treatment + days_ahead}); "
+                         "no re-treatment day within it")
+    else:  # when the first treated area wears off, never sooner than the label interval
         retreat = float(max(min(medians), last_treatment + label))
         if min(medians) < last_treatment + label:
             notes.append(f"effect predicted to wear off before the label interval ({label:g} days) has passed; "
