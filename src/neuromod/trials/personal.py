@@ -59,7 +59,7 @@ FloatArray = npt.NDArray[np.float64]
 #: Virtual twins for a command-line prediction (< 2 s on 2 cores, benchmarks/personal.py);
 #: :data:`API_PARTICLES` for an API call (< 0.5 s).
 DEFAULT_PARTICLES = 400
-API_PARTICLES = 300
+API_PARTICLES = 200
 #: Below this share of the particles, the importance weights are too uneven and the tempered
 #: SMC fallback runs (measured in benchmarks/personal.py: at 0.2 the fallback runs for the
 #: histories with a whole observed cycle, where plain importance sampling loses coverage).
