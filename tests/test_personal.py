@@ -176,6 +176,15 @@ def test_the_planner_fed_the_posterior_asks_more_for_a_fast_responder(fast):
     assert personal_units > 20 or personal["plan"] is None  # more than the label dose, or none suffices
 
 
+def test_a_session_without_effect_has_no_wear_off_or_retreat_day():
+    history = parse_history({"treatments": [{"day": 0, "plan": {"product": "placebo", "areas": {"glabella": 0}}}],
+                             "observations": [{"day": 30, "area": "glabella", "fws_contraction": 3}]})
+    prediction = personalize(history, 90, particles=100)
+    assert prediction.areas["glabella"].wear_off_day == {"p05": None, "median": None, "p95": None}
+    assert prediction.retreat_day is None
+    assert any("no effect" in note for note in prediction.notes)
+
+
 def test_weighted_quantiles_agree_with_numpy_for_equal_weights():
     values = np.random.default_rng(0).normal(size=(501, 3))
     got = weighted_quantiles(values, np.full(501, 1 / 501), np.array([0.05, 0.5, 0.95]))
