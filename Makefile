@@ -24,9 +24,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/trial_speed.py
 	$(BIN)/python benchmarks/population.py $(BENCH_FLAGS)
+	$(BIN)/python benchmarks/personal.py
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/population.py --quick
+	$(BIN)/python benchmarks/personal.py --quick
 
 clean:
 	rm -rf $(VENV) reports build src/*.egg-info

@@ -400,6 +400,59 @@ def plan_command(
         typer.echo(f"wrote {out}")
 
 
+@app.command("personalize")
+def personalize_command(
+    history_file: Path = typer.Argument(..., help="history file (YAML or JSON): patient, treatments, observations"),
+    days_ahead: int = typer.Option(180, "--days-ahead", min=1, max=730,
+                                   help="predict this many days after the last treatment, 1-730"),
+    as_json: bool = typer.Option(False, "--json", help="print the documented JSON on stdout"),
+    out: Optional[Path] = typer.Option(None, "--out", help="folder for personal.png and personal.json "
+                                                           "(default without --json: ./HISTORY_personal)"),
+    goal: Optional[str] = typer.Option(None, "--goal", help="none_mild | none: also suggest the next session's dose"),
+    hold_until: Optional[int] = typer.Option(None, "--hold-until", min=31, max=365,
+                                             help="with --goal: keep it to this day after the next session, 31-365"),
+    particles: int = typer.Option(400, "--particles", min=100, max=20000, help="virtual twins, 100-20000"),
+    seed: int = typer.Option(0, "--seed", min=0, help="seed of the virtual twins"),
+) -> None:
+    """Personal prediction: the model conditioned on this patient's follow-ups (course with bands,
+    wear-off, re-treatment day, personal parameters; optionally the next dose)."""
+    from neuromod.schemas.history import HistoryError, load_history
+    from neuromod.trials.personal import personalize, with_next_dose
+
+    if goal is None and hold_until is not None:
+        goal = "none_mild"
+    if goal is not None and goal not in ("none_mild", "none"):
+        _fail(f"--goal: must be none_mild or none, got {goal!r}")
+    try:
+        history = load_history(history_file)
+    except HistoryError as error:
+        _fail(str(error))
+    prediction = personalize(history, days_ahead=days_ahead, particles=particles, seed=seed)
+    if goal is not None:
+        try:
+            prediction = with_next_dose(prediction, goal, hold_until)
+        except PlanError as error:
+            _fail(str(error))
+    document = prediction.to_json()
+    if as_json:
+        json.dump(document, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        from neuromod.report.personal_plot import personal_table
+
+        typer.echo(personal_table(prediction))
+        typer.echo(f"\n{DISCLAIMER}")
+    folder = out if out is not None else (None if as_json else Path(f"{history_file.stem}_personal"))
+    if folder is not None:
+        from neuromod.report.personal_plot import plot_personal
+
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "personal.json").write_text(json.dumps(document, indent=1) + "\n")
+        png = plot_personal(prediction, folder / "personal.png")
+        if not as_json:
+            typer.echo(f"wrote {png}, {folder / 'personal.json'}")
+
+
 @app.command("export-sbml")
 def export_sbml_command(
     plan_file: Path = typer.Argument(..., help="plan file (YAML or JSON)"),

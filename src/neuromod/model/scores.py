@@ -43,3 +43,27 @@ def grade(observed_depth_mm: FloatArray, params: ScoreParameters) -> npt.NDArray
     """Integer FWS grade (0-3) of an observed (already noisy) depth: cut-points passed."""
     cut = np.asarray(params.cutpoints_mm)
     return (np.asarray(observed_depth_mm)[..., None] > cut).sum(axis=-1)
+
+
+def grade_log_probability(
+    depth_mm: FloatArray, observed_grade: int, params: ScoreParameters, sd_mm: float | None = None
+) -> FloatArray:
+    """log P(a rater gives ``observed_grade`` | line ``depth_mm`` deep): the ordinal probit of
+    :func:`grade_probabilities` (Gaussian noise ``sd_mm``, default the investigator's, against the
+    cut-points), for the likelihood of a recorded grade. Computed from the nearer tail of the
+    normal distribution, so grades far from the depth keep their (tiny) probability instead of
+    rounding to zero."""
+    from scipy.special import log_ndtr
+
+    sd = params.rater_sd_mm if sd_mm is None else sd_mm
+    edges = (-np.inf,) + tuple(params.cutpoints_mm) + (np.inf,)
+    depth = np.asarray(depth_mm, dtype=float)
+    low = (edges[observed_grade] - depth) / sd  # standardized bin edges around the depth
+    high = (edges[observed_grade + 1] - depth) / sd
+    # P = Phi(high) - Phi(low); above the depth's bin use the upper tail: Phi(-low) - Phi(-high)
+    upper = low > 0
+    a = np.where(upper, -high, low)
+    b = np.where(upper, -low, high)
+    log_b = log_ndtr(b)
+    with np.errstate(divide="ignore"):
+        return log_b + np.log1p(-np.exp(log_ndtr(a) - log_b))

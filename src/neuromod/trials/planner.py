@@ -34,7 +34,7 @@ from neuromod.reference.parameters import ModelParameters, default_parameters
 from neuromod.reference.products import get_product
 from neuromod.schemas.patient import PatientDescription
 from neuromod.schemas.plan import Plan, PlanError, parse_plan
-from neuromod.trials.population import cohort_like
+from neuromod.trials.population import Cohort, cohort_like
 
 #: Label (or typical) onabotulinumtoxinA units per area: Botox Cosmetic label for glabella 20,
 #: forehead 20, crow's feet 24 and platysma 26-36 (-> 30); typical doses of published/anatomy.csv
@@ -73,11 +73,13 @@ class PlanningResult:
 
 
 def _evaluate(plan: Plan, description: PatientDescription, goal: Goal, hold_until: int | None, n: int, seed: int,
-              face_map: FaceMap, params: ModelParameters) -> tuple[dict, dict, dict, float, float]:
+              face_map: FaceMap, params: ModelParameters,
+              cohort: Cohort | None = None) -> tuple[dict, dict, dict, float, float]:
     result = spread(face_map, plan_injections(plan.points(face_map), plan), plan.product_info.spread_factor,
                     params.spread)
-    rng = np.random.default_rng(seed)
-    cohort = cohort_like(description, n, face_map.areas, rng, params)
+    if cohort is None:
+        cohort = cohort_like(description, n, face_map.areas, np.random.default_rng(seed), params)
+    n = cohort.patients.count
     doses = np.repeat(result.dose_per_muscle[None, :], n, axis=0)
     danger = {name: [j for j, r in enumerate(face_map.regions) if r.danger == name]
               for name in ("eyelid_ptosis", "brow_ptosis")}
@@ -116,8 +118,14 @@ def plan_dose(
     seed: int = 0,
     params: ModelParameters | None = None,
     face_map: FaceMap | None = None,
+    cohort: Cohort | None = None,
 ) -> PlanningResult:
-    """Search the smallest label-pattern dose meeting the goal (see module docstring)."""
+    """Search the smallest label-pattern dose meeting the goal (see module docstring).
+
+    cohort: the virtual patients to judge candidates on (default: ``n`` fresh patients like
+    ``description``, :func:`neuromod.trials.population.cohort_like`); personal predictions pass
+    the patient's posterior twins (:func:`neuromod.trials.personal.suggest_next_dose`).
+    """
     params = params or default_parameters()
     face_map = face_map or load_face_map()
     info = get_product(product)
@@ -137,7 +145,7 @@ def plan_dose(
             candidates.append(Candidate(scale, units, {}, {}, {}, 0.0, 0.0, [f"label rules: {error}"]))
             continue
         goal_rate, expression, held_rate, eyelid, brow = _evaluate(plan, description, goal, hold_until, n, seed,
-                                                                    face_map, params)
+                                                                    face_map, params, cohort)
         problems = []
         for area in areas:
             if goal_rate[area] < coverage:

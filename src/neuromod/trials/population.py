@@ -25,7 +25,7 @@ from neuromod.model.patient import (
     deepening_factor,
     describe_patient,
 )
-from neuromod.model.scores import grade
+from neuromod.model.scores import depth_for_score, grade
 from neuromod.model.skin import strain_ratio_for_depth
 from neuromod.reference.parameters import ModelParameters
 from neuromod.schemas.patient import PatientDescription
@@ -117,6 +117,11 @@ def _select(cohort: Cohort, keep: npt.NDArray[np.int64]) -> Cohort:
     )
 
 
+def subset(cohort: Cohort, index: npt.NDArray[np.int64]) -> Cohort:
+    """The cohort's patients at ``index`` (repeats allowed: resampled virtual twins)."""
+    return _select(cohort, np.asarray(index))
+
+
 def enrol(
     spec: PopulationSpec,
     n: int,
@@ -151,29 +156,84 @@ def enrol(
     )
 
 
-def cohort_like(description: PatientDescription, n: int, areas: list[str], rng: np.random.Generator, params: ModelParameters) -> Cohort:
-    """``n`` virtual patients like the described one: the same covariates and baseline grades,
-    with the unexplained between-person variation (random effects) drawn afresh."""
+@dataclass(frozen=True)
+class RandomEffects:
+    """The standard-normal draws behind n virtual patients' unexplained variation.
+
+    half_block, light_chain_decay, availability, onset_threshold, danger_dose: (n,), each scaled
+    by its log-SD in ``params.population``; contraction_depth, rest_depth: (n, n_areas) offsets of
+    the baseline line depths in units of the investigator's rating noise (``scores.rater_sd_mm``):
+    a recorded baseline grade is one noisy rating of the true depth. :func:`cohort_like` keeps
+    them at zero (the depths that explain the recorded grades); personal predictions
+    (:mod:`neuromod.trials.personal`) draw them.
+    """
+
+    half_block: FloatArray
+    light_chain_decay: FloatArray
+    availability: FloatArray
+    onset_threshold: FloatArray
+    danger_dose: FloatArray
+    contraction_depth: FloatArray
+    rest_depth: FloatArray
+
+    @property
+    def count(self) -> int:
+        return self.half_block.shape[0]
+
+
+def draw_effects(n: int, n_areas: int, rng: np.random.Generator, skin: bool = False) -> RandomEffects:
+    """``n`` patients' random effects; with ``skin`` the baseline depths vary too (drawn after
+    the others, so the first five are the same draws either way)."""
+    half_block, light_chain, availability = (rng.standard_normal(n) for _ in range(3))
+    onset, danger = rng.standard_normal(n), rng.standard_normal(n)
+    if skin:
+        contraction, rest = rng.standard_normal((n, n_areas)), rng.standard_normal((n, n_areas))
+    else:
+        contraction, rest = np.zeros((n, n_areas)), np.zeros((n, n_areas))
+    return RandomEffects(half_block, light_chain, availability, onset, danger, contraction, rest)
+
+
+def cohort_from_effects(
+    description: PatientDescription, effects: RandomEffects, areas: list[str], params: ModelParameters
+) -> Cohort:
+    """Virtual patients like the described one (same covariates and baseline grades) with the
+    given random effects."""
     typical = describe_patient(description, areas, params)
     pop = params.population
+    n = effects.count
     rest, contraction = baseline_grades(description, areas, params)
     strain, static = baseline_skin(rest, contraction, params)
+    if np.any(effects.contraction_depth) or np.any(effects.rest_depth):
+        noise = params.scores.rater_sd_mm
+        static_0 = depth_for_score(np.asarray(rest, dtype=float), params.scores)
+        contraction_0 = depth_for_score(np.maximum(contraction, rest), params.scores)
+        static = np.maximum(static_0[None, :] + noise * effects.rest_depth, 0.0)
+        at_contraction = np.maximum(contraction_0[None, :] + noise * effects.contraction_depth, static)
+        strain = strain_ratio_for_depth(at_contraction - static, params.skin)
+    else:
+        strain, static = np.repeat(strain[None, :], n, axis=0), np.repeat(static[None, :], n, axis=0)
     ones = np.ones((n, 1))
     patients = Patients(
-        half_block_scale=typical.half_block_scale * np.exp(pop.half_block_sd * rng.standard_normal((n, 1))),
-        light_chain_decay_scale=np.exp(pop.light_chain_decay_sd * rng.standard_normal((n, 1))),
-        availability_scale=np.exp(pop.availability_sd * rng.standard_normal((n, 1))),
+        half_block_scale=typical.half_block_scale * np.exp(pop.half_block_sd * effects.half_block[:, None]),
+        light_chain_decay_scale=np.exp(pop.light_chain_decay_sd * effects.light_chain_decay[:, None]),
+        availability_scale=np.exp(pop.availability_sd * effects.availability[:, None]),
         deepening_factor=typical.deepening_factor * ones,
-        baseline_strain_ratio=np.repeat(strain[None, :], n, axis=0),
-        baseline_static_mm=np.repeat(static[None, :], n, axis=0),
+        baseline_strain_ratio=strain,
+        baseline_static_mm=static,
     )
     grades = np.repeat(np.round(contraction).astype(np.int64)[None, :], n, axis=0)
     return Cohort(
         patients=patients,
         baseline_inv=grades,
         baseline_subj=grades.copy(),
-        onset_threshold=params.scores.onset_strength_drop * np.exp(pop.onset_threshold_sd * rng.standard_normal(n)),
-        danger_multiplier=np.exp(pop.danger_dose_sd * rng.standard_normal(n)),
+        onset_threshold=params.scores.onset_strength_drop * np.exp(pop.onset_threshold_sd * effects.onset_threshold),
+        danger_multiplier=np.exp(pop.danger_dose_sd * effects.danger_dose),
         female=np.full(n, description.sex == "female"),
         age=np.full(n, float(description.age)),
     )
+
+
+def cohort_like(description: PatientDescription, n: int, areas: list[str], rng: np.random.Generator, params: ModelParameters) -> Cohort:
+    """``n`` virtual patients like the described one: the same covariates and baseline grades,
+    with the unexplained between-person variation (random effects) drawn afresh."""
+    return cohort_from_effects(description, draw_effects(n, len(areas), rng), areas, params)
