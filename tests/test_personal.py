@@ -234,7 +234,8 @@ def test_personalize_prints_a_table_and_writes_a_png(tmp_path):
      " {day: 30, plan: {product: botox, areas: {glabella: 20}}}]\n", "treatments.1.day"),
     ("treatments: [{day: 0, plan: {product: botox, areas: {glabella: 20}}}]\n"
      "observations: [{date: 2026-03-01, area: glabella, fws_contraction: 1}]\n", "observations.0.date"),
-    ("treatments: [{day: 0, plan: {product: botox, areas: {glabella: 20}}}\n", "history file: malformed YAML"),
+    ("treatments: [{day: 0, plan: {product: botox, areas: {glabella: 20}}}\n", "history file: "),
+    # (the strict reader: "history file: PATH: malformed YAML: ... at line 2, column 1")
 ])
 def test_bad_histories_exit_2_naming_the_field_and_write_nothing(tmp_path, text, field):
     path = tmp_path / "history.yaml"
@@ -244,6 +245,8 @@ def test_bad_histories_exit_2_naming_the_field_and_write_nothing(tmp_path, text,
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"error: {field}"), result.output
+    if field == "history file: ":
+        assert "malformed YAML" in lines[0] and "line 2" in lines[0]
     assert "Traceback" not in result.output
     assert not out.exists()
 

@@ -22,15 +22,15 @@ checked here; errors name the field and the allowed range, like plan errors.
 from __future__ import annotations
 
 import datetime
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from neuromod.reference.anatomy import load_face_map
+from neuromod.reference.files import DocumentError, read_document
+from neuromod.reference.limits import load_limits
 from neuromod.schemas.patient import PatientDescription
 from neuromod.schemas.plan import (
     MAX_TREATMENT_DAY,
@@ -39,6 +39,10 @@ from neuromod.schemas.plan import (
     format_validation_error,
     parse_plan,
 )
+
+#: assumption: ten years of monthly follow-ups in every area is ~1,000 findings; the cap bounds
+#: the likelihood's cost (one term per finding per virtual twin).
+MAX_OBSERVATIONS = 1000
 
 Rater = Literal["investigator", "self"]
 #: latest day a history may reach (days from the first treatment): the plans' ten-year limit.
@@ -106,8 +110,12 @@ class HistoryDocument(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     patient: PatientDescription = Field(default_factory=PatientDescription)
-    treatments: list[TreatmentEntry] = Field(description="treatment sessions, in order; the first is day 0")
-    observations: list[Observation] = Field(default_factory=list, description="follow-up findings")
+    treatments: list[TreatmentEntry] = Field(
+        min_length=1, max_length=load_limits().plan.max_treatments,
+        description="treatment sessions, in order; the first is day 0")
+    observations: list[Observation] = Field(
+        default_factory=list, max_length=MAX_OBSERVATIONS,
+        description="follow-up findings (bounded: each costs a likelihood term per twin)")
 
 
 @dataclass(frozen=True)
@@ -252,16 +260,9 @@ def parse_history(document: Any) -> History:
 
 
 def load_history(path: str | Path) -> History:
-    """Read a YAML or JSON history file and validate it."""
-    path = Path(path)
+    """Read a YAML or JSON history file strictly (the plans' reader) and validate it."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise HistoryError(f"history file: cannot read {path}: {error.strerror}") from None
-    try:
-        document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as error:
-        kind = "JSON" if path.suffix == ".json" else "YAML"
-        raise HistoryError(f"history file: malformed {kind} in {path}: {' '.join(str(error).split())}") from None
+        document = read_document(path, "history file")
+    except DocumentError as error:
+        raise HistoryError(str(error)) from None
     return parse_history(document)
-
