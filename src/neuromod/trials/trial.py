@@ -33,8 +33,9 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from neuromod.model.antibodies import neutralize, seroconversion_probability
-from neuromod.model.simulate import DISCLAIMER, plan_injections, run_model
+from neuromod.model.simulate import DISCLAIMER, plan_injections
 from neuromod.model.spread import spread
+from neuromod.model.visit_course import visit_course
 from neuromod.reference.anatomy import FaceMap, load_face_map
 from neuromod.reference.parameters import ModelParameters, default_parameters
 from neuromod.schemas.plan import Plan
@@ -217,7 +218,6 @@ def simulate_chunk(
     summarise them (:class:`ArmSummary`)."""
     rng = np.random.default_rng(list(seed))
     cohort: Cohort = enrol(population, n, len(face_map.areas), prepared.scored, rng, params)
-    days = np.arange(0.0, max(follow_up_days) + 1.0)
     treatments = np.asarray(prepared.plan.treatment_days, dtype=float)
     doses = np.repeat(prepared.dose_per_muscle[None, :], n, axis=0)
     danger_columns = [j for cols in prepared.danger.values() for j in cols]
@@ -228,27 +228,24 @@ def simulate_chunk(
         np.full(treatments.size, prepared.ona_units_per_treatment), treatments, prepared.plan.product_info.immunogenicity,
         ~cohort.female, params.antibodies)
     doses, antibodies = neutralize(doses, probability, np.random.default_rng([*seed, 1]), params.antibodies)
-    output = run_model(days, treatments, doses, cohort.patients, face_map, params, prepared.profile)
+    groups = list(prepared.danger)
+    course = visit_course(follow_up_days, treatments, doses, cohort.patients, face_map, params, prepared.profile,
+                          prepared.scored, cohort.onset_threshold, [prepared.danger[name] for name in groups])
     visits = np.asarray(follow_up_days)
     pop = params.population
     expectation = 1.0 - pop.expectation_bias * np.exp(-visits / pop.expectation_days)
-    depth = output.contraction_depth_mm[:, prepared.scored][:, :, visits] * expectation
-    strength = output.area_strength[:, prepared.scored]
+    depth = course.contraction_depth_mm * expectation
     inv = investigator_grades(depth, rng, params)
     subj = subject_grades(depth, rng, params)
-    baseline_depth = output.contraction_depth_mm[:, prepared.scored, 0]
     perceived_now = perceived_depth(depth, rng, params)
-    perceived_then = perceived_depth(baseline_depth[..., None], rng, params)
-    noticed = (1.0 - strength[..., 1:]) >= cohort.onset_threshold[:, None, None]
-    first = np.where(noticed.any(axis=-1), noticed.argmax(axis=-1) + 1.0, np.inf)
+    perceived_then = perceived_depth(course.baseline_depth_mm[..., None], rng, params)
     events = {"neutralizing_antibodies": antibodies}
-    for name, columns in prepared.danger.items():
+    for g, name in enumerate(groups):
         threshold = (params.population.eyelid_ptosis_block if name == "eyelid_ptosis"
                      else params.population.brow_ptosis_block)
-        present = [k for k, j in enumerate(output.muscle_index) if j in columns]
-        blocked = output.blocked_fraction[:, present].max(axis=(1, 2)) if present else np.zeros(n)
-        events[name] = blocked > threshold
-    expression = strength[..., visits]
+        events[name] = course.max_blocked[:, g] > threshold
+    expression = course.area_strength
+    first = course.onset_day
     return summarize(inv, subj, expression, cohort.baseline_inv[:, prepared.scored],
                      cohort.baseline_subj[:, prepared.scored], perceived_now / np.maximum(perceived_then, 1e-9),
                      first, events, follow_up_days)
