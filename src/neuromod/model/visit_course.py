@@ -50,6 +50,27 @@ from neuromod.reference.parameters import ModelParameters
 
 FloatArray = npt.NDArray[np.float64]
 
+#: A muscle is integrated only if some patient's occupancy term ``q_k^n (L / L50)^n`` can reach
+#: this. Active light chain never exceeds the units injected (each unit of the chain's depot
+#: yields at most one unit downstream; bounded here with a factor of 2 to spare), so below it
+#: ``1 / (1 + x)`` rounds to exactly 1 in double precision: the muscle's occupancy, block,
+#: sprouts and atrophy are exactly 0 and its strength exactly 1, as for an untreated muscle,
+#: and it never sets the step size. Leaving it out changes nothing but the work (10 of the 31
+#: face-map muscles for the glabella label pattern, whose terms stay below 1e-28).
+SILENT_TERM = 1e-17
+
+
+def active_muscles(doses: FloatArray, inverse_half_block: FloatArray, profile: FloatArray,
+                   hill_coefficient: float) -> npt.NDArray[np.int64]:
+    """Face-map indices of the muscles whose occupancy can differ from 0 for some patient.
+
+    doses: (n_patients, n_treatments, n_muscles) units; inverse_half_block: (n_patients,
+    n_muscles) 1 / half-block units; profile: (n_muscles, n_bins) dose profile.
+    """
+    most_light_chain = 2.0 * doses.sum(axis=1)
+    bound = (most_light_chain * inverse_half_block).max(axis=0) ** hill_coefficient
+    return np.flatnonzero(bound * (profile ** hill_coefficient).max(axis=1) >= SILENT_TERM)
+
 
 @dataclass(frozen=True)
 class VisitCourse:
@@ -87,8 +108,9 @@ def visit_course(
 
     visits: increasing visit days (>= 1); treatment_days: (n_treatments,) days;
     doses: (n_patients, n_treatments, n_muscles) ona-equivalent units per face-map muscle
-    (muscles receiving none in any patient are not integrated: they keep full strength, as in
-    ``run_model``); profile: (n_muscles, n_bins) dose profile; scored: face-map area indices;
+    (muscles whose occupancy is exactly 0 in every patient, :func:`active_muscles`, are not
+    integrated: they keep full strength, as untreated muscles do in ``run_model``); profile:
+    (n_muscles, n_bins) dose profile; scored: face-map area indices;
     onset_threshold: (n_patients,) strength drop each patient notices; muscle_groups: lists of
     face-map muscle indices whose largest blocked fraction is reported (danger muscles).
     """
@@ -100,13 +122,13 @@ def visit_course(
     is_day = np.zeros(grid.size, dtype=np.bool_)
     is_day[day_index] = True
     visit_index = day_index[np.asarray(visits, dtype=np.int64)]
-    doses = np.asarray(doses, dtype=float)
-    index = np.flatnonzero(doses.reshape(-1, doses.shape[-1]).max(axis=0) > 0)
+    doses = np.broadcast_to(np.asarray(doses, dtype=float), (n,) + np.shape(doses)[1:])
+    half_block = half_block_units(face_map, patients, params)
+    index = active_muscles(doses, 1.0 / half_block, profile, params.junction.hill_coefficient)
     rates = JunctionRates.from_parameters(params.junction, patients.light_chain_decay_scale,
                                           patients.availability_scale)
-    doses = np.broadcast_to(doses, (n,) + doses.shape[1:])[..., index]
-    inputs = kinetic_inputs(grid, treatment_days, doses, half_block_units(face_map, patients, params)[:, index],
-                            rates, params.junction, params.muscle, profile[index])
+    inputs = kinetic_inputs(grid, treatment_days, doses[..., index], half_block[:, index], rates, params.junction,
+                            params.muscle, profile[index])
     weights = face_map.area_weights()
     untouched = np.delete(weights, index, axis=1).sum(axis=1)[scored]
     group_of = np.full(index.size, -1, dtype=np.int64)
