@@ -100,3 +100,26 @@ def test_memory_of_a_chunk_does_not_grow_with_the_follow_up(face_map, params):
     long = _chunk_peak_bytes(face_map, params, 3650)
     assert long < 1.5 * short
     assert long < 64 * 2**20
+
+
+def test_courses_are_reused_exactly_when_only_rater_parameters_change(params):
+    """Calibration's course cache: a rater-stage change reuses every chunk's course and gives
+    the numbers a fresh run gives; a kinetic change recomputes them."""
+    from neuromod.reference.parameters import apply_overrides
+    from neuromod.trials.trial import CourseCache
+
+    spec = parse_trial({"seed": 4, "subjects_per_arm": 120, "follow_up_days": [2, 30, 90],
+                        "arms": [{"name": "ona", "product": "botox", "areas": {"glabella": 20}},
+                                 {"name": "placebo", "product": "placebo", "areas": {"glabella": 0}}]})
+    courses = CourseCache()
+    run_trial(spec, params=params, progress=False, courses=courses)
+    assert courses.hits == 0
+    rater = apply_overrides(params, {"population.subject_depth_bias": 1.3, "population.expectation_days": 20.0})
+    reused = run_trial(spec, params=rater, progress=False, courses=courses)
+    assert courses.hits == 2
+    assert reused == run_trial(spec, params=rater, progress=False)
+    assert reused != run_trial(spec, params=params, progress=False)  # the change does show
+    kinetic = apply_overrides(params, {"junction.light_chain_half_life_days": 40.0})
+    assert run_trial(spec, params=kinetic, progress=False, courses=courses) == run_trial(spec, params=kinetic,
+                                                                                          progress=False)
+    assert courses.hits == 2
