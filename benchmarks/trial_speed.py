@@ -7,8 +7,9 @@ Measures (each trial size in a fresh process, so its peak resident memory is its
    the 14 default visits to day 252) at 1e3 ... 1e5 subjects per arm, and a one-arm trial
    (Botox 20 U) at 1e6 subjects; subjects per second and peak memory.
 2. The kinetic core (`muscle_course`) on the one-arm trial's own cohort and doses, timed alone
-   (cohort drawn before the clock starts), two ways: with the muscles and the longest step (1 day)
-   the trial's daily skin grid imposes, outputs at the visits only -> ``core_patients_per_s``,
+   (cohort drawn before the clock starts), two ways: with the muscles the trial integrates
+   (`active_muscles`) and the longest step (1 day) its daily skin grid imposes, outputs at the
+   visits only -> ``core_patients_per_s``,
    the denominator of ``overhead_ratio``; and in ``benchmarks/population.py``'s throughput
    setting (steps up to 4 days, the 13 muscles receiving >= 0.001 U) for reference.
 3. Naive baseline: the same trial one subject at a time (`simulate_chunk` with n = 1), on a sample.
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -70,10 +72,11 @@ def child_trial(subjects: int, arms: int) -> dict:
 
     document = TRIAL if arms == 3 else ONE_ARM
     run_trial(parse_trial({**document, "subjects_per_arm": 20}), progress=False)  # load compiled kernels
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     run_trial(parse_trial({**document, "subjects_per_arm": subjects}), progress=False)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "subjects": subjects * arms, "peak_mib": _peak_mib()}
+    return {"seconds": seconds, "cpu_s": time.process_time() - cpu, "subjects": subjects * arms,
+            "peak_mib": _peak_mib()}
 
 
 def _core_setup(n: int):
@@ -111,6 +114,7 @@ def _core_seconds(setup: dict, muscles: np.ndarray, max_step: float) -> float:
     params, n = setup["params"], setup["doses"].shape[0]
     patients = setup["cohort"].patients
     elapsed = 0.0
+    cpu = time.process_time()
     for start in range(0, n, CORE_CHUNK):
         rows = slice(start, min(start + CORE_CHUNK, n))
         rates = JunctionRates.from_parameters(params.junction, patients.light_chain_decay_scale[rows],
@@ -120,20 +124,26 @@ def _core_seconds(setup: dict, muscles: np.ndarray, max_step: float) -> float:
                       setup["half_block"][rows][:, muscles], rates, params.junction, params.muscle,
                       setup["prepared"].profile[muscles], max_step_days=max_step)
         elapsed += time.perf_counter() - began
+    setup["cpu_s"] = time.process_time() - cpu  # includes the (untimed) rate set-up, a few ms
     return elapsed
 
 
 def child_core(n: int) -> dict:
     """The kinetic core on the one-arm trial's cohort: the trial's setting and the sparse one."""
+    from neuromod.model.visit_course import active_muscles
+
     setup = _core_setup(n)
     dose = setup["prepared"].dose_per_muscle
-    every = np.flatnonzero(dose > 0)
+    every = active_muscles(setup["doses"], 1.0 / setup["half_block"], setup["prepared"].profile,
+                           setup["params"].junction.hill_coefficient)  # the muscles the trial integrates
     sparse = np.flatnonzero(dose >= SPARSE_MIN_UNITS)
     small = {**setup, "doses": setup["doses"][:50], "half_block": setup["half_block"][:50]}
     _core_seconds(small, every, 1.0), _core_seconds(small, sparse, SPARSE_MAX_STEP)  # load compiled kernels
     trial_setting = _core_seconds(setup, every, 1.0)
+    trial_cpu = setup["cpu_s"]
     sparse_setting = _core_seconds(setup, sparse, SPARSE_MAX_STEP)
     return {"patients": n, "trial_setting_s": trial_setting, "sparse_setting_s": sparse_setting,
+            "trial_setting_cpu_s": trial_cpu, "sparse_setting_cpu_s": setup["cpu_s"],
             "muscles": int(every.size), "sparse_muscles": int(sparse.size)}
 
 
@@ -155,16 +165,14 @@ def child_stages(n: int) -> dict:
         return run_model(np.arange(0.0, max(visits) + 1.0), setup["treatments"], setup["doses"], cohort.patients,
                          face_map, params, prepared.profile)
 
-    timings = {}
+    timings, results = {}, {}
     for name, function in (("visit_course", compiled), ("run_model", previous)):
         function()
         began = time.perf_counter()
-        result = function()
+        results[name] = function()
         timings[name] = time.perf_counter() - began
-        if name == "run_model":
-            old = result.contraction_depth_mm[:, prepared.scored][:, :, visits]
-            timings["max_depth_difference_mm"] = float(np.max(np.abs(old - kept.contraction_depth_mm)))
-        kept = result
+    picked = results["run_model"].contraction_depth_mm[:, prepared.scored][:, :, visits]
+    timings["max_depth_difference_mm"] = float(np.max(np.abs(picked - results["visit_course"].contraction_depth_mm)))
     return timings
 
 
@@ -190,6 +198,7 @@ def calibration_seconds(full: bool, evaluations: int) -> tuple[float, float, boo
     from neuromod.trials.calibrate import evaluate, fit, load_rows
 
     rows, params = load_rows(), default_parameters()
+    evaluate(params, rows, subjects_per_arm=20)  # spread of every arm, compiled kernels
     began = time.perf_counter()
     evaluate(params, rows, subjects_per_arm=400)
     one = time.perf_counter() - began
@@ -250,6 +259,12 @@ def main() -> None:
     one, fit_s, measured = calibration_seconds(not args.quick, args.calibrate_evaluations)
     print(f"calibration: one evaluation (all published rows, 400 subjects/arm) {one:.2f} s; full fit "
           f"({args.calibrate_evaluations} evaluations) {fit_s:.0f} s {'measured' if measured else 'projected'}")
+    load = os.getloadavg()[0]
+    print(f"CPU time (robust to other jobs on the machine; 1-min load average now {load:.1f} on "
+          f"{os.cpu_count()} cores): trial {run['subjects'] / run['cpu_s']:,.0f} subjects per CPU-second, "
+          f"core {core_n / core['trial_setting_cpu_s']:,.0f} patients per CPU-second -> overhead "
+          f"{run['cpu_s'] / run['subjects'] / (core['trial_setting_cpu_s'] / core_n):.2f}x; sparse core "
+          f"{core_n / core['sparse_setting_cpu_s']:,.0f} patients per CPU-second")
     label = "peak_mib_1e6" if one_arm == 1_000_000 else f"peak_mib_{one_arm:.0e}".replace("+0", "")
     print(f"RESULT trial_subjects_per_s={trial_rate:.0f} core_patients_per_s={core_rate:.0f} "
           f"overhead_ratio={core_rate / trial_rate:.2f} calibrate_s={fit_s:.0f} {label}={peak:.0f}")

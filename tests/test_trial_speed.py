@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neuromod.model.simulate import run_model
+from neuromod.model.simulate import half_block_units, run_model
 from neuromod.model.visit_course import SILENT_TERM, active_muscles, visit_course
-from neuromod.model.simulate import half_block_units
 from neuromod.trials.population import enrol
 from neuromod.trials.trial import parse_trial, prepare_arm, run_trial, simulate_chunk
 

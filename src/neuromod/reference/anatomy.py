@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from importlib import resources
 
 import numpy as np
 import numpy.typing as npt
-import yaml
 
-from neuromod.reference.files import read_csv
+from neuromod.reference.files import read_csv, read_yaml
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -228,9 +226,7 @@ def _sites_from_rows(rows: list[dict[str, str]]) -> list[Site]:
 @lru_cache(maxsize=1)
 def load_face_map() -> FaceMap:
     """The packaged face map."""
-    layout = yaml.safe_load(
-        resources.files("neuromod").joinpath("data/face_map.yaml").read_text("utf-8")
-    )
+    layout = read_yaml("face_map.yaml")
     return FaceMap(
         _regions_from_rows(read_csv("muscles.csv")), _sites_from_rows(read_csv("sites.csv")), layout
     )

@@ -10,11 +10,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
+from neuromod.reference.files import read_yaml, read_yaml_text
 
 
 @dataclass(frozen=True)
@@ -152,7 +151,7 @@ class ModelParameters:
     population: PopulationParameters
     antibodies: AntibodyParameters
 
-    def replace(self, **changes: dict[str, Any]) -> "ModelParameters":
+    def replace(self, **changes: dict[str, Any]) -> ModelParameters:
         """A copy with some values changed, e.g. ``replace(junction={"hill_coefficient": 3})``."""
         updated = {
             stage: dataclasses.replace(getattr(self, stage), **values)
@@ -218,12 +217,11 @@ def load_parameters(path: str | Path | None = None) -> ModelParameters:
     if path is None:
         return default_parameters()
     with open(path, encoding="utf-8") as handle:
-        return parse_parameters(yaml.safe_load(handle))
+        return parse_parameters(read_yaml_text(handle.read()))
 
 
 def _packaged(name: str) -> Any:
-    resource = resources.files("neuromod").joinpath("data", name)
-    return yaml.safe_load(resource.read_text("utf-8")) if resource.is_file() else None
+    return read_yaml(name)
 
 
 def prior_parameters() -> ModelParameters:

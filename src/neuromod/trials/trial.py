@@ -26,8 +26,9 @@ improvement), ``median_days_to_loss_of_none_mild`` (KM, among those none/mild by
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
