@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/population.py $(BENCH_FLAGS)
 
 bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/trial_speed.py --quick
 	$(BIN)/python benchmarks/population.py --quick
 
 clean:

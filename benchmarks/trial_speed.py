@@ -5,7 +5,8 @@ Measures (each trial size in a fresh process, so its peak resident memory is its
 1. End to end (`run_trial`: cohort draw, spread once per arm, kinetics, skin and crease memory,
    rater draws, endpoint counts): a 3-arm trial (Botox 20 U, Dysport 50 U, placebo; glabella;
    the 14 default visits to day 252) at 1e3 ... 1e5 subjects per arm, and a one-arm trial
-   (Botox 20 U) at 1e6 subjects; subjects per second and peak memory.
+   (Botox 20 U) at 1e6 subjects; subjects per second and peak memory; and the one-arm trial with
+   yearly visits to day 3650 (1,000 subjects): peak memory whatever the follow-up.
 2. The kinetic core (`muscle_course`) on the one-arm trial's own cohort and doses, timed alone
    (cohort drawn before the clock starts), two ways: with the muscles the trial integrates
    (`active_muscles`) and the longest step (1 day) its daily skin grid imposes, outputs at the
@@ -21,7 +22,7 @@ Measures (each trial size in a fresh process, so its peak resident memory is its
 
 Last line: ``RESULT trial_subjects_per_s=... core_patients_per_s=... overhead_ratio=... calibrate_s=... peak_mib_1e6=...``.
 
-    .venv/bin/python benchmarks/trial_speed.py [--quick]
+    .venv/bin/python benchmarks/trial_speed.py [--quick] [--subjects N] [--calibrate-evaluations N]
 
 Where the time went before the compiled pipeline (cProfile, 10,000 subjects, one arm, Botox 20 U,
 2-core machine shared with other jobs: 14.5 s, 690 subjects/s): the kinetic integrator 42 %
@@ -66,11 +67,15 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def child_trial(subjects: int, arms: int) -> dict:
-    """Run the benchmark trial in this (fresh) process; seconds, subjects and peak memory."""
+def child_trial(subjects: int, arms: int, last_visit: int = 252) -> dict:
+    """Run the benchmark trial in this (fresh) process; seconds, subjects and peak memory.
+    ``last_visit`` beyond 252 adds yearly visits up to it (long follow-up)."""
     from neuromod.trials.trial import parse_trial, run_trial
 
     document = TRIAL if arms == 3 else ONE_ARM
+    if last_visit > 252:
+        document = {**document, "follow_up_days": TRIAL["follow_up_days"] + list(range(365, last_visit, 365))
+                    + [last_visit]}
     run_trial(parse_trial({**document, "subjects_per_arm": 20}), progress=False)  # load compiled kernels
     start, cpu = time.perf_counter(), time.process_time()
     run_trial(parse_trial({**document, "subjects_per_arm": subjects}), progress=False)
@@ -219,17 +224,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, projected calibration (< 60 s)")
     parser.add_argument("--calibrate-evaluations", type=int, default=150,
                         help="objective evaluations of the full fit (neuromod calibrate's default)")
+    parser.add_argument("--subjects", type=int, help="size of the one-arm trial (default 1e6; --quick 1e4)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, n = args.child[0], int(args.child[1])
-        result = {"trial": lambda: child_trial(n, int(args.child[2])), "core": lambda: child_core(n),
+        result = {"trial": lambda: child_trial(n, *map(int, args.child[2:])), "core": lambda: child_core(n),
                   "stages": lambda: child_stages(n)}[kind]()
         print(json.dumps(result))
         return
 
     sizes = [1_000] if args.quick else [1_000, 10_000, 100_000]
-    one_arm = 10_000 if args.quick else 1_000_000
+    one_arm = args.subjects or (10_000 if args.quick else 1_000_000)
     print("Virtual-trial speed (model estimates for planning and education, not medical advice).")
     for n in sizes:
         run = _in_child("--child", "trial", str(n), "3")
@@ -240,6 +246,10 @@ def main() -> None:
     peak = run["peak_mib"]
     print(f"1-arm trial, {one_arm:>9,} subjects:     {run['seconds']:7.2f} s  {trial_rate:>9,.0f} subjects/s  "
           f"peak {peak:6.0f} MiB")
+    long_n = 200 if args.quick else 1_000
+    long = _in_child("--child", "trial", str(long_n), "1", "3650")
+    print(f"1-arm trial, {long_n:>9,} subjects, visits to day 3650: {long['seconds']:7.2f} s  "
+          f"peak {long['peak_mib']:6.0f} MiB (the previous pipeline: ~8 GiB at 1,000 subjects)")
     core_n = min(one_arm, 10_000 if args.quick else 100_000)
     core = _in_child("--child", "core", str(core_n))
     core_rate = core_n / core["trial_setting_s"]
