@@ -234,7 +234,7 @@ def _stage(occupied, maturity, loss, c):
     return sprout_rate(occupied, maturity, c[3], c[4]), atrophy_rate(loss, blocked, c[5], c[6], c[7])
 
 
-#: Rows of a patient's work array (``state`` in :func:`_advance`), each (n_muscles,).
+#: Rows of a patient's work array, each (n_muscles,): the states and work space of :func:`advance`.
 LAGGED, MATURITY, LOSS, OCC_START, OCC_HALF, OCC_END, RATIO_HALF, RATIO_END = range(8)
 
 
@@ -267,23 +267,22 @@ def level_tick_counts(levels, ticks_per_day):  # pragma: no cover - compiled
     return level_ticks
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
 def advance(p, t, target, level, given, levels, level_ticks, treatment_ticks, first_level, lag_half, lag_end,
-            coefficients, doses, inverse_half_block, profile_power, c, state, decay, factor_half, factor_end,
-            unit_half, unit_end):  # pragma: no cover - compiled
+            coefficients, doses, inverse_half_block, profile_power, c, lagged, maturity, loss, occ_start, occ_half,
+            occ_end, ratio_half, ratio_end, decay, factor_half, factor_end, unit_half, unit_end):  # pragma: no cover
     """Integrate patient ``p`` from tick ``t`` to tick ``target`` (a step end: an output day).
 
-    ``state`` rows (:data:`LAGGED` ...) and ``decay`` (exp(-rate * time since each treatment))
-    carry the patient between calls; ``level`` is the current step level and ``given`` the
-    treatments already applied. Returns ``(t, level, given, steps)`` with ``t == target``.
+    ``lagged``, ``maturity``, ``loss`` (the states) and ``occ_start`` (occupancy at ``t``), each
+    (n_muscles,), and ``decay`` (exp(-rate * time since each treatment)) carry the patient
+    between calls; the other arrays are work space. ``level`` is the current step level and
+    ``given`` the treatments already applied. Returns ``(t, level, given, steps)`` with
+    ``t == target``. Inlined into its callers (no per-call overhead at every output day).
     """
     n_treatments, n_muscles = doses.shape[1], doses.shape[2]
     n_terms = coefficients.shape[2]
     finest = levels.size - 1
     hill, tolerance = c[0], c[8]
-    lagged, maturity, loss = state[LAGGED], state[MATURITY], state[LOSS]
-    occ_start, occ_half, occ_end = state[OCC_START], state[OCC_HALF], state[OCC_END]
-    ratio_half, ratio_end = state[RATIO_HALF], state[RATIO_END]
     steps = 0
     while t < target:
         while given < n_treatments and treatment_ticks[given] <= t:
@@ -360,6 +359,9 @@ def _integrate(levels, ticks_per_day, output_ticks, treatment_ticks, first_level
     start = start_tick(output_ticks, treatment_ticks)
     for p in prange(n_patients):
         state = np.zeros((8, n_muscles))
+        lagged, maturity, loss = state[LAGGED], state[MATURITY], state[LOSS]
+        occ_start, occ_half, occ_end = state[OCC_START], state[OCC_HALF], state[OCC_END]
+        ratio_half, ratio_end = state[RATIO_HALF], state[RATIO_END]
         decay = np.zeros((n_treatments, n_terms))
         factor_half = np.empty((n_levels, n_treatments, n_terms))
         factor_end = np.empty((n_levels, n_treatments, n_terms))
@@ -376,15 +378,15 @@ def _integrate(levels, ticks_per_day, output_ticks, treatment_ticks, first_level
         for o in range(next_output, output_ticks.size):
             t, level, given, taken_now = advance(
                 p, t, output_ticks[o], level, given, levels, level_ticks, treatment_ticks, first_level, lag_half,
-                lag_end, coefficients, doses, inverse_half_block, profile_power, c, state, decay, factor_half,
-                factor_end, unit_half, unit_end)
+                lag_end, coefficients, doses, inverse_half_block, profile_power, c, lagged, maturity, loss, occ_start,
+                occ_half, occ_end, ratio_half, ratio_end, decay, factor_half, factor_end, unit_half, unit_end)
             steps += taken_now
             for m in range(n_muscles):
-                blocked = blocked_fraction(state[LAGGED, m], state[MATURITY, m], c[1], c[2])
+                blocked = blocked_fraction(lagged[m], maturity[m], c[1], c[2])
                 out[0, p, m, o] = blocked
-                out[1, p, m, o] = state[MATURITY, m]
-                out[2, p, m, o] = state[LOSS, m]
-                out[3, p, m, o] = strength(blocked, state[LOSS, m])
+                out[1, p, m, o] = maturity[m]
+                out[2, p, m, o] = loss[m]
+                out[3, p, m, o] = strength(blocked, loss[m])
         taken[p] = steps
 
 

@@ -36,6 +36,11 @@ from neuromod.model.kinetics import (
     LAGGED,
     LOSS,
     MATURITY,
+    OCC_END,
+    OCC_HALF,
+    OCC_START,
+    RATIO_END,
+    RATIO_HALF,
     advance,
     kinetic_inputs,
     level_tick_counts,
@@ -172,6 +177,9 @@ def _visit_kernel(levels, ticks_per_day, grid_ticks, treatment_ticks, first_leve
     start = start_tick(grid_ticks, treatment_ticks)
     for p in prange(n_patients):
         state = np.zeros((8, n_muscles))
+        lagged, maturity, loss = state[LAGGED], state[MATURITY], state[LOSS]
+        occ_start, occ_half, occ_end = state[OCC_START], state[OCC_HALF], state[OCC_END]
+        ratio_half, ratio_end = state[RATIO_HALF], state[RATIO_END]
         decay = np.zeros((n_treatments, n_terms))
         factor_half = np.empty((n_levels, n_treatments, n_terms))
         factor_end = np.empty((n_levels, n_treatments, n_terms))
@@ -192,12 +200,13 @@ def _visit_kernel(levels, ticks_per_day, grid_ticks, treatment_ticks, first_leve
             if grid_ticks[g] > t:
                 t, level, given, taken_now = advance(
                     p, t, grid_ticks[g], level, given, levels, level_ticks, treatment_ticks, first_level, lag_half,
-                    lag_end, coefficients, doses, inverse_half_block, profile_power, c, state, decay, factor_half,
-                    factor_end, unit_half, unit_end)
+                    lag_end, coefficients, doses, inverse_half_block, profile_power, c, lagged, maturity, loss,
+                    occ_start, occ_half, occ_end, ratio_half, ratio_end, decay, factor_half, factor_end, unit_half,
+                    unit_end)
                 steps += taken_now
                 for m in range(n_muscles):
-                    blocked = blocked_fraction(state[LAGGED, m], state[MATURITY, m], c[1], c[2])
-                    force[m] = strength(blocked, state[LOSS, m])
+                    blocked = blocked_fraction(lagged[m], maturity[m], c[1], c[2])
+                    force[m] = strength(blocked, loss[m])
                     if is_day[g] and group_of[m] >= 0:
                         max_blocked[p, group_of[m]] = max(max_blocked[p, group_of[m]], blocked)
             for a in range(n_scored):
