@@ -16,12 +16,11 @@ from typing import Optional
 
 import typer
 
-from neuromod.model.simulate import DISCLAIMER, simulate
-from neuromod.reference.anatomy import load_face_map
-from neuromod.reference.products import convert as convert_units
-from neuromod.reference.products import load_products
-from neuromod.report.tables import score_table, write_outputs
+from neuromod.reference.notice import DISCLAIMER
 from neuromod.schemas.plan import PlanError, load_plan
+
+# The model (numba, SciPy), reports (matplotlib), Dask and libSBML are imported inside the
+# commands that use them: a command pays only for what it needs at start-up.
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="neuromod: botulinum toxin plans to predicted wrinkle scores. " + DISCLAIMER)
@@ -39,6 +38,9 @@ def simulate_command(
     as_json: bool = typer.Option(False, "--json", help="print the course as JSON on stdout"),
 ) -> None:
     """Predict the course of one plan: scores by area over time, muscles reached."""
+    from neuromod.model.simulate import simulate
+    from neuromod.report.tables import score_table, write_outputs
+
     try:
         plan = load_plan(plan_file)
     except PlanError as error:
@@ -59,6 +61,8 @@ def simulate_command(
 @app.command("products")
 def products_command() -> None:
     """List the products with potency, label reconstitution and limits."""
+    from neuromod.reference.products import load_products
+
     typer.echo(f"{'product':<9} {'generic':<20} {'units/ona-unit':>14} {'range':>9} {'vial':>5} "
                f"{'saline mL':>9} {'U/0.1mL':>8} {'max/session':>11} {'re-treat d':>10}")
     for p in load_products().values():
@@ -71,6 +75,8 @@ def products_command() -> None:
 @app.command("sites")
 def sites_command(area: Optional[str] = typer.Option(None, "--area", help="only this area")) -> None:
     """List the standard injection sites of each area (label patterns)."""
+    from neuromod.reference.anatomy import load_face_map
+
     face_map = load_face_map()
     if area is not None and area not in face_map.areas_with_sites:
         _fail(f"--area: unknown area {area!r}; allowed: {', '.join(face_map.areas_with_sites)}")
@@ -88,6 +94,8 @@ def convert_command(
     target: str = typer.Option(..., "--to", help="target product"),
 ) -> None:
     """Convert a dose between products, with the evidence range and its source."""
+    from neuromod.reference.products import convert as convert_units
+
     try:
         result = convert_units(units, source, target)
     except ValueError as error:
@@ -241,6 +249,8 @@ def plan_command(
     import yaml
     from pydantic import ValidationError
 
+    from neuromod.model.simulate import simulate
+    from neuromod.report.tables import score_table
     from neuromod.schemas.patient import PatientDescription
     from neuromod.schemas.plan import format_validation_error
     from neuromod.trials.planner import plan_dose
