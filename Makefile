@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/personal.py
 
 bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/trial_speed.py --quick
 	$(BIN)/python benchmarks/population.py --quick
 	$(BIN)/python benchmarks/personal.py --quick
 

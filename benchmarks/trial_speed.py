@@ -1,22 +1,50 @@
-"""Benchmark: a 2,000-subject, 3-arm, 252-day virtual trial (issue: "runs in seconds").
+"""Benchmark: virtual trials end to end against their kinetic core, measured in the same run.
 
-Peer measured in the same run: the same subjects simulated one at a time through the same
-engine (the loop a user would write around `simulate`), on a sample, scaled per subject.
-Prints wall time, subjects per second for both, and their ratio.
+Measures (each trial size in a fresh process, so its peak resident memory is its own):
 
-    .venv/bin/python benchmarks/trial_speed.py [--subjects 2000] [--peer-sample 60]
+1. End to end (`run_trial`: cohort draw, spread once per arm, kinetics, skin and crease memory,
+   rater draws, endpoint counts): a 3-arm trial (Botox 20 U, Dysport 50 U, placebo; glabella;
+   the 14 default visits to day 252) at 1e3 ... 1e5 subjects per arm, and a one-arm trial
+   (Botox 20 U) at 1e6 subjects; subjects per second and peak memory; and the one-arm trial with
+   yearly visits to day 3650 (1,000 subjects): peak memory whatever the follow-up.
+2. The kinetic core (`muscle_course`) on the one-arm trial's own cohort and doses, timed alone
+   (cohort drawn before the clock starts), two ways: with the muscles the trial integrates
+   (`active_muscles`) and the longest step (1 day) its daily skin grid imposes, outputs at the
+   visits only -> ``core_patients_per_s``,
+   the denominator of ``overhead_ratio``; and in ``benchmarks/population.py``'s throughput
+   setting (steps up to 4 days, the 13 muscles receiving >= 0.001 U) for reference.
+3. Naive baseline: the same trial one subject at a time (`simulate_chunk` with n = 1), on a sample.
+4. The previous pipeline's model stage (`run_model`: every stage kept at every grid point, then
+   picked at the visits) on one chunk, against the compiled one (`visit_course`) on the same chunk.
+5. Calibration: one objective evaluation (every published row, 400 subjects per arm as
+   `neuromod calibrate` fits) timed; the full fit's time is measured (full run) or projected as
+   evaluations x that time (``--quick``).
+
+Last line: ``RESULT trial_subjects_per_s=... core_patients_per_s=... overhead_ratio=... calibrate_s=... peak_mib_1e6=...``.
+
+    .venv/bin/python benchmarks/trial_speed.py [--quick] [--subjects N] [--calibrate-evaluations N]
+
+Where the time went before the compiled pipeline (cProfile, 10,000 subjects, one arm, Botox 20 U,
+2-core machine shared with other jobs: 14.5 s, 690 subjects/s): the kinetic integrator 42 %
+(6.0 s, but forced to write (patients x 31 muscles x ~350 grid points) x 4 arrays), NumPy
+glue in `run_model` 22 % (3.2 s: broadcasting doses, picking grid points, copies), the area
+`einsum` over every area and grid point 13 % (1.9 s), the skin recurrence in Python over ~350
+grid points x every area 18 % (2.6 s), everything else (cohort, raters, endpoint counts) < 3 %.
+After (same run): 4.5 s, 95 % of it in the compiled kernel, which is the integrator plus
+a few flops per grid point for the scored areas' skin; cohort, raters and counts < 5 %.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
 import time
 
 import numpy as np
-
-from neuromod.reference.anatomy import load_face_map
-from neuromod.reference.parameters import default_parameters
-from neuromod.trials.trial import parse_trial, prepare_arm, run_trial, simulate_chunk
 
 TRIAL = {
     "name": "benchmark",
@@ -29,31 +57,227 @@ TRIAL = {
     ],
     "follow_up_days": [1, 2, 3, 4, 7, 14, 30, 60, 90, 120, 150, 168, 180, 252],
 }
+ONE_ARM = {**TRIAL, "arms": TRIAL["arms"][:1]}
+CORE_CHUNK = 10_000
+SPARSE_MIN_UNITS = 1e-3
+SPARSE_MAX_STEP = 4.0
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def child_trial(subjects: int, arms: int, last_visit: int = 252) -> dict:
+    """Run the benchmark trial in this (fresh) process; seconds, subjects and peak memory.
+    ``last_visit`` beyond 252 adds yearly visits up to it (long follow-up)."""
+    from neuromod.trials.trial import parse_trial, run_trial
+
+    document = TRIAL if arms == 3 else ONE_ARM
+    if last_visit > 252:
+        document = {**document, "follow_up_days": TRIAL["follow_up_days"] + list(range(365, last_visit, 365))
+                    + [last_visit]}
+    run_trial(parse_trial({**document, "subjects_per_arm": 20}), progress=False)  # load compiled kernels
+    start, cpu = time.perf_counter(), time.process_time()
+    run_trial(parse_trial({**document, "subjects_per_arm": subjects}), progress=False)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "cpu_s": time.process_time() - cpu, "subjects": subjects * arms,
+            "peak_mib": _peak_mib()}
+
+
+def _core_setup(n: int):
+    """The one-arm trial's cohort and doses, drawn as `simulate_chunk` draws them."""
+    from neuromod.model.junction import JunctionRates
+    from neuromod.model.simulate import half_block_units, integration_grid
+    from neuromod.reference.anatomy import load_face_map
+    from neuromod.reference.parameters import default_parameters
+    from neuromod.trials.population import enrol
+    from neuromod.trials.trial import parse_trial, prepare_arm
+
+    params, face_map = default_parameters(), load_face_map()
+    spec = parse_trial({**ONE_ARM, "subjects_per_arm": n})
+    prepared = prepare_arm(spec.arms[0], face_map, params)
+    cohort = enrol(spec.population, n, len(face_map.areas), prepared.scored, np.random.default_rng(1), params)
+    doses = np.repeat(prepared.dose_per_muscle[None, None, :], n, axis=0)
+    columns = [j for cols in prepared.danger.values() for j in cols]
+    doses[:, 0, columns] *= cohort.danger_multiplier[:, None]
+    patients = cohort.patients
+    rates = JunctionRates.from_parameters(params.junction, patients.light_chain_decay_scale, patients.availability_scale)
+    treatments = np.asarray(prepared.plan.treatment_days, dtype=float)
+    grid = integration_grid(np.arange(0.0, max(spec.follow_up_days) + 1.0), treatments)
+    return {
+        "params": params, "face_map": face_map, "spec": spec, "prepared": prepared, "cohort": cohort,
+        "doses": doses, "rates": rates, "treatments": treatments, "grid": grid,
+        "half_block": half_block_units(face_map, patients, params),
+        "visits": np.array([0.0] + list(spec.follow_up_days)),
+    }
+
+
+def _core_seconds(setup: dict, muscles: np.ndarray, max_step: float) -> float:
+    from neuromod.model.junction import JunctionRates
+    from neuromod.model.kinetics import muscle_course
+
+    params, n = setup["params"], setup["doses"].shape[0]
+    patients = setup["cohort"].patients
+    elapsed = 0.0
+    cpu = time.process_time()
+    for start in range(0, n, CORE_CHUNK):
+        rows = slice(start, min(start + CORE_CHUNK, n))
+        rates = JunctionRates.from_parameters(params.junction, patients.light_chain_decay_scale[rows],
+                                              patients.availability_scale[rows])
+        began = time.perf_counter()
+        muscle_course(setup["visits"], setup["treatments"], setup["doses"][rows][..., muscles],
+                      setup["half_block"][rows][:, muscles], rates, params.junction, params.muscle,
+                      setup["prepared"].profile[muscles], max_step_days=max_step)
+        elapsed += time.perf_counter() - began
+    setup["cpu_s"] = time.process_time() - cpu  # includes the (untimed) rate set-up, a few ms
+    return elapsed
+
+
+def child_core(n: int) -> dict:
+    """The kinetic core on the one-arm trial's cohort: the trial's setting and the sparse one."""
+    from neuromod.model.visit_course import active_muscles
+
+    setup = _core_setup(n)
+    dose = setup["prepared"].dose_per_muscle
+    every = active_muscles(setup["doses"], 1.0 / setup["half_block"], setup["prepared"].profile,
+                           setup["params"].junction.hill_coefficient)  # the muscles the trial integrates
+    sparse = np.flatnonzero(dose >= SPARSE_MIN_UNITS)
+    small = {**setup, "doses": setup["doses"][:50], "half_block": setup["half_block"][:50]}
+    _core_seconds(small, every, 1.0), _core_seconds(small, sparse, SPARSE_MAX_STEP)  # load compiled kernels
+    trial_setting = _core_seconds(setup, every, 1.0)
+    trial_cpu = setup["cpu_s"]
+    sparse_setting = _core_seconds(setup, sparse, SPARSE_MAX_STEP)
+    return {"patients": n, "trial_setting_s": trial_setting, "sparse_setting_s": sparse_setting,
+            "trial_setting_cpu_s": trial_cpu, "sparse_setting_cpu_s": setup["cpu_s"],
+            "muscles": int(every.size), "sparse_muscles": int(sparse.size)}
+
+
+def child_stages(n: int) -> dict:
+    """One chunk through the previous model stage (run_model) and the compiled one (visit_course)."""
+    from neuromod.model.simulate import run_model
+    from neuromod.model.visit_course import visit_course
+
+    setup = _core_setup(n)
+    prepared, cohort, params, face_map = setup["prepared"], setup["cohort"], setup["params"], setup["face_map"]
+    visits = list(setup["spec"].follow_up_days)
+    groups = list(prepared.danger.values())
+
+    def compiled():
+        return visit_course(visits, setup["treatments"], setup["doses"], cohort.patients, face_map, params,
+                            prepared.profile, prepared.scored, cohort.onset_threshold, groups)
+
+    def previous():
+        return run_model(np.arange(0.0, max(visits) + 1.0), setup["treatments"], setup["doses"], cohort.patients,
+                         face_map, params, prepared.profile)
+
+    timings, results = {}, {}
+    for name, function in (("visit_course", compiled), ("run_model", previous)):
+        function()
+        began = time.perf_counter()
+        results[name] = function()
+        timings[name] = time.perf_counter() - began
+    picked = results["run_model"].contraction_depth_mm[:, prepared.scored][:, :, visits]
+    timings["max_depth_difference_mm"] = float(np.max(np.abs(picked - results["visit_course"].contraction_depth_mm)))
+    return timings
+
+
+def naive_rate(sample: int) -> float:
+    """Subjects per second of the one-arm trial run one subject at a time (same engine)."""
+    from neuromod.reference.anatomy import load_face_map
+    from neuromod.reference.parameters import default_parameters
+    from neuromod.trials.trial import parse_trial, prepare_arm, simulate_chunk
+
+    params, face_map = default_parameters(), load_face_map()
+    spec = parse_trial({**ONE_ARM, "subjects_per_arm": sample})
+    prepared = prepare_arm(spec.arms[0], face_map, params)
+    simulate_chunk(prepared, spec.population, 1, spec.follow_up_days, (1, 0, sample), face_map, params)  # warm-up
+    began = time.perf_counter()
+    for i in range(sample):
+        simulate_chunk(prepared, spec.population, 1, spec.follow_up_days, (1, 0, i), face_map, params)
+    return sample / (time.perf_counter() - began)
+
+
+def calibration_seconds(full: bool, evaluations: int) -> tuple[float, float, bool]:
+    """(one objective evaluation in s, the full fit in s, whether the fit was measured rather than projected)."""
+    from neuromod.reference.parameters import default_parameters
+    from neuromod.trials.calibrate import evaluate, fit, load_rows
+
+    rows, params = load_rows(), default_parameters()
+    evaluate(params, rows, subjects_per_arm=20)  # spread of every arm, compiled kernels
+    began = time.perf_counter()
+    evaluate(params, rows, subjects_per_arm=400)
+    one = time.perf_counter() - began
+    if not full:
+        return one, one * evaluations, False
+    began = time.perf_counter()
+    fit(params, rows, subjects_per_arm=400, max_evaluations=evaluations, log=lambda line: None)
+    return one, time.perf_counter() - began, True
+
+
+def _in_child(*arguments: str) -> dict:
+    output = subprocess.run([sys.executable, __file__, *arguments], capture_output=True, text=True, check=True)
+    return json.loads(output.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--subjects", type=int, default=2000)
-    parser.add_argument("--peer-sample", type=int, default=60)
+    parser.add_argument("--quick", action="store_true", help="small sizes, projected calibration (< 60 s)")
+    parser.add_argument("--calibrate-evaluations", type=int, default=150,
+                        help="objective evaluations of the full fit (neuromod calibrate's default)")
+    parser.add_argument("--subjects", type=int, help="size of the one-arm trial (default 1e6; --quick 1e4)")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    spec = parse_trial({**TRIAL, "subjects_per_arm": args.subjects})
-    params, face_map = default_parameters(), load_face_map()
-    run_trial(parse_trial({**TRIAL, "subjects_per_arm": 50}), progress=False)  # warm caches
-    start = time.perf_counter()
-    run_trial(spec, progress=False)
-    vectorised = time.perf_counter() - start
-    total = args.subjects * len(TRIAL["arms"])
-    prepared = prepare_arm(spec.arms[0], face_map, params)
-    start = time.perf_counter()
-    for i in range(args.peer_sample):
-        simulate_chunk(prepared, spec.population, 1, spec.follow_up_days, (1, 0, i), face_map, params)
-    per_subject = (time.perf_counter() - start) / args.peer_sample
-    print(f"trial: {args.subjects} subjects x {len(TRIAL['arms'])} arms x 252 days: {vectorised:.2f} s "
-          f"({total / vectorised:,.0f} subjects/s)")
-    print(f"peer (one subject at a time, same engine): {1 / per_subject:,.0f} subjects/s "
-          f"-> projected {per_subject * total:.1f} s")
-    print(f"RESULT trial_seconds={vectorised:.2f} subjects_per_s={total / vectorised:.0f} "
-          f"vs_one_at_a_time={per_subject * total / vectorised:.1f}")
+    if args.child:
+        kind, n = args.child[0], int(args.child[1])
+        result = {"trial": lambda: child_trial(n, *map(int, args.child[2:])), "core": lambda: child_core(n),
+                  "stages": lambda: child_stages(n)}[kind]()
+        print(json.dumps(result))
+        return
+
+    sizes = [1_000] if args.quick else [1_000, 10_000, 100_000]
+    one_arm = args.subjects or (10_000 if args.quick else 1_000_000)
+    print("Virtual-trial speed (model estimates for planning and education, not medical advice).")
+    for n in sizes:
+        run = _in_child("--child", "trial", str(n), "3")
+        print(f"3-arm trial, {n:>9,} subjects/arm: {run['seconds']:7.2f} s  "
+              f"{run['subjects'] / run['seconds']:>9,.0f} subjects/s  peak {run['peak_mib']:6.0f} MiB")
+    run = _in_child("--child", "trial", str(one_arm), "1")
+    trial_rate = run["subjects"] / run["seconds"]
+    peak = run["peak_mib"]
+    print(f"1-arm trial, {one_arm:>9,} subjects:     {run['seconds']:7.2f} s  {trial_rate:>9,.0f} subjects/s  "
+          f"peak {peak:6.0f} MiB")
+    long_n = 200 if args.quick else 1_000
+    long = _in_child("--child", "trial", str(long_n), "1", "3650")
+    print(f"1-arm trial, {long_n:>9,} subjects, visits to day 3650: {long['seconds']:7.2f} s  "
+          f"peak {long['peak_mib']:6.0f} MiB (the previous pipeline: ~8 GiB at 1,000 subjects)")
+    core_n = min(one_arm, 10_000 if args.quick else 100_000)
+    core = _in_child("--child", "core", str(core_n))
+    core_rate = core_n / core["trial_setting_s"]
+    sparse_rate = core_n / core["sparse_setting_s"]
+    print(f"kinetic core, {core_n:,} patients, trial setting ({core['muscles']} muscles, steps <= 1 day): "
+          f"{core_rate:,.0f} patients/s -> trial overhead {core_rate / trial_rate:.2f}x")
+    print(f"kinetic core, sparse setting ({core['sparse_muscles']} muscles, steps <= {SPARSE_MAX_STEP:g} days): "
+          f"{sparse_rate:,.0f} patients/s -> trial {sparse_rate / trial_rate:.2f}x slower than it")
+    stages = _in_child("--child", "stages", "1000")
+    print(f"model stage, one chunk of 1,000: run_model (every grid point kept) {stages['run_model']:.3f} s, "
+          f"visit_course (compiled, visits only) {stages['visit_course']:.3f} s -> "
+          f"{stages['run_model'] / stages['visit_course']:.1f}x; largest depth difference "
+          f"{stages['max_depth_difference_mm']:.1e} mm")
+    naive = naive_rate(20 if args.quick else 100)
+    print(f"naive baseline (one subject at a time, same engine): {naive:,.0f} subjects/s -> "
+          f"trial {trial_rate / naive:,.0f}x faster")
+    one, fit_s, measured = calibration_seconds(not args.quick, args.calibrate_evaluations)
+    print(f"calibration: one evaluation (all published rows, 400 subjects/arm) {one:.2f} s; full fit "
+          f"({args.calibrate_evaluations} evaluations) {fit_s:.0f} s {'measured' if measured else 'projected'}")
+    load = os.getloadavg()[0]
+    print(f"CPU time (robust to other jobs on the machine; 1-min load average now {load:.1f} on "
+          f"{os.cpu_count()} cores): trial {run['subjects'] / run['cpu_s']:,.0f} subjects per CPU-second, "
+          f"core {core_n / core['trial_setting_cpu_s']:,.0f} patients per CPU-second -> overhead "
+          f"{run['cpu_s'] / run['subjects'] / (core['trial_setting_cpu_s'] / core_n):.2f}x; sparse core "
+          f"{core_n / core['sparse_setting_cpu_s']:,.0f} patients per CPU-second")
+    label = "peak_mib_1e6" if one_arm == 1_000_000 else f"peak_mib_{one_arm:.0e}".replace("+0", "")
+    print(f"RESULT trial_subjects_per_s={trial_rate:.0f} core_patients_per_s={core_rate:.0f} "
+          f"overhead_ratio={core_rate / trial_rate:.2f} calibrate_s={fit_s:.0f} {label}={peak:.0f}")
 
 
 if __name__ == "__main__":

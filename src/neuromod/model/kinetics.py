@@ -26,6 +26,7 @@ asked for, not with the steps taken.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -108,6 +109,91 @@ def _on_finest_grid(values: FloatArray, name: str) -> npt.NDArray[np.int64]:
     return np.round(ticks).astype(np.int64)
 
 
+@dataclass(frozen=True)
+class KineticInputs:
+    """The arrays the compiled integrator takes, prepared once per call (see :func:`muscle_course`).
+
+    Ticks are multiples of :data:`FINEST_STEP_DAYS`; per-patient arrays are C-contiguous with
+    the patient as their leading axis; ``constants`` packs the junction and muscle parameters
+    in the order :func:`_stage` and :func:`_advance` read them.
+    """
+
+    levels: FloatArray
+    ticks_per_day: int
+    output_ticks: npt.NDArray[np.int64]
+    treatment_ticks: npt.NDArray[np.int64]
+    first_level: int
+    lag_half: FloatArray
+    lag_end: FloatArray
+    chain_rates: FloatArray
+    coefficients: FloatArray
+    doses: FloatArray
+    inverse_half_block: FloatArray
+    profile_power: FloatArray
+    constants: FloatArray
+
+    @property
+    def arguments(self) -> tuple:
+        """The fields in the order the compiled kernels take them."""
+        return (self.levels, self.ticks_per_day, self.output_ticks, self.treatment_ticks, self.first_level,
+                self.lag_half, self.lag_end, self.chain_rates, self.coefficients, self.doses,
+                self.inverse_half_block, self.profile_power, self.constants)
+
+
+@lru_cache(maxsize=64)
+def _lag_tables(levels: tuple[float, ...], turnover_days: float) -> tuple[FloatArray, FloatArray]:
+    """:func:`lag_weights` memoised: every chunk of a trial (and every calibration evaluation
+    with the same turnover) shares the same tables."""
+    return lag_weights(np.asarray(levels), turnover_days)
+
+
+def kinetic_inputs(
+    days: FloatArray,
+    treatment_days: FloatArray,
+    doses: FloatArray,
+    half_block_units: FloatArray,
+    rates: JunctionRates,
+    junction: JunctionParameters,
+    muscle: MuscleParameters,
+    profile: FloatArray | None = None,
+    max_step_days: float = MAX_STEP_DAYS,
+    tolerance: float = CURVATURE_TOLERANCE,
+) -> KineticInputs:
+    """Validate the arguments of :func:`muscle_course` and lay them out for the compiled integrator."""
+    days = np.asarray(days, dtype=float)
+    if days.size == 0 or np.any(np.diff(days) <= 0):
+        raise ValueError("days: must be a non-empty increasing sequence")
+    treatments = np.asarray(treatment_days, dtype=float)
+    doses = np.asarray(doses, dtype=float)
+    order = np.argsort(treatments, kind="stable")
+    treatments, doses = treatments[order], doses[:, order]
+    n_patients, _, n_muscles = doses.shape
+    levels = step_levels(max_step_days)
+    lag_half, lag_end = _lag_tables(tuple(levels.tolist()), float(junction.release_turnover_days))
+    output_ticks = _on_finest_grid(days, "days")
+    treatment_ticks = _on_finest_grid(treatments, "treatment_days")
+    n_terms, n_treatments = LIGHT_CHAIN + 1, treatments.size
+    chain_rates, coefficients = bateman_terms(*rates.by_treatment(treatments, junction).chain(), LIGHT_CHAIN)
+    shape = (n_patients, n_treatments, n_terms)
+    chain_rates = np.ascontiguousarray(np.broadcast_to(chain_rates, shape))
+    coefficients = np.ascontiguousarray(np.broadcast_to(coefficients, shape))
+    if profile is None:
+        profile = np.ones((n_muscles, 1))
+    profile_power = np.ascontiguousarray((np.asarray(profile, dtype=float) ** junction.hill_coefficient).T)
+    inverse_half_block = np.ascontiguousarray(np.broadcast_to(1.0 / np.asarray(half_block_units, dtype=float),
+                                                              (n_patients, n_muscles)))
+    constants = np.array([
+        junction.hill_coefficient, junction.max_blocked_fraction, junction.sprout_transmission_share,
+        junction.sprout_maturation_rate_per_day, np.log(2.0) / junction.sprout_retraction_half_life_days,
+        muscle.atrophy_max_fraction, muscle.atrophy_rate_per_day, muscle.atrophy_recovery_rate_per_day,
+        tolerance,
+    ])
+    first_level = int(np.argmin(np.abs(levels - min(FIRST_STEP_DAYS, max_step_days))))
+    return KineticInputs(levels, round(1.0 / FINEST_STEP_DAYS), output_ticks, treatment_ticks, first_level,
+                         lag_half, lag_end, chain_rates, coefficients, np.ascontiguousarray(doses),
+                         inverse_half_block, profile_power, constants)
+
+
 def muscle_course(
     days: FloatArray,
     treatment_days: FloatArray,
@@ -130,41 +216,14 @@ def muscle_course(
     (n_patients, 1)); profile: (n_muscles, n_bins) dose profile from the spread stage (None:
     even); max_step_days: longest step (a power of two; longer steps suit sparse outputs).
     """
+    inputs = kinetic_inputs(days, treatment_days, doses, half_block_units, rates, junction, muscle, profile,
+                            max_step_days, tolerance)
+    n_patients, _, n_muscles = inputs.doses.shape
     days = np.asarray(days, dtype=float)
-    if days.size == 0 or np.any(np.diff(days) <= 0):
-        raise ValueError("days: must be a non-empty increasing sequence")
-    treatments = np.asarray(treatment_days, dtype=float)
-    doses = np.asarray(doses, dtype=float)
-    order = np.argsort(treatments, kind="stable")
-    treatments, doses = treatments[order], doses[:, order]
-    n_patients, _, n_muscles = doses.shape
-    levels = step_levels(max_step_days)
-    lag_half, lag_end = lag_weights(levels, junction.release_turnover_days)
-    output_ticks = _on_finest_grid(days, "days")
-    treatment_ticks = _on_finest_grid(treatments, "treatment_days")
-    n_terms, n_treatments = LIGHT_CHAIN + 1, treatments.size
-    chain_rates, coefficients = bateman_terms(*rates.by_treatment(treatments, junction).chain(), LIGHT_CHAIN)
-    shape = (n_patients, n_treatments, n_terms)
-    chain_rates = np.ascontiguousarray(np.broadcast_to(chain_rates, shape))
-    coefficients = np.ascontiguousarray(np.broadcast_to(coefficients, shape))
-    if profile is None:
-        profile = np.ones((n_muscles, 1))
-    profile_power = np.ascontiguousarray((np.asarray(profile, dtype=float) ** junction.hill_coefficient).T)
-    inverse_half_block = np.ascontiguousarray(np.broadcast_to(1.0 / np.asarray(half_block_units, dtype=float),
-                                                              (n_patients, n_muscles)))
-    constants = np.array([
-        junction.hill_coefficient, junction.max_blocked_fraction, junction.sprout_transmission_share,
-        junction.sprout_maturation_rate_per_day, np.log(2.0) / junction.sprout_retraction_half_life_days,
-        muscle.atrophy_max_fraction, muscle.atrophy_rate_per_day, muscle.atrophy_recovery_rate_per_day,
-        tolerance,
-    ])
-    first_level = int(np.argmin(np.abs(levels - min(FIRST_STEP_DAYS, max_step_days))))
     out = np.zeros((4, n_patients, n_muscles, days.size))
     out[3] = 1.0  # full strength until the integration says otherwise
     taken = np.zeros(n_patients, dtype=np.int64)
-    _integrate(levels, round(1.0 / FINEST_STEP_DAYS), output_ticks, treatment_ticks, first_level, lag_half, lag_end,
-               chain_rates, coefficients, np.ascontiguousarray(doses), inverse_half_block, profile_power, constants,
-               out, taken)
+    _integrate(*inputs.arguments, out, taken)
     return MuscleCourse(days, out[0], out[1], out[2], out[3], taken)
 
 
@@ -175,38 +234,138 @@ def _stage(occupied, maturity, loss, c):
     return sprout_rate(occupied, maturity, c[3], c[4]), atrophy_rate(loss, blocked, c[5], c[6], c[7])
 
 
+#: Rows of a patient's work array, each (n_muscles,): the states and work space of :func:`advance`.
+LAGGED, MATURITY, LOSS, OCC_START, OCC_HALF, OCC_END, RATIO_HALF, RATIO_END = range(8)
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def start_tick(output_ticks, treatment_ticks):  # pragma: no cover - compiled
+    """The tick the integration starts at: the first output, or an earlier first treatment."""
+    start = output_ticks[0]
+    if treatment_ticks.size > 0 and treatment_ticks[0] < start:
+        start = treatment_ticks[0]
+    return start
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def patient_tables(p, levels, chain_rates, factor_half, factor_end):  # pragma: no cover - compiled
+    """Patient ``p``'s light-chain factors over half and whole steps of every level, into the tables."""
+    n_treatments, n_terms = chain_rates.shape[1], chain_rates.shape[2]
+    for q in range(levels.size):
+        for k in range(n_treatments):
+            for i in range(n_terms):
+                factor_half[q, k, i] = np.exp(-chain_rates[p, k, i] * 0.5 * levels[q])
+                factor_end[q, k, i] = np.exp(-chain_rates[p, k, i] * levels[q])
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def level_tick_counts(levels, ticks_per_day):  # pragma: no cover - compiled
+    """Length of each step level in ticks."""
+    level_ticks = np.empty(levels.size, dtype=np.int64)
+    for q in range(levels.size):
+        level_ticks[q] = np.int64(levels[q] * ticks_per_day + 0.5)
+    return level_ticks
+
+
+@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def advance(p, t, target, level, given, levels, level_ticks, treatment_ticks, first_level, lag_half, lag_end,
+            coefficients, doses, inverse_half_block, profile_power, c, lagged, maturity, loss, occ_start, occ_half,
+            occ_end, ratio_half, ratio_end, decay, factor_half, factor_end, unit_half, unit_end):  # pragma: no cover
+    """Integrate patient ``p`` from tick ``t`` to tick ``target`` (a step end: an output day).
+
+    ``lagged``, ``maturity``, ``loss`` (the states) and ``occ_start`` (occupancy at ``t``), each
+    (n_muscles,), and ``decay`` (exp(-rate * time since each treatment)) carry the patient
+    between calls; the other arrays are work space. ``level`` is the current step level and
+    ``given`` the treatments already applied. Returns ``(t, level, given, steps)`` with
+    ``t == target``. Inlined into its callers (no per-call overhead at every output day).
+    """
+    n_treatments, n_muscles = doses.shape[1], doses.shape[2]
+    n_terms = coefficients.shape[2]
+    finest = levels.size - 1
+    hill, tolerance = c[0], c[8]
+    steps = 0
+    while t < target:
+        while given < n_treatments and treatment_ticks[given] <= t:
+            decay[given, :] = 1.0
+            given += 1
+            level = max(level, first_level)
+        boundary = target
+        if given < n_treatments:
+            boundary = min(boundary, treatment_ticks[given])
+        while level < finest and (t % level_ticks[level] != 0 or t + level_ticks[level] > boundary):
+            level += 1
+        while True:
+            steps += 1
+            for k in range(given):
+                half = 0.0
+                full = 0.0
+                for i in range(n_terms):
+                    term = coefficients[p, k, i] * decay[k, i]
+                    half += term * factor_half[level, k, i]
+                    full += term * factor_end[level, k, i]
+                unit_half[k] = half
+                unit_end[k] = full
+            for m in range(n_muscles):
+                light_half = 0.0
+                light_end = 0.0
+                for k in range(given):
+                    light_half += doses[p, k, m] * unit_half[k]
+                    light_end += doses[p, k, m] * unit_end[k]
+                ratio_half[m] = light_half * inverse_half_block[p, m]
+                ratio_end[m] = light_end * inverse_half_block[p, m]
+            occupancy(ratio_half, profile_power, hill, occ_half)
+            occupancy(ratio_end, profile_power, hill, occ_end)
+            worst = 0.0
+            for m in range(n_muscles):
+                chord = 0.5 * (occ_start[m] + occ_end[m])
+                worst = max(worst, abs(occ_half[m] - chord) / max(chord, 1e-3))
+            if worst <= tolerance or level == finest:
+                break
+            level += 1
+        h = levels[level]
+        for m in range(n_muscles):
+            o0 = lagged[m]
+            o_half = (lag_half[level, 0] * o0 + lag_half[level, 1] * occ_start[m]
+                      + lag_half[level, 2] * occ_half[m] + lag_half[level, 3] * occ_end[m])
+            o_end = (lag_end[level, 0] * o0 + lag_end[level, 1] * occ_start[m]
+                     + lag_end[level, 2] * occ_half[m] + lag_end[level, 3] * occ_end[m])
+            s0 = maturity[m]
+            a0 = loss[m]
+            ds1, da1 = _stage(o0, s0, a0, c)
+            ds2, da2 = _stage(o_half, s0 + 0.5 * h * ds1, a0 + 0.5 * h * da1, c)
+            ds3, da3 = _stage(o_half, s0 + 0.5 * h * ds2, a0 + 0.5 * h * da2, c)
+            ds4, da4 = _stage(o_end, s0 + h * ds3, a0 + h * da3, c)
+            maturity[m] = s0 + h / 6.0 * (ds1 + 2.0 * ds2 + 2.0 * ds3 + ds4)
+            loss[m] = a0 + h / 6.0 * (da1 + 2.0 * da2 + 2.0 * da3 + da4)
+            lagged[m] = o_end
+            occ_start[m] = occ_end[m]
+        for k in range(given):
+            for i in range(n_terms):
+                value = decay[k, i] * factor_end[level, k, i]
+                decay[k, i] = value if value > NEGLIGIBLE_FACTOR else 0.0
+        t += level_ticks[level]
+        if worst < 0.125 * tolerance and level > 0 and t % level_ticks[level - 1] == 0:
+            level -= 1
+    return t, level, given, steps
+
+
 @njit(cache=True, fastmath=True, parallel=True, error_model="numpy")
 def _integrate(levels, ticks_per_day, output_ticks, treatment_ticks, first_level, lag_half, lag_end, chain_rates,
                coefficients, doses, inverse_half_block, profile_power, c, out, taken):  # pragma: no cover - compiled
     n_patients, n_treatments, n_muscles = doses.shape
     n_terms = chain_rates.shape[2]
     n_levels = levels.size
-    finest = n_levels - 1
-    level_ticks = np.empty(n_levels, dtype=np.int64)
-    for q in range(n_levels):
-        level_ticks[q] = np.int64(levels[q] * ticks_per_day + 0.5)
-    hill, tolerance = c[0], c[8]
-    start = output_ticks[0]
-    if n_treatments > 0 and treatment_ticks[0] < start:
-        start = treatment_ticks[0]
-    end = output_ticks[-1]
+    level_ticks = level_tick_counts(levels, ticks_per_day)
+    start = start_tick(output_ticks, treatment_ticks)
     for p in prange(n_patients):
-        lagged = np.zeros(n_muscles)
-        maturity = np.zeros(n_muscles)
-        loss = np.zeros(n_muscles)
-        occ_start = np.zeros(n_muscles)
-        occ_half = np.zeros(n_muscles)
-        occ_end = np.zeros(n_muscles)
-        ratio_half = np.zeros(n_muscles)
-        ratio_end = np.zeros(n_muscles)
-        decay = np.zeros((n_treatments, n_terms))  # exp(-rate * time since treatment)
+        state = np.zeros((8, n_muscles))
+        lagged, maturity, loss = state[LAGGED], state[MATURITY], state[LOSS]
+        occ_start, occ_half, occ_end = state[OCC_START], state[OCC_HALF], state[OCC_END]
+        ratio_half, ratio_end = state[RATIO_HALF], state[RATIO_END]
+        decay = np.zeros((n_treatments, n_terms))
         factor_half = np.empty((n_levels, n_treatments, n_terms))
         factor_end = np.empty((n_levels, n_treatments, n_terms))
-        for q in range(n_levels):
-            for k in range(n_treatments):
-                for i in range(n_terms):
-                    factor_half[q, k, i] = np.exp(-chain_rates[p, k, i] * 0.5 * levels[q])
-                    factor_end[q, k, i] = np.exp(-chain_rates[p, k, i] * levels[q])
+        patient_tables(p, levels, chain_rates, factor_half, factor_end)
         unit_half = np.zeros(n_treatments)
         unit_end = np.zeros(n_treatments)
         given = 0
@@ -216,78 +375,18 @@ def _integrate(levels, ticks_per_day, output_ticks, treatment_ticks, first_level
         level = 0
         t = start
         steps = 0
-        while t < end:
-            while given < n_treatments and treatment_ticks[given] <= t:
-                decay[given, :] = 1.0
-                given += 1
-                level = max(level, first_level)
-            boundary = end
-            if next_output < output_ticks.size:
-                boundary = min(boundary, output_ticks[next_output])
-            if given < n_treatments:
-                boundary = min(boundary, treatment_ticks[given])
-            while level < finest and (t % level_ticks[level] != 0 or t + level_ticks[level] > boundary):
-                level += 1
-            while True:
-                steps += 1
-                for k in range(given):
-                    half = 0.0
-                    full = 0.0
-                    for i in range(n_terms):
-                        term = coefficients[p, k, i] * decay[k, i]
-                        half += term * factor_half[level, k, i]
-                        full += term * factor_end[level, k, i]
-                    unit_half[k] = half
-                    unit_end[k] = full
-                for m in range(n_muscles):
-                    light_half = 0.0
-                    light_end = 0.0
-                    for k in range(given):
-                        light_half += doses[p, k, m] * unit_half[k]
-                        light_end += doses[p, k, m] * unit_end[k]
-                    ratio_half[m] = light_half * inverse_half_block[p, m]
-                    ratio_end[m] = light_end * inverse_half_block[p, m]
-                occupancy(ratio_half, profile_power, hill, occ_half)
-                occupancy(ratio_end, profile_power, hill, occ_end)
-                worst = 0.0
-                for m in range(n_muscles):
-                    chord = 0.5 * (occ_start[m] + occ_end[m])
-                    worst = max(worst, abs(occ_half[m] - chord) / max(chord, 1e-3))
-                if worst <= tolerance or level == finest:
-                    break
-                level += 1
-            h = levels[level]
+        for o in range(next_output, output_ticks.size):
+            t, level, given, taken_now = advance(
+                p, t, output_ticks[o], level, given, levels, level_ticks, treatment_ticks, first_level, lag_half,
+                lag_end, coefficients, doses, inverse_half_block, profile_power, c, lagged, maturity, loss, occ_start,
+                occ_half, occ_end, ratio_half, ratio_end, decay, factor_half, factor_end, unit_half, unit_end)
+            steps += taken_now
             for m in range(n_muscles):
-                o0 = lagged[m]
-                o_half = (lag_half[level, 0] * o0 + lag_half[level, 1] * occ_start[m]
-                          + lag_half[level, 2] * occ_half[m] + lag_half[level, 3] * occ_end[m])
-                o_end = (lag_end[level, 0] * o0 + lag_end[level, 1] * occ_start[m]
-                         + lag_end[level, 2] * occ_half[m] + lag_end[level, 3] * occ_end[m])
-                s0 = maturity[m]
-                a0 = loss[m]
-                ds1, da1 = _stage(o0, s0, a0, c)
-                ds2, da2 = _stage(o_half, s0 + 0.5 * h * ds1, a0 + 0.5 * h * da1, c)
-                ds3, da3 = _stage(o_half, s0 + 0.5 * h * ds2, a0 + 0.5 * h * da2, c)
-                ds4, da4 = _stage(o_end, s0 + h * ds3, a0 + h * da3, c)
-                maturity[m] = s0 + h / 6.0 * (ds1 + 2.0 * ds2 + 2.0 * ds3 + ds4)
-                loss[m] = a0 + h / 6.0 * (da1 + 2.0 * da2 + 2.0 * da3 + da4)
-                lagged[m] = o_end
-                occ_start[m] = occ_end[m]
-            for k in range(given):
-                for i in range(n_terms):
-                    value = decay[k, i] * factor_end[level, k, i]
-                    decay[k, i] = value if value > NEGLIGIBLE_FACTOR else 0.0
-            t += level_ticks[level]
-            if worst < 0.125 * tolerance and level > 0 and t % level_ticks[level - 1] == 0:
-                level -= 1
-            if next_output < output_ticks.size and t == output_ticks[next_output]:
-                for m in range(n_muscles):
-                    blocked = blocked_fraction(lagged[m], maturity[m], c[1], c[2])
-                    out[0, p, m, next_output] = blocked
-                    out[1, p, m, next_output] = maturity[m]
-                    out[2, p, m, next_output] = loss[m]
-                    out[3, p, m, next_output] = strength(blocked, loss[m])
-                next_output += 1
+                blocked = blocked_fraction(lagged[m], maturity[m], c[1], c[2])
+                out[0, p, m, o] = blocked
+                out[1, p, m, o] = maturity[m]
+                out[2, p, m, o] = loss[m]
+                out[3, p, m, o] = strength(blocked, loss[m])
         taken[p] = steps
 
 

@@ -20,6 +20,7 @@ from neuromod.model.scores import expected_score
 from neuromod.model.skin import skin_response
 from neuromod.model.spread import Injections, SpreadResult, spread
 from neuromod.reference.anatomy import FaceMap, load_face_map
+from neuromod.reference.notice import DISCLAIMER  # re-exported: the notice shown with predictions
 from neuromod.reference.parameters import ModelParameters, default_parameters
 from neuromod.schemas.plan import InjectionPoint, Plan
 
@@ -212,10 +213,6 @@ class SimulationResult:
         }
 
 
-DISCLAIMER = (
-    "Model estimates for planning and education only; not medical advice. "
-    "Individual responses vary; clinical judgement and the product label govern treatment."
-)
 
 
 def area_landmarks(days: FloatArray, fws: FloatArray, strength_: FloatArray, onset_drop: float) -> tuple:

@@ -96,13 +96,29 @@ def field_density(
     return np.exp(-(dx**2 + dy**2) / (2.0 * var)) / (2.0 * np.pi * var)
 
 
+_SHARES: dict[tuple, tuple[FaceMap, FloatArray]] = {}
+
+
 def muscle_share(
     face_map: FaceMap, injection_depth_mm: float, params: SpreadParameters
 ) -> FloatArray:
     """(n_muscles, n_cells) share of the toxin in each grid cell taken by each muscle.
 
-    The rest of each cell's toxin (``1 - column sum``) goes to non-muscle tissue.
+    The rest of each cell's toxin (``1 - column sum``) goes to non-muscle tissue. Memoised per
+    face map, depth and parameters (a few label depths recur; the table is read-only): most of
+    a warm ``simulate`` was spent recomputing it.
     """
+    key = (id(face_map), float(injection_depth_mm), repr(params))
+    if key not in _SHARES:
+        if len(_SHARES) >= 32:
+            _SHARES.clear()
+        share = _muscle_share(face_map, injection_depth_mm, params)
+        share.flags.writeable = False
+        _SHARES[key] = (face_map, share)  # the face map is held so its id stays unique
+    return _SHARES[key][1]
+
+
+def _muscle_share(face_map: FaceMap, injection_depth_mm: float, params: SpreadParameters) -> FloatArray:
     depths = np.array([r.depth_mm for r in face_map.regions])
     affinity = np.exp(-np.abs(depths - injection_depth_mm) / params.depth_length_mm)
     barrier = np.array(

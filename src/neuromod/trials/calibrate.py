@@ -29,7 +29,7 @@ import yaml
 
 from neuromod.reference.files import read_csv
 from neuromod.reference.parameters import ModelParameters, apply_overrides
-from neuromod.trials.trial import TrialSpec, parse_trial, run_trial
+from neuromod.trials.trial import CourseCache, TrialSpec, parse_trial, run_trial
 
 #: Parameters the calibration fits, with (lower, upper) bounds. All are shared by every trial.
 FITTED: dict[str, tuple[float, float]] = {
@@ -172,13 +172,18 @@ class RowResult:
         return (self.simulated - self.row.value) / half
 
 
+#: Compiled courses shared by successive evaluations (common random numbers: every evaluation
+#: draws the same subjects), reused exactly where only rater-stage parameters moved.
+COURSES = CourseCache()
+
+
 def evaluate(params: ModelParameters, rows: list[CalibrationRow], subjects_per_arm: int = 2000,
              seed: int = 2026, progress: bool | None = False) -> list[RowResult]:
     """Run every calibration trial under ``params`` and compare each row."""
     results = []
     for key, document in trial_documents(rows, subjects_per_arm, seed).items():
         spec: TrialSpec = parse_trial(document)
-        outcome = run_trial(spec, params=params, progress=progress)
+        outcome = run_trial(spec, params=params, progress=progress, courses=COURSES)
         for row in rows:
             if row.trial_key == key:
                 low, high = tolerance(row)

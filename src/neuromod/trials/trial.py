@@ -25,7 +25,9 @@ improvement), ``median_days_to_loss_of_none_mild`` (KM, among those none/mild by
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -33,8 +35,9 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from neuromod.model.antibodies import neutralize, seroconversion_probability
-from neuromod.model.simulate import DISCLAIMER, plan_injections, run_model
+from neuromod.model.simulate import DISCLAIMER, plan_injections
 from neuromod.model.spread import spread
+from neuromod.model.visit_course import VisitCourse, visit_course
 from neuromod.reference.anatomy import FaceMap, load_face_map
 from neuromod.reference.parameters import ModelParameters, default_parameters
 from neuromod.schemas.plan import Plan
@@ -206,6 +209,46 @@ def _prepare_arm(arm: ArmSpec, face_map: FaceMap, params: ModelParameters) -> Pr
     return PreparedArm(plan, scored, result.dose_per_muscle, result.profile, danger, ona)
 
 
+class CourseCache:
+    """Chunks' compiled courses (:class:`VisitCourse`) kept for reuse across parameter sets that
+    differ only in the rater stage (calibration's finite differences in those parameters).
+
+    A chunk's course depends on its seed, size, population, arm, visits and every parameter
+    except :data:`RATER_STAGE` (subjects' bias and noise, expectation): those act after the
+    course, on the draws that follow it, and the cohort's draws do not depend on them. So a
+    reused course gives exactly the numbers a fresh one would. Least recently used courses are
+    dropped beyond ``max_bytes``.
+    """
+
+    #: Parameters (stage, names) that act only after the course.
+    RATER_STAGE = ("population", ("subject_depth_bias", "subject_sd_mm", "expectation_bias", "expectation_days"))
+
+    def __init__(self, max_bytes: int = 256 * 2**20) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.hits = 0
+        self._courses: OrderedDict[str, tuple[PreparedArm, VisitCourse, int]] = OrderedDict()
+
+    def key(self, prepared: PreparedArm, population: PopulationSpec, n: int, follow_up_days: list[int],
+            seed: tuple[int, ...], params: ModelParameters) -> str:
+        stage, names = self.RATER_STAGE
+        course_params = replace(params, **{stage: replace(getattr(params, stage), **{name: 0.0 for name in names})})
+        return f"{id(prepared)}|{population.model_dump_json()}|{n}|{follow_up_days}|{seed}|{course_params!r}"
+
+    def get(self, key: str, prepared: PreparedArm, compute: Callable[[], VisitCourse]) -> VisitCourse:
+        if key in self._courses:
+            self._courses.move_to_end(key)
+            self.hits += 1
+            return self._courses[key][1]
+        course = compute()
+        size = sum(getattr(course, f).nbytes for f in course.__dataclass_fields__)
+        self._courses[key] = (prepared, course, size)  # the arm is held so its id stays unique
+        self.bytes += size
+        while self.bytes > self.max_bytes and len(self._courses) > 1:
+            self.bytes -= self._courses.popitem(last=False)[1][2]
+        return course
+
+
 def simulate_chunk(
     prepared: PreparedArm,
     population: PopulationSpec,
@@ -214,12 +257,13 @@ def simulate_chunk(
     seed: tuple[int, ...],
     face_map: FaceMap,
     params: ModelParameters,
+    courses: CourseCache | None = None,
 ) -> ArmSummary:
     """Enrol ``n`` subjects with their own seed, treat them, rate them at each visit, and
-    summarise them (:class:`ArmSummary`)."""
+    summarise them (:class:`ArmSummary`). ``courses``: reuse compiled courses across parameter
+    sets that differ only in the rater stage (:class:`CourseCache`)."""
     rng = np.random.default_rng(list(seed))
     cohort: Cohort = enrol(population, n, len(face_map.areas), prepared.scored, rng, params)
-    days = np.arange(0.0, max(follow_up_days) + 1.0)
     treatments = np.asarray(prepared.plan.treatment_days, dtype=float)
     doses = np.repeat(prepared.dose_per_muscle[None, :], n, axis=0)
     danger_columns = [j for cols in prepared.danger.values() for j in cols]
@@ -230,27 +274,29 @@ def simulate_chunk(
         np.full(treatments.size, prepared.ona_units_per_treatment), treatments, prepared.plan.product_info.immunogenicity,
         ~cohort.female, params.antibodies)
     doses, antibodies = neutralize(doses, probability, np.random.default_rng([*seed, 1]), params.antibodies)
-    output = run_model(days, treatments, doses, cohort.patients, face_map, params, prepared.profile)
+    groups = list(prepared.danger)
+
+    def compute() -> VisitCourse:
+        return visit_course(follow_up_days, treatments, doses, cohort.patients, face_map, params, prepared.profile,
+                            prepared.scored, cohort.onset_threshold, [prepared.danger[name] for name in groups])
+
+    course = compute() if courses is None else courses.get(
+        courses.key(prepared, population, n, follow_up_days, seed, params), prepared, compute)
     visits = np.asarray(follow_up_days)
     pop = params.population
     expectation = 1.0 - pop.expectation_bias * np.exp(-visits / pop.expectation_days)
-    depth = output.contraction_depth_mm[:, prepared.scored][:, :, visits] * expectation
-    strength = output.area_strength[:, prepared.scored]
+    depth = course.contraction_depth_mm * expectation
     inv = investigator_grades(depth, rng, params)
     subj = subject_grades(depth, rng, params)
-    baseline_depth = output.contraction_depth_mm[:, prepared.scored, 0]
     perceived_now = perceived_depth(depth, rng, params)
-    perceived_then = perceived_depth(baseline_depth[..., None], rng, params)
-    noticed = (1.0 - strength[..., 1:]) >= cohort.onset_threshold[:, None, None]
-    first = np.where(noticed.any(axis=-1), noticed.argmax(axis=-1) + 1.0, np.inf)
+    perceived_then = perceived_depth(course.baseline_depth_mm[..., None], rng, params)
     events = {"neutralizing_antibodies": antibodies}
-    for name, columns in prepared.danger.items():
+    for g, name in enumerate(groups):
         threshold = (params.population.eyelid_ptosis_block if name == "eyelid_ptosis"
                      else params.population.brow_ptosis_block)
-        present = [k for k, j in enumerate(output.muscle_index) if j in columns]
-        blocked = output.blocked_fraction[:, present].max(axis=(1, 2)) if present else np.zeros(n)
-        events[name] = blocked > threshold
-    expression = strength[..., visits]
+        events[name] = course.max_blocked[:, g] > threshold
+    expression = course.area_strength
+    first = course.onset_day
     return summarize(inv, subj, expression, cohort.baseline_inv[:, prepared.scored],
                      cohort.baseline_subj[:, prepared.scored], perceived_now / np.maximum(perceived_then, 1e-9),
                      first, events, follow_up_days)
@@ -381,11 +427,13 @@ def run_trial(
     face_map: FaceMap | None = None,
     progress: bool | None = None,
     chunk_runner=None,
+    courses: CourseCache | None = None,
 ) -> dict[str, Any]:
     """Run every arm of ``spec``; returns the documented JSON document.
 
     chunk_runner: optional callable mapping a list of chunk jobs (argument tuples of
     :func:`simulate_chunk`) to their results, e.g. a Dask client's map; default: in process.
+    courses: compiled courses to reuse in process (:class:`CourseCache`; calibration).
     """
     params = params or default_parameters()
     face_map = face_map or load_face_map()
@@ -400,7 +448,7 @@ def run_trial(
     if chunk_runner is None:
         bar = tqdm(jobs, desc=f"trial {spec.name}", unit="chunk", disable=progress is False if progress is not None else None,
                    leave=False)
-        results = (simulate_chunk(*args) for _, args in bar)  # summarised one chunk at a time
+        results = (simulate_chunk(*args, courses) for _, args in bar)  # summarised one chunk at a time
     else:
         results = iter(chunk_runner([args for _, args in jobs]))
     by_arm: dict[str, ArmSummary] = {}

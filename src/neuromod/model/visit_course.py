@@ -1,0 +1,238 @@
+"""A cohort's whole course compiled: junction -> muscle -> area strength -> skin, kept only at the visits.
+
+:func:`neuromod.model.simulate.run_model` keeps every stage's arrays at every point of the
+integration grid — (patients x muscles x grid points) floats, several times over — which a
+one-patient course needs and a virtual trial does not: its raters look at a few scored areas
+at a few visit days. :func:`visit_course` runs the same equations on the same grid
+(:func:`neuromod.model.simulate.integration_grid`: daily, every 1.5 hours just after each
+treatment), one thread per patient: the kinetic integrator (:func:`neuromod.model.kinetics.advance`)
+carries the patient from one grid point to the next, and at each point the area strength,
+the fold, the crease memory and the static line are updated in registers. Only what the
+trial's endpoints read leaves the kernel:
+
+* line depth at maximum contraction and residual expression of each scored area at each visit;
+* the baseline depth (day 0);
+* the first day each subject notices the effect (daily check of area strength);
+* the largest blocked fraction of each danger-muscle group over the days (adverse events).
+
+Memory is (patients x scored areas x visits), whatever the horizon: a visit at day 3650 costs
+the same memory as one at day 252 (the grid itself, a few thousand floats, is shared by all
+patients). Work is the integrator's steps, which the daily grid bounds below by the days of
+follow-up. The arithmetic is that of ``run_model`` followed by
+:func:`neuromod.model.skin.skin_response` step for step, so results agree with it to rounding
+(``tests/test_trial_speed.py`` checks both and a stored regression fixture).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit, prange
+
+from neuromod.model.junction import JunctionRates, blocked_fraction
+from neuromod.model.kinetics import (
+    LAGGED,
+    LOSS,
+    MATURITY,
+    OCC_END,
+    OCC_HALF,
+    OCC_START,
+    RATIO_END,
+    RATIO_HALF,
+    advance,
+    kinetic_inputs,
+    level_tick_counts,
+    patient_tables,
+    start_tick,
+)
+from neuromod.model.muscle import strength
+from neuromod.model.patient import Patients
+from neuromod.model.simulate import half_block_units, integration_grid
+from neuromod.reference.anatomy import FaceMap
+from neuromod.reference.parameters import ModelParameters
+
+FloatArray = npt.NDArray[np.float64]
+
+#: A muscle is integrated only if some patient's occupancy term ``q_k^n (L / L50)^n`` can reach
+#: this. Active light chain never exceeds the units injected (each unit of the chain's depot
+#: yields at most one unit downstream; bounded here with a factor of 2 to spare), so below it
+#: ``1 / (1 + x)`` rounds to exactly 1 in double precision: the muscle's occupancy, block,
+#: sprouts and atrophy are exactly 0 and its strength exactly 1, as for an untreated muscle,
+#: and it never sets the step size. Leaving it out changes nothing but the work (10 of the 31
+#: face-map muscles for the glabella label pattern, whose terms stay below 1e-28).
+SILENT_TERM = 1e-17
+
+
+def active_muscles(doses: FloatArray, inverse_half_block: FloatArray, profile: FloatArray,
+                   hill_coefficient: float) -> npt.NDArray[np.int64]:
+    """Face-map indices of the muscles whose occupancy can differ from 0 for some patient.
+
+    doses: (n_patients, n_treatments, n_muscles) units; inverse_half_block: (n_patients,
+    n_muscles) 1 / half-block units; profile: (n_muscles, n_bins) dose profile.
+    """
+    most_light_chain = 2.0 * doses.sum(axis=1)
+    bound = (most_light_chain * inverse_half_block).max(axis=0) ** hill_coefficient
+    return np.flatnonzero(bound * (profile ** hill_coefficient).max(axis=1) >= SILENT_TERM)
+
+
+@dataclass(frozen=True)
+class VisitCourse:
+    """What a trial's raters and safety rules read of each patient, for the scored areas.
+
+    contraction_depth_mm, area_strength: (n_patients, n_scored, n_visits) line depth at maximum
+    contraction (mm) and residual expression (0-1) at each visit; baseline_depth_mm:
+    (n_patients, n_scored) depth at day 0; onset_day: (n_patients, n_scored) first day (from
+    day 1) on which area strength had fallen by the patient's ``onset_threshold`` (inf: never
+    by the last visit); max_blocked: (n_patients, n_groups) largest blocked fraction of any
+    muscle of each group on any day 0..last visit; steps: (n_patients,) integration steps.
+    """
+
+    contraction_depth_mm: FloatArray
+    area_strength: FloatArray
+    baseline_depth_mm: FloatArray
+    onset_day: FloatArray
+    max_blocked: FloatArray
+    steps: npt.NDArray[np.int64]
+
+
+def visit_course(
+    visits: list[int],
+    treatment_days: FloatArray,
+    doses: FloatArray,
+    patients: Patients,
+    face_map: FaceMap,
+    params: ModelParameters,
+    profile: FloatArray,
+    scored: list[int],
+    onset_threshold: FloatArray,
+    muscle_groups: list[list[int]],
+) -> VisitCourse:
+    """The course of ``patients`` under ``doses``, reduced at ``visits`` (see module docstring).
+
+    visits: increasing visit days (>= 1); treatment_days: (n_treatments,) days;
+    doses: (n_patients, n_treatments, n_muscles) ona-equivalent units per face-map muscle
+    (muscles whose occupancy is exactly 0 in every patient, :func:`active_muscles`, are not
+    integrated: they keep full strength, as untreated muscles do in ``run_model``); profile:
+    (n_muscles, n_bins) dose profile; scored: face-map area indices;
+    onset_threshold: (n_patients,) strength drop each patient notices; muscle_groups: lists of
+    face-map muscle indices whose largest blocked fraction is reported (danger muscles).
+    """
+    n = patients.count
+    last_day = int(max(visits))
+    days = np.arange(0.0, last_day + 1.0)
+    grid = integration_grid(days, treatment_days)
+    day_index = np.searchsorted(grid, days)
+    is_day = np.zeros(grid.size, dtype=np.bool_)
+    is_day[day_index] = True
+    visit_index = day_index[np.asarray(visits, dtype=np.int64)]
+    doses = np.broadcast_to(np.asarray(doses, dtype=float), (n,) + np.shape(doses)[1:])
+    half_block = half_block_units(face_map, patients, params)
+    index = active_muscles(doses, 1.0 / half_block, profile, params.junction.hill_coefficient)
+    rates = JunctionRates.from_parameters(params.junction, patients.light_chain_decay_scale,
+                                          patients.availability_scale)
+    inputs = kinetic_inputs(grid, treatment_days, doses[..., index], half_block[:, index], rates, params.junction,
+                            params.muscle, profile[index])
+    weights = face_map.area_weights()
+    untouched = np.delete(weights, index, axis=1).sum(axis=1)[scored]
+    group_of = np.full(index.size, -1, dtype=np.int64)
+    for g, members in enumerate(muscle_groups):
+        group_of[np.isin(index, members)] = g
+    skin = params.skin
+    dt = np.diff(grid, prepend=grid[0])
+    # the step factors of skin_response's recurrence, computed as it computes them
+    factors = np.ascontiguousarray(np.stack([
+        np.exp(-dt / skin.fade_time_days), np.exp(-dt / skin.rise_time_days),
+        np.exp(-dt / skin.crease_memory_fade_days), 1.0 - np.exp(-dt / skin.static_repair_time_days), dt]))
+    deepen_per_day = np.ascontiguousarray(
+        (skin.static_deepening_mm_per_year / 365.25 * patients.deepening_factor).reshape(n))
+    n_scored, n_visits = len(scored), len(visits)
+    depth = np.zeros((n, n_scored, n_visits))
+    area_strength = np.zeros((n, n_scored, n_visits))
+    baseline = np.zeros((n, n_scored))
+    onset = np.full((n, n_scored), -1.0)  # never (yet); not inf: fastmath assumes finite values
+    max_blocked = np.zeros((n, len(muscle_groups)))
+    steps = np.zeros(n, dtype=np.int64)
+    _visit_kernel(*inputs.arguments, np.ascontiguousarray(weights[np.ix_(scored, index)]), untouched,
+                  np.ascontiguousarray(patients.baseline_strain_ratio[:, scored]),
+                  np.ascontiguousarray(patients.baseline_static_mm[:, scored]), deepen_per_day,
+                  np.array([skin.film_thickness_mm, skin.crease_memory_share]), factors, grid, is_day,
+                  visit_index, np.ascontiguousarray(onset_threshold, dtype=float), group_of,
+                  depth, area_strength, baseline, onset, max_blocked, steps)
+    return VisitCourse(depth, area_strength, baseline, np.where(onset < 0.0, np.inf, onset), max_blocked, steps)
+
+
+@njit(cache=True, fastmath=True, parallel=True, error_model="numpy")
+def _visit_kernel(levels, ticks_per_day, grid_ticks, treatment_ticks, first_level, lag_half, lag_end, chain_rates,
+                  coefficients, doses, inverse_half_block, profile_power, c, weights, untouched, strain0, static0,
+                  deepen_per_day, skin_c, factors, grid, is_day, visit_index, onset_threshold, group_of,
+                  depth, area_strength, baseline, onset, max_blocked, taken):  # pragma: no cover - compiled
+    n_patients, n_treatments, n_muscles = doses.shape
+    n_terms = chain_rates.shape[2]
+    n_levels = levels.size
+    n_scored = weights.shape[0]
+    film, memory_share = skin_c[0], skin_c[1]
+    level_ticks = level_tick_counts(levels, ticks_per_day)
+    start = start_tick(grid_ticks, treatment_ticks)
+    for p in prange(n_patients):
+        state = np.zeros((8, n_muscles))
+        lagged, maturity, loss = state[LAGGED], state[MATURITY], state[LOSS]
+        occ_start, occ_half, occ_end = state[OCC_START], state[OCC_HALF], state[OCC_END]
+        ratio_half, ratio_end = state[RATIO_HALF], state[RATIO_END]
+        decay = np.zeros((n_treatments, n_terms))
+        factor_half = np.empty((n_levels, n_treatments, n_terms))
+        factor_end = np.empty((n_levels, n_treatments, n_terms))
+        patient_tables(p, levels, chain_rates, factor_half, factor_end)
+        unit_half = np.zeros(n_treatments)
+        unit_end = np.zeros(n_treatments)
+        force = np.ones(n_muscles)
+        fold = np.empty(n_scored)
+        memory = np.empty(n_scored)
+        static = np.empty(n_scored)
+        previous = np.empty(n_scored)  # area strength at the previous grid point
+        level = 0
+        given = 0
+        t = start
+        steps = 0
+        next_visit = 0
+        for g in range(grid_ticks.size):
+            if grid_ticks[g] > t:
+                t, level, given, taken_now = advance(
+                    p, t, grid_ticks[g], level, given, levels, level_ticks, treatment_ticks, first_level, lag_half,
+                    lag_end, coefficients, doses, inverse_half_block, profile_power, c, lagged, maturity, loss,
+                    occ_start, occ_half, occ_end, ratio_half, ratio_end, decay, factor_half, factor_end, unit_half,
+                    unit_end)
+                steps += taken_now
+                for m in range(n_muscles):
+                    blocked = blocked_fraction(lagged[m], maturity[m], c[1], c[2])
+                    force[m] = strength(blocked, loss[m])
+                    if is_day[g] and group_of[m] >= 0:
+                        max_blocked[p, group_of[m]] = max(max_blocked[p, group_of[m]], blocked)
+            for a in range(n_scored):
+                now = untouched[a]
+                for m in range(n_muscles):
+                    now += weights[a, m] * force[m]
+                target = film * np.sqrt(max(strain0[p, a] * now - 1.0, 0.0))
+                if g == 0:
+                    fold[a] = (1.0 - memory_share) * target
+                    memory[a] = memory_share * target
+                    static[a] = static0[p, a]
+                    baseline[p, a] = static[a] + target
+                else:
+                    goal = (1.0 - memory_share) * target
+                    fold[a] = goal + (fold[a] - goal) * (factors[0, g] if goal < fold[a] else factors[1, g])
+                    goal = memory_share * target
+                    memory[a] = goal + (memory[a] - goal) * (factors[2, g] if goal < memory[a] else factors[1, g])
+                    fold_now = min(max(previous[a], 0.0), 1.0)
+                    repair = (1.0 - fold_now) * static[a] * factors[3, g]
+                    static[a] = static[a] + deepen_per_day[p] * fold_now * factors[4, g] - repair
+                    if is_day[g] and onset[p, a] < 0.0 and 1.0 - now >= onset_threshold[p]:
+                        onset[p, a] = grid[g]
+                previous[a] = now
+                if next_visit < visit_index.size and g == visit_index[next_visit]:
+                    depth[p, a, next_visit] = static[a] + (fold[a] + memory[a])
+                    area_strength[p, a, next_visit] = now
+            if next_visit < visit_index.size and g == visit_index[next_visit]:
+                next_visit += 1
+        taken[p] = steps
