@@ -107,7 +107,10 @@ def safety_rows(params: ModelParameters, subjects: int) -> list[str]:
     return lines
 
 
-def write_calibration_report(params: ModelParameters, rows: list[CalibrationRow], docs: Path, subjects: int) -> Path:
+def write_calibration_report(params: ModelParameters, rows: list[CalibrationRow], docs: Path, subjects: int,
+                             notes: Path | None = None) -> Path:
+    """``calibration.md`` and its figures into ``docs``; ``notes`` (default
+    ``docs/calibration_notes.md``), when it exists, is appended: why rows are missed."""
     docs.mkdir(parents=True, exist_ok=True)
     figures = docs / "figures"
     figures.mkdir(exist_ok=True)
@@ -178,7 +181,7 @@ def write_calibration_report(params: ModelParameters, rows: list[CalibrationRow]
             lines.append(f"- **{r.row.id}** ({r.row.arm}, {r.row.model_endpoint}): published {r.row.value:g}, "
                          f"simulated {_fmt(r.simulated)} (tolerance {r.low:.1f}-{r.high:.1f})")
         lines.append("")
-    notes = docs / "calibration_notes.md"
+    notes = notes or docs / "calibration_notes.md"
     if notes.exists():
         lines += [notes.read_text()]
     path = docs / "calibration.md"
