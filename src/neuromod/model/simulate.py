@@ -207,6 +207,7 @@ class SimulationResult:
                     "dose_units": round(float(self.spread.dose_per_muscle[j]), 5),
                     "blocked_fraction": [round(float(v), 5) for v in out.blocked_fraction[0, j]],
                     "strength": [round(float(v), 5) for v in out.strength[0, j]],
+                    "atrophy": [round(float(v), 5) for v in out.atrophy[0, j]],
                 }
                 for j, muscle in enumerate(self.muscles)
             },
