@@ -164,9 +164,9 @@ def _problems(evaluation: Evaluation, goal: str, day: int, coverage: float, hold
     problems = []
     for area, rate in evaluation.goal_rate.items():
         if rate < coverage:
-            problems.append(f"{area}: {rate:.0%} of similar patients reach {goal} at day {day} (need {coverage:.0%})")
+            problems.append(f"{area}: {rate:.1%} of similar patients reach {goal} at day {day} (need {coverage:.0%})")
         if hold_until and evaluation.held_rate[area] < hold_share:
-            problems.append(f"{area}: {evaluation.held_rate[area]:.0%} of similar patients still at {goal} on day "
+            problems.append(f"{area}: {evaluation.held_rate[area]:.1%} of similar patients still at {goal} on day "
                             f"{hold_until} (need {hold_share:.0%})")
         if evaluation.expression[area] < keep_expression:
             problems.append(f"{area}: keeps {evaluation.expression[area]:.0%} of movement "
