@@ -169,7 +169,8 @@ def calibrate_command(
     seed: int = typer.Option(2026, "--seed", min=0, max=2**32 - 1, help="seed of the virtual trials"),
     report_only: bool = typer.Option(False, "--report-only", help="skip the fit; report the current parameters"),
     no_report: bool = typer.Option(False, "--no-report", help="fit only; write calibrated.yaml without the report"),
-    only: Optional[str] = typer.Option(None, "--only", help="comma-separated subset of the fitted parameters"),
+    only: Optional[str] = typer.Option(None, "--only",
+                                       help="comma-separated subset of the fitted parameters (the others keep their priors)"),
     rows_option: Optional[str] = typer.Option(None, "--rows", help="comma-separated subset of the published row ids"),
     docs: Path = typer.Option(Path("docs"), "--docs", help="with --install: folder for calibration.md and figures"),
 ) -> None:
