@@ -97,12 +97,21 @@ def test_forehead_and_glabella_for_a_woman_keeping_expression():
 
 
 def test_impossible_requests_explain_every_candidate():
-    coarse = dataclasses.replace(load_planning(), steps_per_doubling=2)  # 7 candidates keep it quick
-    result = plan_dose(WOMAN, ["glabella"], "botox", keep_expression=0.95, n=40, tables=coarse)
+    """Movement kept falls with dose, so once the smallest dose keeps too little every larger one is
+    rejected for the same reason without being simulated; each still gets its line."""
+    result = plan_dose(WOMAN, ["glabella"], "botox", keep_expression=0.95, n=40)
     assert result.plan is None
     assert len(result.rejected) == len(result.candidates) == len(result.searched)
-    assert all("keeps" in c.problems[0] and "movement" in c.problems[0] for c in result.candidates)
+    first, *larger = result.candidates
+    assert first.evaluation is not None and "keeps" in first.problems[0] and "movement" in first.problems[0]
+    assert all(c.evaluation is None and c.problems[0].startswith("not simulated: at x0.5 already glabella: keeps")
+               for c in larger)
     assert len(result.explanation) == len(result.searched) + 1 and "no dose from x0.5 to x3" in result.explanation[-1]
+    # a request that fails only for too little effect is simulated at every dose
+    coarse = dataclasses.replace(load_planning(), steps_per_doubling=1)  # x0.5, 1, 2, 3 keep it quick
+    never = plan_dose(WOMAN, ["glabella"], "botox", goal="none", n=40, max_ptosis_risk=1.0, tables=coarse)
+    assert never.plan is None and all(c.evaluation is not None for c in never.candidates)
+    assert all("reach none at day 30" in c.problems[0] for c in never.candidates)
 
 
 @pytest.mark.parametrize("areas, product, message", [

@@ -165,7 +165,7 @@ def write_calibration_report(params: ModelParameters, rows: list[CalibrationRow]
         "",
         f"Eyelid and brow ptosis in virtual label-dose glabella arms ({max(subjects, 4000)} subjects) against",
         "`data/published/safety.csv`. Events: levator (lateral lower frontalis) block above the",
-        "thresholds in `parameters.yaml`; the toxin reaching danger muscles varies between people",
+        "thresholds in `data/adverse_events.yaml`; the toxin reaching danger muscles varies between people",
         "(`population.danger_dose_sd`).",
         "",
         "| product | plan | event | published % | simulated % | source |",

@@ -160,8 +160,9 @@ def evaluate_plan(plan: Plan, description: PatientDescription, goal: str, hold_u
 
 
 def _problems(evaluation: Evaluation, goal: str, day: int, coverage: float, hold_until: int | None, hold_share: float,
-              keep_expression: float, max_ptosis_risk: float) -> list[str]:
-    problems = []
+              keep_expression: float, max_ptosis_risk: float) -> tuple[list[str], list[str]]:
+    """(every problem, the problems a larger dose can only make worse: movement kept, ptosis risk)."""
+    problems, worsening = [], []
     for area, rate in evaluation.goal_rate.items():
         if rate < coverage:
             problems.append(f"{area}: {rate:.1%} of similar patients reach {goal} at day {day} (need {coverage:.0%})")
@@ -169,12 +170,14 @@ def _problems(evaluation: Evaluation, goal: str, day: int, coverage: float, hold
             problems.append(f"{area}: {evaluation.held_rate[area]:.1%} of similar patients still at {goal} on day "
                             f"{hold_until} (need {hold_share:.0%})")
         if evaluation.expression[area] < keep_expression:
-            problems.append(f"{area}: keeps {evaluation.expression[area]:.0%} of movement "
-                            f"(asked for >= {keep_expression:.0%})")
+            worsening.append(f"{area}: keeps {evaluation.expression[area]:.0%} of movement "
+                             f"(asked for >= {keep_expression:.0%})")
+            problems.append(worsening[-1])
     for name, risk in evaluation.safety.risk.items():
         if risk > max_ptosis_risk:
-            problems.append(f"{name.replace('_', ' ')} risk {risk:.1%} above the bound {max_ptosis_risk:.1%}")
-    return problems
+            worsening.append(f"{name.replace('_', ' ')} risk {risk:.1%} above the bound {max_ptosis_risk:.1%}")
+            problems.append(worsening[-1])
+    return problems, worsening
 
 
 def check_request(areas: list[str], product: str, goal: str, hold_until: int | None, coverage: float,
@@ -238,19 +241,29 @@ def plan_dose(
     chosen: Candidate | None = None
     plan: Plan | None = None
     seen: set[tuple[float, ...]] = set()
+    beyond: str | None = None  # why every larger dose fails too, once one fails in a way dose only worsens
     for scale in searched:
         units = {a: round(tables.reference_ona_units[a] * scale * info.units_per_ona_unit, 1) for a in areas}
         if tuple(units.values()) in seen:  # rounding made it the same plan as the previous candidate
             continue
         seen.add(tuple(units.values()))
+        if beyond is not None:
+            candidates.append(Candidate(scale, units, None, [f"not simulated: {beyond}"]))
+            continue
         try:
             candidate_plan = parse_plan({"patient": description.model_dump(), "product": product, "areas": units})
         except PlanError as error:
             candidates.append(Candidate(scale, units, None, [f"label rules: {error}"]))
+            beyond = f"a smaller dose already breaks the label rules ({error})"
             continue
         evaluation = evaluate_plan(candidate_plan, description, goal, hold_until, n, seed, face_map, params, tables)
-        problems = _problems(evaluation, goal, tables.goal_day, coverage, hold_until, tables.hold_share,
-                             keep_expression, max_ptosis_risk)
+        problems, worsening = _problems(evaluation, goal, tables.goal_day, coverage, hold_until, tables.hold_share,
+                                        keep_expression, max_ptosis_risk)
+        if worsening:
+            # movement kept falls and ptosis risk rises with dose for every similar patient, so no
+            # larger candidate can pass either
+            beyond = (f"at x{scale:.3g} already {'; '.join(worsening)}, and a larger dose keeps less movement "
+                      "and has a higher ptosis risk")
         candidate = Candidate(scale, units, evaluation, problems)
         candidates.append(candidate)
         if candidate.acceptable:
