@@ -61,3 +61,38 @@ def test_calibration_file_is_applied_by_default():
     fitted, prior = default_parameters(), prior_parameters()
     assert fitted.patient.male_half_block_factor != prior.patient.male_half_block_factor
     assert fitted.skin == prior.skin  # not fitted
+
+
+def _calibrate(*args):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "neuromod.cli", "calibrate", *map(str, args)], capture_output=True,
+                          text=True, env=dict(os.environ, MPLBACKEND="Agg"), timeout=600)
+
+
+def test_calibrate_is_reproducible_and_writes_only_into_its_out_folder(tmp_path):
+    """A tiny fit (one parameter, one published row, 50 subjects, 2 evaluations) run twice with
+    the same seed gives the same file byte for byte, in --out, and leaves the package alone."""
+    from importlib import resources
+
+    shipped = resources.files("neuromod").joinpath("data", "calibrated.yaml").read_bytes()
+    tiny = ["--only", "population.expectation_days", "--rows", "ona-gl-pooled", "--subjects", 50,
+            "--max-evaluations", 2, "--no-report", "--seed", 7]
+    first, second = _calibrate(*tiny, "--out", tmp_path / "a"), _calibrate(*tiny, "--out", tmp_path / "b")
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    written = (tmp_path / "a" / "calibrated.yaml").read_bytes()
+    assert written == (tmp_path / "b" / "calibrated.yaml").read_bytes()
+    assert b"--seed 7" in written and b"population.expectation_days" in written
+    assert resources.files("neuromod").joinpath("data", "calibrated.yaml").read_bytes() == shipped
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["calibrated.yaml"]
+
+
+def test_calibrate_refuses_bad_options_before_any_work(tmp_path):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    for args, message in ((["--out", not_a_folder], "--out:"), (["--rows", "nope"], "--rows: unknown row id(s) nope"),
+                          (["--only", "nope"], "--only: unknown parameter(s) nope")):
+        result = _calibrate(*args, "--no-report")
+        assert result.returncode == 2 and result.stderr.startswith(f"error: {message}"), result.stderr

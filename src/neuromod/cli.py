@@ -272,34 +272,73 @@ def trial_command(
 
 @app.command("calibrate")
 def calibrate_command(
-    subjects: int = typer.Option(400, "--subjects", min=50, help="subjects per arm while fitting"),
-    evaluations: int = typer.Option(150, "--max-evaluations", min=1, help="objective evaluations"),
-    report_subjects: int = typer.Option(2000, "--report-subjects", min=50, help="subjects per arm for the report"),
+    out: Path = typer.Option(Path("calibration"), "--out",
+                             help="folder for calibrated.yaml, calibration.md and its figures"),
+    install: bool = typer.Option(False, "--install",
+                                 help="also replace the package's data/calibrated.yaml and the report in --docs"),
+    subjects: int = typer.Option(400, "--subjects", min=50, max=5000, help="subjects per arm while fitting, 50-5000"),
+    evaluations: int = typer.Option(150, "--max-evaluations", min=1, max=1000, help="objective evaluations, 1-1000"),
+    report_subjects: int = typer.Option(2000, "--report-subjects", min=50, max=20000,
+                                        help="subjects per arm for the report, 50-20000"),
+    seed: int = typer.Option(2026, "--seed", min=0, max=2**32 - 1, help="seed of the virtual trials"),
     report_only: bool = typer.Option(False, "--report-only", help="skip the fit; report the current parameters"),
-    only: Optional[str] = typer.Option(None, "--only", help="comma-separated subset of the fitted parameters"),
-    docs: Path = typer.Option(Path("docs"), "--docs", help="folder for calibration.md and its figure"),
+    no_report: bool = typer.Option(False, "--no-report", help="fit only; write calibrated.yaml without the report"),
+    only: Optional[str] = typer.Option(None, "--only",
+                                       help="comma-separated subset of the fitted parameters (the others keep their priors)"),
+    rows_option: Optional[str] = typer.Option(None, "--rows", help="comma-separated subset of the published row ids"),
+    docs: Path = typer.Option(Path("docs"), "--docs", help="with --install: folder for calibration.md and figures"),
 ) -> None:
-    """Fit the shared population parameters to the published trials; write the report."""
-    from neuromod import calibrate as cal
-    from neuromod.reference.parameters import default_parameters, prior_parameters
+    """Fit the shared population parameters to the published trials; write the fit and its report.
 
-    rows = cal.load_rows()
-    params = default_parameters()
-    if not report_only:
-        names = only.split(",") if only else None
-        unknown = sorted(set(names or []) - set(cal.FITTED))
-        if unknown:
-            _fail(f"--only: unknown parameter(s) {', '.join(unknown)}; allowed: {', '.join(cal.FITTED)}")
-        fitted, value = cal.fit(params, rows, subjects_per_arm=subjects, max_evaluations=evaluations, names=names,
-                                log=lambda line: typer.echo(line, err=True))
-        target = Path(str(resources.files("neuromod").joinpath("data", "calibrated.yaml")))
-        cal.write_calibrated(cal.calibrated_document(fitted, prior_parameters(), value, subjects, 2026), target)
-        typer.echo(f"wrote {target}")
-        params = fitted
-    from neuromod.report.calibration_report import write_calibration_report
+    The fit starts from the priors of parameters.yaml (not from the installed fit), so the same
+    options and seed give the same calibrated.yaml. Everything goes to --out; the package's
+    parameters and the tracked docs change only with --install.
+    """
+    import shutil
 
-    path = write_calibration_report(params, rows, docs, report_subjects)
-    typer.echo(f"wrote {path}")
+    from neuromod.reference.parameters import apply_overrides, default_parameters, prior_parameters
+    from neuromod.trials import calibrate as cal
+
+    if report_only and no_report:
+        _fail("--report-only and --no-report: choose one")
+    try:
+        rows = cal.select_rows(cal.load_rows(), [r.strip() for r in rows_option.split(",") if r.strip()]
+                               if rows_option else None)
+    except ValueError as error:
+        _fail(str(error))
+    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
+    unknown = sorted(set(names or []) - set(cal.FITTED))
+    if unknown:
+        _fail(f"--only: unknown parameter(s) {', '.join(unknown)}; allowed: {', '.join(cal.FITTED)}")
+    if out.exists() and not out.is_dir():
+        _fail(f"--out: {out} exists and is not a folder")
+    written = []
+    if report_only:
+        params = default_parameters()
+    else:
+        prior = prior_parameters()
+        fitted, value = cal.fit(prior, rows, subjects_per_arm=subjects, seed=seed, max_evaluations=evaluations,
+                                names=names, log=lambda line: typer.echo(line, err=True))
+        document = cal.calibrated_document(fitted, prior, value, subjects, seed, evaluations)
+        written.append(cal.write_calibrated(document, out / "calibrated.yaml"))
+        params = apply_overrides(prior, document["values"])
+    if not no_report:
+        from neuromod.report.calibration_report import write_calibration_report
+
+        written.append(write_calibration_report(params, rows, out, report_subjects, notes=docs / "calibration_notes.md"))
+    if install:
+        if not report_only:
+            target = Path(str(resources.files("neuromod").joinpath("data", "calibrated.yaml")))
+            shutil.copyfile(out / "calibrated.yaml", target)
+            written.append(target)
+        if not no_report:
+            (docs / "figures").mkdir(parents=True, exist_ok=True)
+            for path in sorted((out / "figures").glob("calibration_*.png")):
+                shutil.copyfile(path, docs / "figures" / path.name)
+            shutil.copyfile(out / "calibration.md", docs / "calibration.md")
+            written.append(docs / "calibration.md")
+    for path in written:
+        typer.echo(f"wrote {path}")
 
 
 @app.command("project")
@@ -356,18 +395,20 @@ def plan_command(
                                              help="also keep the goal to this day for half of similar patients, 31-365"),
     out: Optional[Path] = typer.Option(None, "--out", help="write the plan (YAML) here"),
 ) -> None:
-    """Find the smallest label-pattern dose that reaches the goal for patients like this one."""
+    """Find the smallest label-pattern dose that reaches the goal for patients like this one.
+
+    Every smaller dose searched is listed with the reason it was rejected. Exit status 2 for a
+    request it cannot plan (no, unknown or repeated area; unknown product; bad patient file),
+    1 when no searched dose meets every requirement.
+    """
     import yaml
     from pydantic import ValidationError
 
     from neuromod.reference.files import read_document
     from neuromod.schemas.patient import PatientDescription
     from neuromod.schemas.plan import format_validation_error
-    from neuromod.trials.planner import plan_dose
+    from neuromod.trials.planner import check_request, plan_dose
 
-    if goal not in ("none_mild", "none"):
-        _fail(f"--goal: must be none_mild or none, got {goal!r}")
-    _product(product, "--product")
     try:
         document = read_document(patient_file, "--patient") if patient_file else {}
         description = PatientDescription.model_validate(document or {})
@@ -375,23 +416,33 @@ def plan_command(
         _fail(str(error))
     except ValidationError as error:
         _fail(format_validation_error(error, PatientDescription, prefix="patient."))
+    area_list = [a.strip() for a in areas.split(",") if a.strip()]
     try:
-        result = plan_dose(description, [a.strip() for a in areas.split(",") if a.strip()], product, goal,
-                           keep_expression, max_ptosis_risk=max_ptosis, hold_until=hold_until)
+        from neuromod.reference.clinical import load_planning
+
+        tables = load_planning()
+        check_request(area_list, product, goal, hold_until, tables.default_coverage, keep_expression, max_ptosis, tables)
     except PlanError as error:
-        _fail(str(error))
+        field_name, _, rest = str(error).partition(":")
+        _fail(f"--{field_name.replace('_', '-')}:{rest}" if field_name in ("areas", "product", "goal", "hold_until")
+              else str(error))
+    if out is not None and (out.is_dir() or not out.parent.is_dir()):
+        _fail(f"--out: {out} must be a file in an existing folder")
+    result = plan_dose(description, area_list, product, goal, keep_expression, max_ptosis_risk=max_ptosis,
+                       hold_until=hold_until)
     if result.plan is None:
-        typer.echo(f"no plan: {result.explanation}", err=True)
+        typer.echo("no plan:\n  " + "\n  ".join(result.explanation), err=True)
         raise typer.Exit(code=1)
     chosen = result.chosen
     typer.echo(f"plan: {product} " + ", ".join(f"{a} {u:g} U" for a, u in chosen.areas.items())
-               + f" (x{chosen.scale:g} the label pattern)")
+               + f" (x{chosen.scale:.3g} the reference pattern)")
     for area in chosen.areas:
         held = (f"; {chosen.held_rate[area]:.0%} still on day {hold_until}" if hold_until else "")
-        typer.echo(f"  {area}: {chosen.goal_rate[area]:.0%} of similar patients reach {goal} at day 30{held}; "
-                   f"median movement kept {chosen.expression[area]:.0%}")
+        typer.echo(f"  {area}: {chosen.goal_rate[area]:.0%} of similar patients reach {goal} at day "
+                   f"{tables.goal_day}{held}; median movement kept {chosen.expression[area]:.0%}")
     typer.echo(f"  predicted eyelid ptosis risk {chosen.eyelid_ptosis_risk:.1%}, brow ptosis risk "
                f"{chosen.brow_ptosis_risk:.1%} (bound {max_ptosis:.1%})")
+    typer.echo("why this dose:\n  " + "\n  ".join(result.explanation))
     typer.echo("\npredicted course for this patient:\n" + score_table(simulate(result.plan, days=180)))
     typer.echo(f"\n{DISCLAIMER}")
     if out is not None:

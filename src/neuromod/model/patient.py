@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from neuromod.model.scores import depth_for_score
 from neuromod.model.skin import strain_ratio_for_depth
+from neuromod.reference.anatomy import FaceMap
 from neuromod.reference.parameters import ModelParameters
 from neuromod.schemas.patient import (
     BaselineScores,
@@ -105,3 +106,14 @@ def describe_patient(
         baseline_static_mm=static[None, :],
     )
 
+
+
+def half_block_units(face_map: FaceMap, patients: Patients, params: ModelParameters) -> FloatArray:
+    """(n_patients, n_muscles) active light chain (ona units) that blocks half of each muscle."""
+    typical = face_map.typical_units()
+    return params.junction.half_block_fraction_of_typical_dose * typical[None, :] * patients.half_block_scale
+
+
+def repeat_patient(patients: Patients, n: int) -> Patients:
+    """``n`` copies of the first patient of ``patients`` (leading axis n)."""
+    return Patients(*(np.repeat(getattr(patients, f)[:1], n, axis=0) for f in patients.__dataclass_fields__))

@@ -13,14 +13,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from neuromod.model.adverse_events import SafetyAssessment, assess_safety
 from neuromod.model.junction import JunctionRates
 from neuromod.model.kinetics import muscle_course
-from neuromod.model.patient import Patients, describe_patient
+from neuromod.model.patient import Patients, describe_patient, half_block_units  # noqa: F401 (re-exported)
 from neuromod.model.scores import expected_score
 from neuromod.model.skin import skin_response
 from neuromod.model.spread import Injections, SpreadResult, spread
 from neuromod.reference.anatomy import FaceMap, load_face_map
 from neuromod.reference.notice import DISCLAIMER  # re-exported: the notice shown with predictions
+from neuromod.reference.clinical import load_adverse_events
 from neuromod.reference.parameters import ModelParameters, default_parameters
 from neuromod.schemas.plan import InjectionPoint, Plan
 
@@ -44,6 +46,13 @@ class ModelOutput:
     contraction_depth_mm: FloatArray
     rest_depth_mm: FloatArray
 
+    @property
+    def residual_expression(self) -> FloatArray:
+        """(n_patients, n_areas, n_days) fraction of each area's baseline movement kept at
+        maximum contraction (1 untreated, 0 frozen): the one definition used by ``simulate``,
+        trials (``residual_expression_pct``) and the planner (``--keep-expression``)."""
+        return self.area_strength
+
 
 def plan_injections(points: list[InjectionPoint], plan: Plan) -> Injections:
     """Resolved plan points as the arrays :func:`neuromod.model.spread.spread` takes."""
@@ -55,12 +64,6 @@ def plan_injections(points: list[InjectionPoint], plan: Plan) -> Injections:
         ona_units=np.array([product.to_ona_units(p.units) for p in points], dtype=float),
         volume_ml=np.array([p.volume_ml for p in points], dtype=float),
     )
-
-
-def half_block_units(face_map: FaceMap, patients: Patients, params: ModelParameters) -> FloatArray:
-    """(n_patients, n_muscles) active light chain (ona units) that blocks half of each muscle."""
-    typical = face_map.typical_units()
-    return params.junction.half_block_fraction_of_typical_dose * typical[None, :] * patients.half_block_scale
 
 
 #: The skin stage is integrated every 1.5 hours for this many days after each treatment, when
@@ -156,6 +159,7 @@ class SimulationResult:
     output: ModelOutput
     courses: dict[str, AreaCourse] = field(default_factory=dict)
     params: ModelParameters | None = None
+    safety: SafetyAssessment | None = None
 
     @property
     def dose_per_muscle(self) -> dict[str, float]:
@@ -204,11 +208,13 @@ class SimulationResult:
                     "dose_units": round(float(self.spread.dose_per_muscle[j]), 5),
                     "blocked_fraction": [round(float(v), 5) for v in out.blocked_fraction[0, j]],
                     "strength": [round(float(v), 5) for v in out.strength[0, j]],
+                    "atrophy": [round(float(v), 5) for v in out.atrophy[0, j]],
                 }
                 for j, muscle in enumerate(self.muscles)
             },
             "lost_units": round(float(self.spread.lost.sum()), 5),
             "antibody_risk_pct": round(100.0 * self.antibody_risk, 3),
+            "safety": self.safety.to_json() if self.safety is not None else None,
             "disclaimer": DISCLAIMER,
         }
 
@@ -250,7 +256,8 @@ def simulate(
     face_map = face_map or load_face_map()
     grid = np.arange(0.0, float(days) + 1.0) if np.isscalar(days) else np.asarray(days, dtype=float)
     points = plan.points(face_map)
-    spread_result = spread(face_map, plan_injections(points, plan), plan.product_info.spread_factor, params.spread)
+    injections = plan_injections(points, plan)
+    spread_result = spread(face_map, injections, plan.product_info.spread_factor, params.spread)
     patients = describe_patient(plan.patient, face_map.areas, params)
     treatment_days = np.asarray(plan.treatment_days, dtype=float)
     doses = np.broadcast_to(spread_result.dose_per_muscle, (1, treatment_days.size, len(face_map.regions)))
@@ -260,9 +267,11 @@ def simulate(
     fws_r = expected_score(output.rest_depth_mm, params.scores)
     courses = {}
     for a, area in enumerate(face_map.areas):
-        onset, peak, wear_off = area_landmarks(grid, fws_c[0, a], output.area_strength[0, a],
+        onset, peak, wear_off = area_landmarks(grid, fws_c[0, a], output.residual_expression[0, a],
                                                params.scores.onset_strength_drop)
-        courses[area] = AreaCourse(fws_c[0, a], fws_r[0, a], output.area_strength[0, a],
+        courses[area] = AreaCourse(fws_c[0, a], fws_r[0, a], output.residual_expression[0, a],
                                    float(fws_c[0, a, 0]), onset, peak, wear_off)
+    safety = assess_safety(spread_result.dose_per_muscle, spread_result.profile, treatment_days, patients, injections,
+                           face_map, params, load_adverse_events())
     return SimulationResult(plan, grid, face_map.muscle_keys, face_map.areas, spread_result,
-                            points, output, courses, params)
+                            points, output, courses, params, safety)

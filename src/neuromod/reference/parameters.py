@@ -121,8 +121,6 @@ class PopulationParameters:
     subject_global_improvement: float
     expectation_bias: float
     expectation_days: float
-    eyelid_ptosis_block: float
-    brow_ptosis_block: float
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,9 @@ from neuromod.report.plots import FOOTNOTE  # noqa: E402
 from neuromod.report.tables import score_table, write_outputs  # noqa: E402
 from neuromod.schemas.plan import load_plan  # noqa: E402
 
-DANGER_KEYS = ("levator_palpebrae_superioris_left", "levator_palpebrae_superioris_right")
-
-
-def _danger_units(result: SimulationResult) -> float:
-    doses = result.dose_per_muscle
-    return sum(doses.get(key, 0.0) for key in DANGER_KEYS)
+def _event_units(result: SimulationResult, event: str) -> float:
+    """Units reaching the danger muscles of ``event`` (both sides), from the safety assessment."""
+    return sum(m.units for m in result.safety.danger_muscles.values() if m.event == event)
 
 
 def plot_comparison(results: dict[str, SimulationResult], path: Path) -> Path:
@@ -55,7 +52,8 @@ def write_report(plans: dict[str, Path], out: Path, days: int = 180) -> Path:
         rows.append(
             f"| {name} | {result.plan.product} | {result.plan.total_units():g} | {area} | "
             f"{course.baseline_contraction:.2f} | {course.fws_contraction.min():.2f} | {course.onset_day} | "
-            f"{course.peak_day} | {course.wear_off_day} | {_danger_units(result):.3f} |"
+            f"{course.peak_day} | {course.wear_off_day} | {_event_units(result, 'eyelid_ptosis'):.3f} | "
+            f"{100 * result.safety.risk['eyelid_ptosis']:.1f} | {100 * result.safety.risk['brow_ptosis']:.1f} |"
         )
     plot_comparison(results, out / "comparison.png")
     index = out / "README.md"
@@ -66,9 +64,11 @@ def write_report(plans: dict[str, Path], out: Path, days: int = 180) -> Path:
         "FWS: expected Facial Wrinkle Scale grade at maximum contraction (0 none - 3 severe).\n"
         "Days: onset = strength down 20 %; peak = 90 % of the best improvement reached; wear-off = less than half of\n"
         "the best improvement left. Levator: onabotulinumtoxinA-equivalent units reaching the levator\n"
-        "palpebrae superioris (both sides; eyelid ptosis risk).\n\n"
-        "| plan | product | units | area | FWS day 0 | best FWS | onset d | peak d | wear-off d | levator U |\n"
-        "|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
+        "palpebrae superioris (both sides); eyelid / brow ptosis: predicted risk (%) for patients like this one\n"
+        "(each plan's scores.txt has the full safety block).\n\n"
+        "| plan | product | units | area | FWS day 0 | best FWS | onset d | peak d | wear-off d | levator U "
+        "| eyelid ptosis % | brow ptosis % |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
         "![comparison](comparison.png)\n\n"
         + "\n".join(f"- [{name}]({name}/scores.txt): ![course]({name}/course.png)" for name in plans)
         + "\n"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neuromod.model.adverse_events import SafetyAssessment
 from neuromod.model.simulate import SimulationResult
 
 #: days shown in the terminal table (days after the first treatment).
@@ -28,7 +29,22 @@ def score_table(result: SimulationResult) -> str:
     for a in areas:
         c = result.courses[a]
         lines.append(f"{a}: onset day {c.onset_day}, peak day {c.peak_day}, wear-off day {c.wear_off_day}")
+    if result.safety is not None:
+        lines += ["", *safety_lines(result.safety)]
     return "\n".join(lines)
+
+
+def safety_lines(safety: SafetyAssessment) -> list[str]:
+    """The safety block: units and peak block reaching each danger muscle, the risk of each
+    adverse event for patients like this one, and warnings."""
+    lines = ["safety (model estimate for patients like this one):",
+             f"  {'danger muscle':<38} {'event':<14} {'units':>8} {'peak block':>11}"]
+    for key, muscle in safety.danger_muscles.items():
+        lines.append(f"  {key:<38} {muscle.event:<14} {muscle.units:>8.3f} {muscle.peak_blocked_fraction:>10.1%}")
+    lines.append("  " + ", ".join(f"{name.replace('_', ' ')} risk {risk:.1%} (block > {safety.block_thresholds[name]:.0%})"
+                                  for name, risk in safety.risk.items()))
+    lines += [f"  WARNING: {warning}" for warning in safety.warnings]
+    return lines
 
 
 def write_outputs(result: SimulationResult, out: Path, title: str | None = None) -> list[Path]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any, Callable
 
@@ -238,13 +237,17 @@ def _get(params: ModelParameters, name: str) -> float:
 
 
 def calibrated_document(params: ModelParameters, prior: ModelParameters, value: float,
-                        subjects_per_arm: int, seed: int) -> dict[str, Any]:
-    """The ``data/calibrated.yaml`` document: fitted values with their provenance."""
+                        subjects_per_arm: int, seed: int, max_evaluations: int) -> dict[str, Any]:
+    """The ``data/calibrated.yaml`` document: fitted values with their provenance.
+
+    It holds nothing that changes from run to run (no date, no timing), so the same inputs and
+    seed give the same file byte for byte.
+    """
     return {
         "version": 1,
-        "fitted_on": date.today().isoformat(),
-        "method": (f"neuromod calibrate: trust-region least squares on log parameters, {subjects_per_arm} subjects per arm, "
-                   f"seed {seed}; objective sum of squared tolerance-scaled errors over "
+        "method": (f"neuromod calibrate --subjects {subjects_per_arm} --max-evaluations {max_evaluations} "
+                   f"--seed {seed}: trust-region least squares on log parameters from the priors of "
+                   "parameters.yaml; objective sum of squared tolerance-scaled errors over "
                    "data/published/calibration_trials.csv (see docs/calibration.md)"),
         "objective": round(value, 3),
         "values": {name: round(_get(params, name), 6) for name in FITTED},
@@ -253,9 +256,24 @@ def calibrated_document(params: ModelParameters, prior: ModelParameters, value: 
 
 
 def write_calibrated(document: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("# Fitted by `neuromod calibrate`; applied on top of parameters.yaml.\n"
                     + yaml.safe_dump(document, sort_keys=False))
     return path
+
+
+def select_rows(rows: list[CalibrationRow], ids: list[str] | None) -> list[CalibrationRow]:
+    """The rows whose id is in ``ids`` (both arms of each); all rows without ``ids``.
+
+    Raises ValueError naming the unknown ids.
+    """
+    if not ids:
+        return rows
+    known = {row.id for row in rows}
+    unknown = sorted(set(ids) - known)
+    if unknown:
+        raise ValueError(f"--rows: unknown row id(s) {', '.join(unknown)}; see data/published/calibration_trials.csv")
+    return [row for row in rows if row.id in ids]
 
 
 def write_trial_files(folder: Path, subjects_per_arm: int = 2000, seed: int = 2026) -> list[Path]:

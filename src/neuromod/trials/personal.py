@@ -600,11 +600,12 @@ def suggest_next_dose(prediction: PersonalPrediction, goal: str = "none_mild", h
     """The smallest next-session dose in the label pattern meeting ``goal`` for this patient: the
     planner (:func:`neuromod.trials.planner.plan_dose`) fed the posterior twins instead of a
     fresh population cohort. ``hold_until``: days after the next session."""
-    from neuromod.trials.planner import REFERENCE_ONA_UNITS, plan_dose
+    from neuromod.reference.clinical import load_planning
+    from neuromod.trials.planner import plan_dose
 
     face_map = face_map or load_face_map()
     last = prediction.history.treatments[-1].plan
-    areas = [a for a in dict.fromkeys(p.area for p in last.points(face_map)) if a in REFERENCE_ONA_UNITS]
+    areas = [a for a in dict.fromkeys(p.area for p in last.points(face_map)) if a in load_planning().reference_ona_units]
     if not areas:
         return {"plan": None, "explanation": "the last session targets no label area; no label-pattern dose to suggest"}
     result = plan_dose(prediction.history.patient, areas, last.product, goal, hold_until=hold_until, n=n,

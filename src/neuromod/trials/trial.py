@@ -34,11 +34,13 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
+from neuromod.model.adverse_events import event_muscles, vary_danger_doses
 from neuromod.model.antibodies import neutralize, seroconversion_probability
 from neuromod.model.simulate import DISCLAIMER, plan_injections
 from neuromod.model.spread import spread
 from neuromod.model.visit_course import VisitCourse, visit_course
 from neuromod.reference.anatomy import FaceMap, load_face_map
+from neuromod.reference.clinical import load_adverse_events, none_mild_max_grade
 from neuromod.reference.parameters import ModelParameters, default_parameters
 from neuromod.schemas.plan import Plan
 from neuromod.schemas.trial import (  # noqa: F401  (re-exported: the runner's vocabulary)
@@ -132,10 +134,11 @@ def summarize(inv: IntArray, subj: IntArray, expression: FloatArray, baseline_in
     """
     v = np.asarray(visits)
     n, n_scored, n_visits = inv.shape
+    mild = none_mild_max_grade()
     b_inv, b_subj = baseline_inv[..., None], baseline_subj[..., None]
     counts = {
-        "inv_none_mild": inv <= 1,
-        "subj_none_mild": subj <= 1,
+        "inv_none_mild": inv <= mild,
+        "subj_none_mild": subj <= mild,
         "inv_ge1_grade": inv <= b_inv - 1,
         "composite_ge2_grade": (inv <= b_inv - 2) & (subj <= b_subj - 2),
         "subj_ge2_global": global_ratio <= 0.5,
@@ -150,11 +153,11 @@ def summarize(inv: IntArray, subj: IntArray, expression: FloatArray, baseline_in
     for a in range(n_scored):
         grades = inv[:, a]
         if 30 in visits and after30.any():
-            responders = grades[:, visits.index(30)] <= 1
-            index, hit = _first_visit(grades[responders][:, after30] > 1)
+            responders = grades[:, visits.index(30)] <= mild
+            index, hit = _first_visit(grades[responders][:, after30] > mild)
             survival[SURVIVAL[0]][a] = _survival_counts(index, hit, n_visits, first_after)
-            early = (grades[:, v <= 30] <= 1).any(axis=1)
-            index, hit = _first_visit(grades[early][:, after30] > 1)
+            early = (grades[:, v <= 30] <= mild).any(axis=1)
+            index, hit = _first_visit(grades[early][:, after30] > mild)
             survival[SURVIVAL[1]][a] = _survival_counts(index, hit, n_visits, first_after)
         improved_before = np.maximum.accumulate(grades <= b_inv[:, a] - 1, axis=1)
         back = (grades >= b_inv[:, a]) & np.concatenate(
@@ -201,11 +204,8 @@ def _prepare_arm(arm: ArmSpec, face_map: FaceMap, params: ModelParameters) -> Pr
     points = plan.points(face_map)
     result = spread(face_map, plan_injections(points, plan), plan.product_info.spread_factor, params.spread)
     scored = [face_map.areas.index(area) for area in arm.areas]
-    danger: dict[str, list[int]] = {}
-    for j, region in enumerate(face_map.regions):
-        if region.danger in ("eyelid_ptosis", "brow_ptosis"):
-            danger.setdefault(region.danger, []).append(j)
     ona = sum(plan.product_info.to_ona_units(p.units) for p in points)
+    danger = {name: list(muscles) for name, muscles in event_muscles(face_map, load_adverse_events()).items()}
     return PreparedArm(plan, scored, result.dose_per_muscle, result.profile, danger, ona)
 
 
@@ -265,9 +265,9 @@ def simulate_chunk(
     rng = np.random.default_rng(list(seed))
     cohort: Cohort = enrol(population, n, len(face_map.areas), prepared.scored, rng, params)
     treatments = np.asarray(prepared.plan.treatment_days, dtype=float)
-    doses = np.repeat(prepared.dose_per_muscle[None, :], n, axis=0)
-    danger_columns = [j for cols in prepared.danger.values() for j in cols]
-    doses[:, danger_columns] *= cohort.danger_multiplier[:, None]
+    rules = load_adverse_events()
+    doses = vary_danger_doses(np.repeat(prepared.dose_per_muscle[None, :], n, axis=0), cohort.danger_multiplier,
+                              face_map, rules)
     doses = np.repeat(doses[:, None, :], treatments.size, axis=1)
     # antibodies draw from their own stream, so adding them leaves every other draw unchanged
     probability = seroconversion_probability(
@@ -291,10 +291,8 @@ def simulate_chunk(
     perceived_now = perceived_depth(depth, rng, params)
     perceived_then = perceived_depth(course.baseline_depth_mm[..., None], rng, params)
     events = {"neutralizing_antibodies": antibodies}
-    for g, name in enumerate(groups):
-        threshold = (params.population.eyelid_ptosis_block if name == "eyelid_ptosis"
-                     else params.population.brow_ptosis_block)
-        events[name] = course.max_blocked[:, g] > threshold
+    for g, name in enumerate(groups):  # the same rule as adverse_events.cohort_events, on the kernel's peaks
+        events[name] = course.max_blocked[:, g] > rules.events[name].block_threshold
     expression = course.area_strength
     first = course.onset_day
     return summarize(inv, subj, expression, cohort.baseline_inv[:, prepared.scored],

@@ -1,0 +1,115 @@
+"""Safety in every answer: toxin reaching danger muscles, ptosis risk, same-point doses.
+
+Published anchors (data/published/safety.csv): eyelid ptosis after the label glabella dose
+(Botox 20 U) in 0.9-5.4 % of trial patients, brow ptosis ~0.5 %; toxin reaching the levator
+palpebrae superioris through the orbital septum causes it, so doses at the orbital rim raise it.
+"""
+
+from importlib import resources
+
+import numpy as np
+import pytest
+
+from neuromod import load_plan, parse_plan, simulate
+from neuromod.model.adverse_events import cohort_events, vary_danger_doses
+from neuromod.model.simulate import plan_injections, run_model
+from neuromod.model.spread import spread
+from neuromod.reference.anatomy import load_face_map
+from neuromod.reference.clinical import load_adverse_events
+from neuromod.reference.parameters import default_parameters
+from neuromod.report.tables import score_table
+from neuromod.schemas.patient import PatientDescription
+from neuromod.trials.population import cohort_like
+
+LEVATOR = "levator_palpebrae_superioris_left"
+
+
+def glabella(units, **extra):
+    return simulate(parse_plan({"product": "botox", "areas": {"glabella": units}, **extra}), days=90)
+
+
+@pytest.fixture(scope="module")
+def label():
+    return glabella(20)
+
+
+@pytest.fixture(scope="module")
+def poor():
+    return simulate(load_plan(resources.files("neuromod") / "examples" / "poor_orbital_rim.yaml"), days=90)
+
+
+def test_label_glabella_plan_is_low_risk(label):
+    safety = label.safety
+    assert safety.danger_muscles[LEVATOR].peak_blocked_fraction < 0.01
+    # within or below the published label-dose rates (0.9-5.4 % eyelid, 0.5-0.6 % brow)
+    assert safety.risk["eyelid_ptosis"] < 0.02 and safety.risk["brow_ptosis"] < 0.02
+    assert safety.warnings == []
+
+
+def test_orbital_rim_plan_blocks_the_levator_and_warns(label, poor):
+    levator = poor.safety.danger_muscles[LEVATOR]
+    assert levator.units > 10 * label.safety.danger_muscles[LEVATOR].units
+    assert levator.peak_blocked_fraction > 0.3  # above the eyelid ptosis threshold at typical placement
+    assert poor.safety.risk["eyelid_ptosis"] > 0.3 > 0.02 > label.safety.risk["eyelid_ptosis"]
+    assert any("eyelid ptosis expected" in w for w in poor.safety.warnings)
+    # the reported block is the course simulate shows for this patient (same model, same patient)
+    j = poor.muscles.index(LEVATOR)
+    assert levator.peak_blocked_fraction == pytest.approx(poor.output.blocked_fraction[0, j].max(), abs=0.01)
+
+
+def test_ptosis_risk_rises_with_dose():
+    risks = [glabella(units).safety.risk for units in (10, 20, 30, 40)]
+    for name in ("eyelid_ptosis", "brow_ptosis"):
+        values = [r[name] for r in risks]
+        assert all(b > a for a, b in zip(values, values[1:])), (name, values)
+    assert risks[-1]["eyelid_ptosis"] > 0.1  # twice the label dose: well above the published 1-5 %
+
+
+def test_risk_for_one_patient_matches_a_sampled_cohort_of_similar_patients():
+    """The closed form (quadrature) against the trial rule on 3000 sampled similar patients:
+    within 3 binomial standard errors plus 15 % of the value (quadrature and grid error)."""
+    params, face_map, rules = default_parameters(), load_face_map(), load_adverse_events()
+    plan = parse_plan({"product": "botox", "areas": {"glabella": 30}})
+    expected = simulate(plan, days=60).safety.risk
+    result = spread(face_map, plan_injections(plan.points(face_map), plan), 1.0, params.spread)
+    n = 3000
+    cohort = cohort_like(PatientDescription(), n, face_map.areas, np.random.default_rng(5), params)
+    doses = vary_danger_doses(np.repeat(result.dose_per_muscle[None, :], n, axis=0), cohort.danger_multiplier,
+                              face_map, rules)
+    output = run_model(np.arange(0.0, 61.0), np.array([0.0]), doses[:, None, :], cohort.patients, face_map, params,
+                       result.profile)
+    sampled = {k: float(v.mean()) for k, v in cohort_events(output.blocked_fraction, output.muscle_index,
+                                                            face_map, rules).items()}
+    for name in ("eyelid_ptosis", "brow_ptosis"):
+        p = expected[name]
+        assert 0.02 < p < 0.2, (name, p)  # a dose where the comparison means something
+        assert abs(sampled[name] - p) <= 3 * np.sqrt(p * (1 - p) / n) + 0.15 * p, (name, sampled[name], p)
+
+
+def test_units_stacked_at_one_point_are_flagged():
+    """Sixteen 25 U injections at one site (400 U at one point) pass the per-injection limit;
+    simulate warns and predicts the levator block."""
+    stacked = simulate(parse_plan({"product": "botox", "injections": [
+        {"site": "glabella_corrugator_mid_left", "units": 25}] * 16}), days=60)
+    assert any("400 onabotulinumtoxinA-equivalent units at one point" in w and "25 U per-point limit" in w
+               for w in stacked.safety.warnings)
+    assert stacked.safety.danger_muscles[LEVATOR].peak_blocked_fraction > 0.5
+    near = [{"x_mm": 27, "y_mm": 18, "units": 15, "depth_mm": 5}, {"x_mm": 30, "y_mm": 18, "units": 15, "depth_mm": 5}]
+    far = [near[0], {**near[1], "x_mm": 39}]
+    warned = simulate(parse_plan({"product": "botox", "injections": near}), days=30).safety.warnings
+    assert any("30 onabotulinumtoxinA-equivalent units" in w for w in warned)  # 3 mm apart: one point
+    assert not any("per-point" in w for w in simulate(parse_plan({"product": "botox", "injections": far}),
+                                                       days=30).safety.warnings)  # 12 mm apart
+
+
+def test_json_and_table_carry_the_safety_block(label, poor):
+    doc = poor.to_json()
+    assert {"days", "areas", "muscles", "lost_units", "antibody_risk_pct", "disclaimer"} <= set(doc)
+    safety = doc["safety"]
+    assert safety["danger_muscles"][LEVATOR]["units"] > 0.01
+    assert safety["danger_muscles"][LEVATOR]["peak_blocked_fraction"] > 0.3
+    assert safety["eyelid_ptosis_risk_pct"] > 30 and 0 <= safety["brow_ptosis_risk_pct"] <= 100
+    assert safety["warnings"] and safety["block_thresholds"]["eyelid_ptosis"] == 0.3
+    table = score_table(label)
+    assert "safety (model estimate" in table and "eyelid ptosis risk 0." in table and LEVATOR in table
+    assert "WARNING" in score_table(poor)
