@@ -10,7 +10,7 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from neuromod import load_plan, parse_plan, simulate
+from neuromod import PlanError, load_plan, parse_plan, simulate
 from neuromod.model.adverse_events import cohort_events, vary_danger_doses
 from neuromod.model.simulate import plan_injections, run_model
 from neuromod.model.spread import spread
@@ -86,13 +86,16 @@ def test_risk_for_one_patient_matches_a_sampled_cohort_of_similar_patients():
         assert abs(sampled[name] - p) <= 3 * np.sqrt(p * (1 - p) / n) + 0.15 * p, (name, sampled[name], p)
 
 
-def test_units_stacked_at_one_point_are_flagged():
-    """Sixteen 25 U injections at one site (400 U at one point) pass the per-injection limit;
-    simulate warns and predicts the levator block."""
-    stacked = simulate(parse_plan({"product": "botox", "injections": [
-        {"site": "glabella_corrugator_mid_left", "units": 25}] * 16}), days=60)
-    assert any("400 onabotulinumtoxinA-equivalent units at one point" in w and "25 U per-point limit" in w
-               for w in stacked.safety.warnings)
+def test_units_stacked_at_one_point_are_refused_and_near_points_flagged():
+    """Sixteen 25 U injections at one site (400 U at one point) are refused by the plan rules
+    (entries at one point are summed); 16 entries spread over a few millimetres pass them but
+    simulate warns of the sum and predicts the levator block."""
+    with pytest.raises(PlanError, match="16 entries at one point"):
+        parse_plan({"product": "botox", "injections": [{"site": "glabella_corrugator_mid_left", "units": 25}] * 16})
+    cluster = [{"x_mm": 25 + 0.25 * k, "y_mm": 18, "depth_mm": 5, "units": 20} for k in range(16)]
+    stacked = simulate(parse_plan({"product": "botox", "injections": cluster}), days=60)
+    assert any("320 onabotulinumtoxinA-equivalent units at one point" in w and "25 U per-point limit" in w
+               for w in stacked.safety.warnings), stacked.safety.warnings
     assert stacked.safety.danger_muscles[LEVATOR].peak_blocked_fraction > 0.5
     near = [{"x_mm": 27, "y_mm": 18, "units": 15, "depth_mm": 5}, {"x_mm": 30, "y_mm": 18, "units": 15, "depth_mm": 5}]
     far = [near[0], {**near[1], "x_mm": 39}]
