@@ -104,4 +104,6 @@ def clinic(settings, staff):
     from neuromod.clinic.app import create_app
 
     with TestClient(create_app(settings)) as client:
-        yield Clinic(client, {role: sign_in(client, role) for role in STAFF}, staff, settings)
+        headers = {role: sign_in(client, role) for role in STAFF}
+        client.cookies.clear()  # API clients use the bearer token; anonymous calls carry nothing
+        yield Clinic(client, headers, staff, settings)
