@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-quick setup clean
+.PHONY: run report test bench bench-quick setup clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# the clinic app on SQLite (var/clinic.sqlite) with the demo clinic; prints the URL and demo sign-ins
 run: $(STAMP)
+	$(BIN)/neuromod serve --db sqlite:///var/clinic.sqlite --demo --host 127.0.0.1 --port $(or $(PORT),8000)
+
+# simulate the shipped example plans into reports/latest
+report: $(STAMP)
 	$(BIN)/neuromod report --out reports/latest
 
 test: $(STAMP)
@@ -24,9 +29,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/trial_speed.py
 	$(BIN)/python benchmarks/population.py $(BENCH_FLAGS)
+	$(BIN)/python benchmarks/api.py
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/population.py --quick
 
 clean:
-	rm -rf $(VENV) reports build src/*.egg-info
+	rm -rf $(VENV) reports build var src/*.egg-info

@@ -16,7 +16,7 @@ SunExposure = Literal["low", "moderate", "high"]
 class BaselineScores(BaseModel):
     """Facial Wrinkle Scale grades of one area before treatment (0 none ... 3 severe)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     rest: float = Field(default=1.0, ge=0, le=3, description="FWS grade at rest, 0-3")
     contraction: float = Field(default=2.5, ge=0, le=3, description="FWS grade at maximum contraction, 0-3")
 
@@ -25,7 +25,7 @@ class PatientDescription(BaseModel):
     """A patient as the clinic records them. Defaults: the typical trial patient
     (woman, 45, never smoked, moderate sun, moderate-to-severe lines)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     age: float = Field(default=45, ge=18, le=90, description="years, 18-90")
     sex: Sex = "female"
     smoking: Smoking = "never"

@@ -11,6 +11,7 @@ The shortest valid plan is ``{product: botox, areas: {glabella: 20}}``.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ MAX_VOLUME_PER_SITE_ML = 0.5
 DILUTION_TOLERANCE = 0.05
 #: default injection depth (mm) for a point given by coordinates: intramuscular in the upper face.
 DEFAULT_DEPTH_MM = 3.0
+#: assumption: no facial session uses more points (label patterns 5-15, full-face charts ~60);
+#: bounds the spread stage's memory (points x face-map cells).
+MAX_INJECTIONS = 200
 #: longest schedule simulated (days): ten years.
 MAX_TREATMENT_DAY = 3650
 
@@ -43,7 +47,7 @@ class PlanError(ValueError):
 class Injection(BaseModel):
     """One injection: at a named ``site`` or at ``x_mm``/``y_mm``; ``units`` or ``volume_ml``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     site: str | None = Field(default=None, description="a standard site (see `neuromod sites`)")
     x_mm: float | None = Field(default=None, description="mm from the nasion, + towards the patient's left")
     y_mm: float | None = Field(default=None, description="mm from the nasion, + up")
@@ -55,12 +59,13 @@ class Injection(BaseModel):
 class Plan(BaseModel):
     """A treatment plan. See the module docstring and ``examples/``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     patient: PatientDescription = Field(default_factory=PatientDescription)
     product: str
     vial_units: float | None = Field(default=None, gt=0, le=1000, description="units in the vial, (0, 1000]")
     saline_ml: float | None = Field(default=None, gt=0, le=10, description="mL of saline added, (0, 10]")
-    injections: list[Injection] | None = None
+    injections: list[Injection] | None = Field(default=None, max_length=MAX_INJECTIONS,
+                                               description=f"at most {MAX_INJECTIONS} points")
     areas: dict[str, float] | None = Field(default=None, description="units per area in its label pattern")
     treatment_days: list[float] = Field(default_factory=lambda: [0.0])
     every_days: float | None = Field(
@@ -77,9 +82,11 @@ class Plan(BaseModel):
             every = data["every_days"]
             if "treatment_days" in data:
                 raise ValueError("every_days: give either every_days or treatment_days, not both")
-            if not isinstance(every, (int, float)) or every <= 0:
-                raise ValueError(f"every_days: must be a number of days > 0, got {every!r}")
+            if not isinstance(every, (int, float)) or not math.isfinite(every) or every < 1:
+                raise ValueError(f"every_days: must be a number of days >= 1, got {every!r}")
             until = data.get("until_day", MAX_TREATMENT_DAY)
+            if not isinstance(until, (int, float)) or not 0 <= until <= MAX_TREATMENT_DAY:
+                raise ValueError(f"until_day: must be 0-{MAX_TREATMENT_DAY}, got {until!r}")
             data = {**data, "treatment_days": [float(d) for d in np.arange(0.0, float(until) + 1e-9, float(every))]}
         return data
 
