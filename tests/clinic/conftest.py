@@ -59,16 +59,22 @@ def settings(database_url):
     return Settings(database_url=database_url, warm_up=False, max_failed_sign_ins=3)
 
 
+@pytest.fixture(scope="session")
+def staff_hashes():
+    """argon2 hashes of the staff passwords, computed once (hashing is slow on purpose)."""
+    return {role: hash_password(password) for role, (_, password) in STAFF.items()}
+
+
 @pytest.fixture
-def staff(settings):
+def staff(settings, staff_hashes):
     """The migrated database with one account per role; role -> account id."""
     engine = make_engine(settings.database_url)
     upgrade(engine)
     ids = {}
     with make_sessions(engine)() as db:
-        for role, (username, password) in STAFF.items():
+        for role, (username, _) in STAFF.items():
             account = Account(username=username, full_name=f"Test {role}", role=role,
-                              password_hash=hash_password(password))
+                              password_hash=staff_hashes[role])
             db.add(account)
             db.flush()
             ids[role] = account.id
@@ -79,7 +85,7 @@ def staff(settings):
 
 @dataclass
 class Clinic:
-    """A running app (TestClient) and bearer headers per role."""
+    """A running app (TestClient) and bearer headers per role (signed in on first use)."""
 
     client: object
     headers: dict[str, dict[str, str]]
@@ -87,6 +93,9 @@ class Clinic:
     settings: Settings
 
     def as_role(self, role: str) -> dict[str, str]:
+        if role not in self.headers:
+            self.headers[role] = sign_in(self.client, role)
+            self.client.cookies.clear()  # API clients use the bearer token; anonymous calls carry nothing
         return self.headers[role]
 
 
@@ -104,6 +113,4 @@ def clinic(settings, staff):
     from neuromod.clinic.app import create_app
 
     with TestClient(create_app(settings)) as client:
-        headers = {role: sign_in(client, role) for role in STAFF}
-        client.cookies.clear()  # API clients use the bearer token; anonymous calls carry nothing
-        yield Clinic(client, headers, staff, settings)
+        yield Clinic(client, {}, staff, settings)

@@ -3,7 +3,7 @@ plan with its prediction, treat against a lot, follow up, see the due list, veri
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -11,7 +11,7 @@ from neuromod.model.simulate import simulate
 from neuromod.schemas.plan import parse_plan
 
 TODAY = date.today()
-TREATED = datetime.combine(TODAY - timedelta(days=20), datetime.min.time(), tzinfo=timezone.utc).replace(hour=10)
+TREATED = datetime.combine(TODAY - timedelta(days=20), datetime.min.time(), tzinfo=UTC).replace(hour=10)
 
 
 def register_patient(clinic, role="front_desk", **overrides):

@@ -9,14 +9,15 @@ the status (401 not signed in, 403 role or CSRF, 404, 409, 413, 422, 429).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from threadpoolctl import threadpool_limits
 from starlette.types import ASGIApp, Receive, Scope, Send
+from threadpoolctl import threadpool_limits
 
 from neuromod.clinic.db import make_engine, make_sessions, upgrade
 from neuromod.clinic.deps import ClinicError, stamp_permissions

@@ -8,14 +8,23 @@ demonstration database only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import neuromod
 from neuromod.clinic import audit
-from neuromod.clinic.db import Account, Consent, Consultation, FollowUp, Lot, Patient, PlanRecord, record_dict
+from neuromod.clinic.db import (
+    Account,
+    Consent,
+    Consultation,
+    FollowUp,
+    Lot,
+    Patient,
+    PlanRecord,
+    record_dict,
+)
 from neuromod.clinic.deps import writing
 from neuromod.clinic.predictions import predict_for_patient
 from neuromod.clinic.records import create
@@ -49,7 +58,7 @@ DEMO_PATIENTS = (
 
 
 def _at(day: date, hour: int = 10) -> datetime:
-    return datetime.combine(day, time(hour), tzinfo=timezone.utc)
+    return datetime.combine(day, time(hour), tzinfo=UTC)
 
 
 def seed_demo(sessions: sessionmaker[Session], today: date | None = None) -> list[DemoAccount]:

@@ -7,9 +7,10 @@ and refuses to start if a route names none.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import lru_cache
-from typing import Any, Callable, Iterator
+from functools import cache
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.routing import APIRoute
@@ -17,7 +18,13 @@ from sqlalchemy.orm import Session
 
 from neuromod.clinic import audit
 from neuromod.clinic.policy import PERMISSIONS, PUBLIC, allowed
-from neuromod.clinic.security import COOKIE_NAME, CSRF_HEADER, Actor, authenticate, csrf_ok
+from neuromod.clinic.security import (
+    COOKIE_NAME,
+    CSRF_HEADER,
+    Actor,
+    authenticate,
+    csrf_ok,
+)
 
 
 class ClinicError(Exception):
@@ -73,7 +80,7 @@ def current_actor(request: Request, db: Session = Depends(get_db)) -> Actor | No
     return actor
 
 
-@lru_cache(maxsize=None)
+@cache
 def require(permission: str) -> Callable[..., Any]:
     """The dependency guarding a route with ``permission`` (the same object per permission)."""
     if permission != PUBLIC and permission not in PERMISSIONS:

@@ -20,7 +20,6 @@ from neuromod.clinic.deps import invalid
 from neuromod.model.simulate import area_landmarks, simulate
 from neuromod.reference.parameters import default_parameters
 from neuromod.schemas.clinic import age_on
-from neuromod.schemas.patient import PatientDescription
 from neuromod.schemas.plan import Plan, PlanError, parse_plan
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from neuromod.clinic.audit import Verification, verify
 from neuromod.clinic.db import make_engine, make_sessions, upgrade

@@ -37,7 +37,7 @@ class Settings:
     warm_up: bool = True
 
     @classmethod
-    def from_env(cls, **overrides: object) -> "Settings":
+    def from_env(cls, **overrides: object) -> Settings:
         env = os.environ
         settings = cls(
             database_url=env.get("NEUROMOD_DATABASE_URL", cls.database_url),

@@ -13,7 +13,7 @@ Times are timezone-aware (UTC when no zone is given); units are product units.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -31,6 +31,8 @@ Severity = Literal["mild", "moderate", "severe"]
 MIN_PATIENT_AGE_YEARS = 18
 #: assumption: oldest plausible age (years) of a living patient, to catch typing errors in birth dates.
 MAX_PATIENT_AGE_YEARS = 120
+#: largest record id (the 32-bit integer keys of the database).
+MAX_RECORD_ID = 2**31 - 1
 #: longest free-text note (characters); keeps rows and audit entries bounded.
 MAX_NOTE_CHARS = 4000
 
@@ -43,7 +45,7 @@ class Body(BaseModel):
 
 def aware(moment: datetime) -> datetime:
     """``moment`` with a time zone (UTC when none was given), converted to UTC."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def age_on(birth_date: date, day: date) -> float:
@@ -154,7 +156,7 @@ class PlanSave(AwareTimes):
     latest consultation's baseline), and its schedule from the treatment history, so leave both out."""
 
     plan: Plan
-    consultation_id: int | None = Field(default=None, ge=1)
+    consultation_id: int | None = Field(default=None, ge=1, le=MAX_RECORD_ID)
     planned_for: datetime | None = Field(default=None, description="when the treatment is planned (default now)")
     days: int = Field(default=180, ge=30, le=730, description="days predicted after the planned treatment, 30-730")
     notes: str = Field(default="", max_length=MAX_NOTE_CHARS)
@@ -177,11 +179,11 @@ class SessionFields(AwareTimes):
     injection type: a standard site or x/y mm, depth, units or volume)."""
 
     product: str = Field(min_length=1, max_length=40)
-    lot_id: int = Field(ge=1)
+    lot_id: int = Field(ge=1, le=MAX_RECORD_ID)
     given_at: datetime
     injections: list[Injection] = Field(min_length=1, max_length=100)
-    plan_id: int | None = Field(default=None, ge=1)
-    injector_id: int | None = Field(default=None, ge=1, description="default: the signed-in account")
+    plan_id: int | None = Field(default=None, ge=1, le=MAX_RECORD_ID)
+    injector_id: int | None = Field(default=None, ge=1, le=MAX_RECORD_ID, description="default: the signed-in account")
     notes: str = Field(default="", max_length=MAX_NOTE_CHARS)
 
 
@@ -202,13 +204,13 @@ class AdverseEvent(Body):
 class FollowUpFields(AwareTimes):
     """What was seen at a follow-up of one session."""
 
-    session_id: int = Field(ge=1)
+    session_id: int = Field(ge=1, le=MAX_RECORD_ID)
     seen_at: datetime
     observed: dict[str, AreaScores] = Field(default_factory=dict, max_length=20)
     adverse_events: list[AdverseEvent] = Field(default_factory=list, max_length=20)
     patient_reported_onset_day: float | None = Field(default=None, ge=0, le=60,
                                                      description="days to first effect as the patient felt it, 0-60")
-    rated_by_id: int | None = Field(default=None, ge=1, description="default: the signed-in account")
+    rated_by_id: int | None = Field(default=None, ge=1, le=MAX_RECORD_ID, description="default: the signed-in account")
     notes: str = Field(default="", max_length=MAX_NOTE_CHARS)
 
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Query
+from fastapi import Path, Query
 
 from neuromod.clinic.db import Base, record_dict
+from neuromod.schemas.clinic import MAX_RECORD_ID
 
 #: most rows one list answer returns.
 MAX_PAGE = 500
+
+
+#: a record id in a path: 1 to the largest database key (a larger one is a 422, not a crash).
+RecordId = Annotated[int, Path(ge=1, le=MAX_RECORD_ID, description=f"record id, 1-{MAX_RECORD_ID}")]
 
 
 def answer(record: Base) -> dict[str, Any]:

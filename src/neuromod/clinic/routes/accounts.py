@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from neuromod.clinic.db import Account
 from neuromod.clinic.deps import ClinicError, get_db, require, writing
 from neuromod.clinic.records import create, get_record, update_fields
-from neuromod.clinic.routes._common import answer, answers
+from neuromod.clinic.routes._common import RecordId, answer, answers
 from neuromod.clinic.security import Actor, hash_password
 from neuromod.schemas.clinic import AccountCreate, AccountUpdate
 
@@ -33,7 +33,7 @@ def create_account(body: AccountCreate, db: Session = Depends(get_db),
 
 
 @router.patch("/{account_id}")
-def update_account(account_id: int, body: AccountUpdate, db: Session = Depends(get_db),
+def update_account(account_id: RecordId, body: AccountUpdate, db: Session = Depends(get_db),
                    actor: Actor = Depends(require("accounts.manage"))) -> dict:
     changes = body.model_dump(exclude_unset=True)
     if "password" in changes:

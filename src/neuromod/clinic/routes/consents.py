@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from neuromod.clinic.db import Consent
 from neuromod.clinic.deps import get_db, require, writing
 from neuromod.clinic.records import create, get_record, live, live_patient, void
-from neuromod.clinic.routes._common import answer, answers
+from neuromod.clinic.routes._common import RecordId, answer, answers
 from neuromod.clinic.security import Actor
 from neuromod.schemas.clinic import ConsentFields, Void
 
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api", tags=["consents"])
 
 
 @router.get("/patients/{patient_id}/consents")
-def list_consents(patient_id: int, db: Session = Depends(get_db),
+def list_consents(patient_id: RecordId, db: Session = Depends(get_db),
                   actor: Actor = Depends(require("consents.read"))) -> list[dict]:
     live_patient(db, patient_id)
     return answers(db.execute(live(Consent).where(Consent.patient_id == patient_id)
@@ -24,7 +24,7 @@ def list_consents(patient_id: int, db: Session = Depends(get_db),
 
 
 @router.post("/patients/{patient_id}/consents", status_code=201)
-def create_consent(patient_id: int, body: ConsentFields, db: Session = Depends(get_db),
+def create_consent(patient_id: RecordId, body: ConsentFields, db: Session = Depends(get_db),
                    actor: Actor = Depends(require("consents.write"))) -> dict:
     with writing(db):
         live_patient(db, patient_id)
@@ -33,7 +33,7 @@ def create_consent(patient_id: int, body: ConsentFields, db: Session = Depends(g
 
 
 @router.post("/consents/{consent_id}/void")
-def void_consent(consent_id: int, body: Void, db: Session = Depends(get_db),
+def void_consent(consent_id: RecordId, body: Void, db: Session = Depends(get_db),
                  actor: Actor = Depends(require("consents.write"))) -> dict:
     with writing(db):
         consent = void(db, actor, get_record(db, Consent, consent_id, "consent_id"), body.reason)

@@ -9,7 +9,7 @@ from neuromod.clinic.db import Account, FollowUp, TreatmentSession
 from neuromod.clinic.deps import get_db, invalid, require, writing
 from neuromod.clinic.policy import allowed
 from neuromod.clinic.records import create, get_record, live, live_patient, void
-from neuromod.clinic.routes._common import answer, answers
+from neuromod.clinic.routes._common import RecordId, answer, answers
 from neuromod.clinic.security import Actor
 from neuromod.reference.anatomy import load_face_map
 from neuromod.schemas.clinic import FollowUpFields, Void
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api", tags=["follow-ups"])
 
 
 @router.get("/patients/{patient_id}/follow-ups")
-def list_follow_ups(patient_id: int, db: Session = Depends(get_db),
+def list_follow_ups(patient_id: RecordId, db: Session = Depends(get_db),
                     actor: Actor = Depends(require("clinical.read"))) -> list[dict]:
     live_patient(db, patient_id)
     return answers(db.execute(live(FollowUp).where(FollowUp.patient_id == patient_id)
@@ -26,7 +26,7 @@ def list_follow_ups(patient_id: int, db: Session = Depends(get_db),
 
 
 @router.post("/patients/{patient_id}/follow-ups", status_code=201)
-def create_follow_up(patient_id: int, body: FollowUpFields, db: Session = Depends(get_db),
+def create_follow_up(patient_id: RecordId, body: FollowUpFields, db: Session = Depends(get_db),
                      actor: Actor = Depends(require("clinical.write"))) -> dict:
     areas = load_face_map().areas
     for area in body.observed:
@@ -52,7 +52,7 @@ def create_follow_up(patient_id: int, body: FollowUpFields, db: Session = Depend
 
 
 @router.post("/follow-ups/{follow_up_id}/void")
-def void_follow_up(follow_up_id: int, body: Void, db: Session = Depends(get_db),
+def void_follow_up(follow_up_id: RecordId, body: Void, db: Session = Depends(get_db),
                    actor: Actor = Depends(require("clinical.write"))) -> dict:
     with writing(db):
         follow_up = void(db, actor, get_record(db, FollowUp, follow_up_id, "follow_up_id"), body.reason)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from neuromod.clinic.db import Lot, Patient, TreatmentSession
 from neuromod.clinic.deps import ClinicError, get_db, invalid, require, writing
 from neuromod.clinic.records import create, get_record, live, void
-from neuromod.clinic.routes._common import answer, answers
+from neuromod.clinic.routes._common import RecordId, answer, answers
 from neuromod.clinic.security import Actor
 from neuromod.reference.products import load_products
 from neuromod.schemas.clinic import LotFields, Void
@@ -39,12 +39,12 @@ def create_lot(body: LotFields, db: Session = Depends(get_db), actor: Actor = De
 
 
 @router.get("/{lot_id}")
-def read_lot(lot_id: int, db: Session = Depends(get_db), actor: Actor = Depends(require("lots.read"))) -> dict:
+def read_lot(lot_id: RecordId, db: Session = Depends(get_db), actor: Actor = Depends(require("lots.read"))) -> dict:
     return answer(get_record(db, Lot, lot_id, "lot_id", include_void=True))
 
 
 @router.get("/{lot_id}/recall")
-def recall_lot(lot_id: int, db: Session = Depends(get_db), actor: Actor = Depends(require("clinical.read"))) -> dict:
+def recall_lot(lot_id: RecordId, db: Session = Depends(get_db), actor: Actor = Depends(require("clinical.read"))) -> dict:
     """Every patient who received units of this lot (live sessions), with how to reach them."""
     lot = get_record(db, Lot, lot_id, "lot_id", include_void=True)
     rows = db.execute(select(TreatmentSession, Patient).join(Patient, Patient.id == TreatmentSession.patient_id)
@@ -61,7 +61,7 @@ def recall_lot(lot_id: int, db: Session = Depends(get_db), actor: Actor = Depend
 
 
 @router.post("/{lot_id}/void")
-def void_lot(lot_id: int, body: Void, db: Session = Depends(get_db), actor: Actor = Depends(require("lots.write"))) -> dict:
+def void_lot(lot_id: RecordId, body: Void, db: Session = Depends(get_db), actor: Actor = Depends(require("lots.write"))) -> dict:
     with writing(db):
         lot = void(db, actor, get_record(db, Lot, lot_id, "lot_id"), body.reason)
     return answer(lot)

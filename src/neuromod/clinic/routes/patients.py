@@ -9,7 +9,13 @@ from sqlalchemy.orm import Session
 from neuromod.clinic.db import Patient
 from neuromod.clinic.deps import get_db, require, writing
 from neuromod.clinic.records import create, get_record, update_fields, void
-from neuromod.clinic.routes._common import answer, answers, page_limit, page_offset
+from neuromod.clinic.routes._common import (
+    RecordId,
+    answer,
+    answers,
+    page_limit,
+    page_offset,
+)
 from neuromod.clinic.security import Actor
 from neuromod.schemas.clinic import PatientFields, PatientUpdate, Void
 
@@ -41,13 +47,13 @@ def create_patient(body: PatientFields, db: Session = Depends(get_db),
 
 
 @router.get("/{patient_id}")
-def read_patient(patient_id: int, db: Session = Depends(get_db),
+def read_patient(patient_id: RecordId, db: Session = Depends(get_db),
                  actor: Actor = Depends(require("patients.read"))) -> dict:
     return answer(get_record(db, Patient, patient_id, "patient_id", include_void=True))
 
 
 @router.patch("/{patient_id}")
-def update_patient(patient_id: int, body: PatientUpdate, db: Session = Depends(get_db),
+def update_patient(patient_id: RecordId, body: PatientUpdate, db: Session = Depends(get_db),
                    actor: Actor = Depends(require("patients.write"))) -> dict:
     with writing(db):
         patient = update_fields(db, actor, get_record(db, Patient, patient_id, "patient_id"),
@@ -56,7 +62,7 @@ def update_patient(patient_id: int, body: PatientUpdate, db: Session = Depends(g
 
 
 @router.post("/{patient_id}/void")
-def void_patient(patient_id: int, body: Void, db: Session = Depends(get_db),
+def void_patient(patient_id: RecordId, body: Void, db: Session = Depends(get_db),
                  actor: Actor = Depends(require("patients.write"))) -> dict:
     with writing(db):
         patient = void(db, actor, get_record(db, Patient, patient_id, "patient_id"), body.reason)

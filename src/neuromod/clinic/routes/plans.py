@@ -14,7 +14,7 @@ from neuromod.clinic.db import Consultation, PlanRecord, utcnow
 from neuromod.clinic.deps import get_db, invalid, require, writing
 from neuromod.clinic.predictions import predict_for_patient
 from neuromod.clinic.records import create, get_record, live, live_patient, void
-from neuromod.clinic.routes._common import answer, answers
+from neuromod.clinic.routes._common import RecordId, answer, answers
 from neuromod.clinic.security import Actor
 from neuromod.reference.parameters import default_parameters
 from neuromod.schemas.clinic import PlanSave, Void
@@ -22,7 +22,7 @@ from neuromod.schemas.clinic import PlanSave, Void
 router = APIRouter(prefix="/api", tags=["plans"])
 
 
-def _predict(db: Session, patient_id: int, body: PlanSave):
+def _predict(db: Session, patient_id: RecordId, body: PlanSave):
     patient = live_patient(db, patient_id)
     consultation = None
     if body.consultation_id is not None:
@@ -34,7 +34,7 @@ def _predict(db: Session, patient_id: int, body: PlanSave):
 
 
 @router.post("/patients/{patient_id}/predict")
-def predict_for_stored_patient(patient_id: int, body: PlanSave, db: Session = Depends(get_db),
+def predict_for_stored_patient(patient_id: RecordId, body: PlanSave, db: Session = Depends(get_db),
                                actor: Actor = Depends(require("predict"))) -> dict:
     """The course this plan predicts for this patient (covariates and history filled in); nothing is saved."""
     planned_for, prediction = _predict(db, patient_id, body)
@@ -43,7 +43,7 @@ def predict_for_stored_patient(patient_id: int, body: PlanSave, db: Session = De
 
 
 @router.get("/patients/{patient_id}/plans")
-def list_plans(patient_id: int, db: Session = Depends(get_db),
+def list_plans(patient_id: RecordId, db: Session = Depends(get_db),
                actor: Actor = Depends(require("clinical.read"))) -> list[dict]:
     live_patient(db, patient_id)
     rows = db.execute(live(PlanRecord).where(PlanRecord.patient_id == patient_id).order_by(PlanRecord.planned_for))
@@ -51,7 +51,7 @@ def list_plans(patient_id: int, db: Session = Depends(get_db),
 
 
 @router.post("/patients/{patient_id}/plans", status_code=201)
-def save_plan(patient_id: int, body: PlanSave, db: Session = Depends(get_db),
+def save_plan(patient_id: RecordId, body: PlanSave, db: Session = Depends(get_db),
               actor: Actor = Depends(require("clinical.write"))) -> dict:
     """Validate and store the plan with its prediction (FWS course per area, wear-off)."""
     planned_for, prediction = _predict(db, patient_id, body)
@@ -67,12 +67,12 @@ def save_plan(patient_id: int, body: PlanSave, db: Session = Depends(get_db),
 
 
 @router.get("/plans/{plan_id}")
-def read_plan(plan_id: int, db: Session = Depends(get_db), actor: Actor = Depends(require("clinical.read"))) -> dict:
+def read_plan(plan_id: RecordId, db: Session = Depends(get_db), actor: Actor = Depends(require("clinical.read"))) -> dict:
     return answer(get_record(db, PlanRecord, plan_id, "plan_id", include_void=True))
 
 
 @router.post("/plans/{plan_id}/void")
-def void_plan(plan_id: int, body: Void, db: Session = Depends(get_db),
+def void_plan(plan_id: RecordId, body: Void, db: Session = Depends(get_db),
               actor: Actor = Depends(require("clinical.write"))) -> dict:
     with writing(db):
         record = void(db, actor, get_record(db, PlanRecord, plan_id, "plan_id"), body.reason)

@@ -10,8 +10,15 @@ from sqlalchemy.orm import Session
 from neuromod.clinic.db import Reminder
 from neuromod.clinic.deps import get_db, require, writing
 from neuromod.clinic.due import due_list
-from neuromod.clinic.records import create, get_record, live, live_patient, update_fields, void
-from neuromod.clinic.routes._common import answer, answers
+from neuromod.clinic.records import (
+    create,
+    get_record,
+    live,
+    live_patient,
+    update_fields,
+    void,
+)
+from neuromod.clinic.routes._common import RecordId, answer, answers
 from neuromod.clinic.security import Actor
 from neuromod.schemas.clinic import ReminderFields, ReminderUpdate, Void
 
@@ -25,7 +32,7 @@ def due_route(before: date = Query(..., description="list re-treatments and remi
 
 
 @router.get("/patients/{patient_id}/reminders")
-def list_reminders(patient_id: int, db: Session = Depends(get_db),
+def list_reminders(patient_id: RecordId, db: Session = Depends(get_db),
                    actor: Actor = Depends(require("reminders.read"))) -> list[dict]:
     live_patient(db, patient_id)
     return answers(db.execute(live(Reminder).where(Reminder.patient_id == patient_id)
@@ -33,7 +40,7 @@ def list_reminders(patient_id: int, db: Session = Depends(get_db),
 
 
 @router.post("/patients/{patient_id}/reminders", status_code=201)
-def create_reminder(patient_id: int, body: ReminderFields, db: Session = Depends(get_db),
+def create_reminder(patient_id: RecordId, body: ReminderFields, db: Session = Depends(get_db),
                     actor: Actor = Depends(require("reminders.write"))) -> dict:
     with writing(db):
         live_patient(db, patient_id)
@@ -42,7 +49,7 @@ def create_reminder(patient_id: int, body: ReminderFields, db: Session = Depends
 
 
 @router.patch("/reminders/{reminder_id}")
-def update_reminder(reminder_id: int, body: ReminderUpdate, db: Session = Depends(get_db),
+def update_reminder(reminder_id: RecordId, body: ReminderUpdate, db: Session = Depends(get_db),
                     actor: Actor = Depends(require("reminders.write"))) -> dict:
     with writing(db):
         reminder = update_fields(db, actor, get_record(db, Reminder, reminder_id, "reminder_id"),
@@ -51,7 +58,7 @@ def update_reminder(reminder_id: int, body: ReminderUpdate, db: Session = Depend
 
 
 @router.post("/reminders/{reminder_id}/void")
-def void_reminder(reminder_id: int, body: Void, db: Session = Depends(get_db),
+def void_reminder(reminder_id: RecordId, body: Void, db: Session = Depends(get_db),
                   actor: Actor = Depends(require("reminders.write"))) -> dict:
     with writing(db):
         reminder = void(db, actor, get_record(db, Reminder, reminder_id, "reminder_id"), body.reason)

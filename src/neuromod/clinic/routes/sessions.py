@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from neuromod.clinic.db import TreatmentSession
 from neuromod.clinic.deps import get_db, require, writing
 from neuromod.clinic.records import get_record, live, live_patient, void
-from neuromod.clinic.routes._common import answer, answers
+from neuromod.clinic.routes._common import RecordId, answer, answers
 from neuromod.clinic.rules import record_session
 from neuromod.clinic.security import Actor
 from neuromod.schemas.clinic import SessionFields, Void
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api", tags=["sessions"])
 
 
 @router.get("/patients/{patient_id}/sessions")
-def list_sessions(patient_id: int, db: Session = Depends(get_db),
+def list_sessions(patient_id: RecordId, db: Session = Depends(get_db),
                   actor: Actor = Depends(require("clinical.read"))) -> list[dict]:
     live_patient(db, patient_id)
     rows = db.execute(live(TreatmentSession).where(TreatmentSession.patient_id == patient_id)
@@ -26,7 +26,7 @@ def list_sessions(patient_id: int, db: Session = Depends(get_db),
 
 
 @router.post("/patients/{patient_id}/sessions", status_code=201)
-def create_session(patient_id: int, body: SessionFields, db: Session = Depends(get_db),
+def create_session(patient_id: RecordId, body: SessionFields, db: Session = Depends(get_db),
                    actor: Actor = Depends(require("clinical.write"))) -> dict:
     """Record a session; refused whole (422 naming the field) if any rule fails."""
     with writing(db):
@@ -35,13 +35,13 @@ def create_session(patient_id: int, body: SessionFields, db: Session = Depends(g
 
 
 @router.get("/sessions/{session_id}")
-def read_session(session_id: int, db: Session = Depends(get_db),
+def read_session(session_id: RecordId, db: Session = Depends(get_db),
                  actor: Actor = Depends(require("clinical.read"))) -> dict:
     return answer(get_record(db, TreatmentSession, session_id, "session_id", include_void=True))
 
 
 @router.post("/sessions/{session_id}/void")
-def void_session(session_id: int, body: Void, db: Session = Depends(get_db),
+def void_session(session_id: RecordId, body: Void, db: Session = Depends(get_db),
                  actor: Actor = Depends(require("clinical.write"))) -> dict:
     """Void a session entered in error (the units drawn are not returned to the lot: the vial was used)."""
     with writing(db):

@@ -231,7 +231,8 @@ def patient_page(patient_id: int, request: Request, db: Session = Depends(get_db
     plot = ""
     if plans:
         latest = plans[-1]
-        observations = [Observation((seen.seen_at - latest.planned_for).total_seconds() / 86400, area,
+        # whole days after the planned treatment (the course's daily grid)
+        observations = [Observation(float((seen.seen_at.date() - latest.planned_for.date()).days), area,
                                     scores["rest"], scores["contraction"], f"follow-up {seen.seen_at.date()}")
                         for seen in follow_ups for area, scores in seen.observed.items()]
         treated = {p.area for p in parse_plan({k: v for k, v in latest.document.items()

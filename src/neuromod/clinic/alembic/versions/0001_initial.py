@@ -8,9 +8,8 @@ Accounts and sign-in sessions; patients, consents, consultations, plans (with th
 prediction), lots, treatment sessions, follow-ups, reminders; the hash-chained audit log and
 its head row (sequence 0, the genesis hash).
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0001'
 down_revision = None

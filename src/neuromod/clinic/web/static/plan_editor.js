@@ -102,7 +102,9 @@ function draw() {
 
 // -- pointer handling: click a site or the face to add; drag a point to move it ----------------
 let drag = null;
+let justDragged = false; // the click that ends a drag adds nothing
 svg.addEventListener("pointerdown", (event) => {
+  justDragged = false;
   const marker = event.target.closest("g.injection");
   if (marker) {
     const injection = state.injections.find((i) => i.id === Number(marker.dataset.id));
@@ -127,11 +129,13 @@ function endDrag(event) {
   if (!drag || event.pointerId !== drag.pointerId) return;
   const moved = drag.moved;
   drag = null;
+  justDragged = moved;
   if (moved) { select(state.selected); changed(); }
 }
 svg.addEventListener("pointerup", endDrag);
 svg.addEventListener("pointercancel", endDrag);
 svg.addEventListener("click", (event) => {
+  if (justDragged) { justDragged = false; return; }
   if (event.target.closest("g.injection")) return;
   const site = event.target.closest("circle.site");
   if (site) addAtSite(site);
@@ -236,7 +240,7 @@ function show(answer) {
   $("total-units").textContent = fmt(answer.total_units, 2);
   $("total-product").textContent = answer.product;
   rows($("area-totals").querySelector("tbody"), answer.areas,
-       (a) => [a.area.replaceAll("_", " "), `${fmt(a.units, 2)} U`, `${a.points} point${a.points === 1 ? "" : "s"}`]);
+       (a) => [a.area === "custom" ? "free points" : a.area.replaceAll("_", " "), `${fmt(a.units, 2)} U`, `${a.points} point${a.points === 1 ? "" : "s"}`]);
   rows($("ptosis").querySelector("tbody"), answer.ptosis,
        (p) => [p.event.replaceAll("_", " "), `${fmt(p.risk_pct, 1)} %`]);
   $("ptosis").querySelectorAll("tr").forEach((tr, i) => { tr.dataset.event = answer.ptosis[i].event; });
