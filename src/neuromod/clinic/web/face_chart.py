@@ -74,8 +74,8 @@ def face_chart_svg(points: Iterable[ChartPoint] = (), *, interactive: bool = Fal
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="{escape(css_class)}" viewBox="{view_box(face_map)}"'
              + (f' id="{escape(element_id)}"' if element_id else "")
              + ' role="img" aria-label="face chart: frontal view, the patient\'s left on the viewer\'s right">',
-             '<defs><pattern id="hatch" width="3" height="3" patternUnits="userSpaceOnUse" '
-             'patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="3" class="hatch-line"/></pattern></defs>',
+             ('<defs><pattern id="hatch" width="3" height="3" patternUnits="userSpaceOnUse" '
+              'patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="3" class="hatch-line"/></pattern></defs>'),
              f'<ellipse class="outline" cx="{cx:g}" cy="{-cy:g}" rx="{ax:g}" ry="{ay:g}"/>',
              '<g class="muscles">']
     parts += [_region_shape(region) for region in face_map.regions if not region.danger]

@@ -14,11 +14,12 @@ evaluation of a draft (:mod:`.evaluate`), which saves nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import lru_cache
+from functools import cache
 from importlib import resources
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -85,7 +86,7 @@ class PageRefused(Exception):
         self.status, self.message, self.redirect = status, message, redirect
 
 
-@lru_cache(maxsize=None)
+@cache
 def page(permission: str) -> Callable[..., Any]:
     """The dependency guarding a page with one policy permission (the same object per permission)."""
     if permission not in PERMISSIONS:
