@@ -86,6 +86,11 @@ def test_clinic_day(clinic):
                     "due_on": due_on, "basis": "predicted_wear_off", "last_session_id": session.json()["id"],
                     "reminder_id": None}]
 
+    export = clinic.client.get(f"/api/patients/{pid}/fhir", headers=injector)
+    assert export.status_code == 200, export.text
+    check_fhir_bundle(export.json(), lot, sites)
+    assert clinic.client.get(f"/api/patients/{pid}/fhir", headers=front_desk).status_code == 403
+
     recall = clinic.client.get(f"/api/lots/{lot['id']}/recall", headers=injector).json()
     assert [p["patient_id"] for p in recall["patients"]] == [pid]
 
@@ -94,6 +99,47 @@ def test_clinic_day(clinic):
     entries = clinic.client.get("/api/audit", params={"limit": 500}, headers=clinic.as_role("admin")).json()
     created = {e["entity"] for e in entries if e["action"] == "create"}
     assert {"patients", "consents", "consultations", "plans", "lots", "treatment_sessions", "follow_ups"} <= created
+    assert [e["entity_id"] for e in entries if e["action"] == "export"] == [pid]
+
+
+def check_fhir_bundle(document, lot, sites):
+    """Valid R4B (parsed back by fhir.resources), every reference resolves inside the bundle,
+    doses in product units (not UCUM), batch lot and expiry, FWS observations."""
+    from fhir.resources.R4B.bundle import Bundle
+
+    bundle = Bundle.model_validate(document)
+    assert bundle.type == "collection"
+    resources = [entry["resource"] for entry in document["entry"]]
+    by_type = {}
+    for resource in resources:
+        by_type.setdefault(resource["resourceType"], []).append(resource)
+    assert {"Patient", "Consent", "Procedure", "MedicationAdministration", "Medication", "BodyStructure",
+            "Observation"} <= set(by_type)
+    urls = {entry["fullUrl"] for entry in document["entry"]}
+
+    def references(node):
+        if isinstance(node, dict):
+            if "reference" in node:
+                yield node["reference"]
+            for value in node.values():
+                yield from references(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from references(value)
+
+    assert set(references(resources)) <= urls
+    medication = by_type["Medication"][0]
+    assert medication["batch"]["lotNumber"] == lot["lot_number"]
+    assert medication["batch"]["expirationDate"].startswith(lot["expires_on"])
+    doses = [m["dosage"]["dose"] for m in by_type["MedicationAdministration"]]
+    assert len(doses) == len(sites) and sum(d["value"] for d in doses) == 20
+    assert all(d["system"] == "urn:neuromod:product-units" and d["code"] == "botox-unit" for d in doses)
+    assert not any("unitsofmeasure" in d["system"] for d in doses)
+    assert len(by_type["BodyStructure"]) == len(sites)
+    # baseline (consultation) and follow-up: glabella at rest and at contraction
+    values = sorted((o["code"]["coding"][0]["code"], o["valueQuantity"]["value"]) for o in by_type["Observation"])
+    assert values == [("fws-glabella-contraction", 0.5), ("fws-glabella-contraction", 3.0),
+                      ("fws-glabella-rest", 1.0), ("fws-glabella-rest", 1.5)]
 
 
 def test_predict_is_simulate_json(clinic):

@@ -6,7 +6,9 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from neuromod.clinic import audit
 from neuromod.clinic.db import Patient
+from neuromod.clinic.fhir import FHIR_RELEASE, patient_bundle
 from neuromod.clinic.deps import get_db, require, writing
 from neuromod.clinic.records import create, get_record, update_fields, void
 from neuromod.clinic.routes._common import (
@@ -67,3 +69,15 @@ def void_patient(patient_id: RecordId, body: Void, db: Session = Depends(get_db)
     with writing(db):
         patient = void(db, actor, get_record(db, Patient, patient_id, "patient_id"), body.reason)
     return answer(patient)
+
+
+@router.get("/{patient_id}/fhir")
+def export_fhir(patient_id: RecordId, db: Session = Depends(get_db),
+                actor: Actor = Depends(require("records.export"))) -> dict:
+    """The patient's record as a FHIR R4B Bundle (audited as an export)."""
+    with writing(db):
+        get_record(db, Patient, patient_id, "patient_id", include_void=True)
+        bundle = patient_bundle(db, patient_id)
+        audit.append(db, actor.account_id, "export", "patients", patient_id,
+                     after={"format": f"FHIR {FHIR_RELEASE} Bundle", "entries": len(bundle.get("entry", []))})
+    return bundle
