@@ -48,7 +48,7 @@ if MISSING:
         raise RuntimeError(f"browser tests must run in CI: {MISSING}")
     pytest.skip(MISSING, allow_module_level=True)
 
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, expect, sync_playwright
 
 ACCOUNTS = {demo.role: demo for demo in DEMO_ACCOUNTS}
 
@@ -132,12 +132,29 @@ def _chart_position(page: Page, x_mm: float, y_mm: float) -> tuple[float, float]
         [x_mm, y_mm]))
 
 
+def _upload_photo(page: Page, path: Path, attach_to: str, shade: tuple[int, int, int]) -> None:
+    """Upload a camera-like JPEG (with EXIF) in the frontal-frown view, attached to the latest
+    consultation or follow-up."""
+    from PIL import Image
+
+    image = Image.new("RGB", (1200, 1600), shade)
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneCam"
+    image.save(path, format="JPEG", exif=exif.tobytes())
+    form = page.locator("#photo-form")
+    form.locator("input[name=file]").set_input_files(str(path))
+    form.locator("select[name=view]").select_option("frontal_frown")
+    option = form.locator("select[name=attach] option", has_text=attach_to).first.get_attribute("value")
+    form.locator("select[name=attach]").select_option(option)
+    form.locator("button[type=submit]").click()
+
+
 def _risk(page: Page, event: str) -> float:
     text = page.locator(f"#ptosis tr[data-event={event}] td").nth(1).inner_text()
     return float(text.rstrip(" %"))
 
 
-def test_clinic_day_in_the_browser(browser, server):
+def test_clinic_day_in_the_browser(browser, server, tmp_path):
     page = _page(browser, server)
     _sign_in(page, "injector")
 
@@ -162,6 +179,14 @@ def test_clinic_day_in_the_browser(browser, server):
     consultation.locator("input[name='baseline.glabella.contraction']").fill("2.5")
     consultation.locator("button[type=submit]").click()
     expect(page.locator("#consultations")).to_contain_text("glabella rest 1.0 / contraction 2.5")
+
+    # photo consent, then a "before" photo of the frown attached to the consultation
+    consent = page.locator("#consents").locator("xpath=..").locator("form")
+    consent.locator("select[name=kind]").select_option("photo")
+    consent.locator("button[type=submit]").click()
+    expect(page.locator("#consents")).to_contain_text("photo consent")
+    _upload_photo(page, tmp_path / "before.jpg", "consultation", shade=(120, 90, 80))
+    expect(page.locator("#photos .photo-pair[data-view=frontal_frown] .before img")).to_have_count(1)
 
     # chart a plan: one standard site ...
     page.click("#chart-plan")
@@ -245,6 +270,8 @@ def test_clinic_day_in_the_browser(browser, server):
     expect(page.locator("#follow-ups")).to_contain_text("glabella rest 0.5 / contraction 1.0")
     expect(page.locator("#patient-course g.observed[data-area=glabella][data-day='14']")).to_have_count(1)
     expect(page.locator("#timeline .disclaimer")).to_contain_text("not medical advice")
+    _upload_photo(page, tmp_path / "after.jpg", "follow-up", shade=(200, 170, 150))
+    expect(page.locator("#photos .photo-pair[data-view=frontal_frown] .after img")).to_have_count(1)
     page.set_viewport_size({"width": 1100, "height": 900})
     page.locator("main").screenshot(path=str(FIGURES / "web_patient_timeline.png"))
 

@@ -22,8 +22,8 @@ from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -42,15 +42,31 @@ from neuromod.clinic.db import (
     TreatmentSession,
     utcnow,
 )
-from neuromod.clinic.deps import current_actor, get_db, invalid, require
+from neuromod.clinic.deps import (
+    current_actor,
+    get_db,
+    invalid,
+    not_found,
+    require,
+    writing,
+)
 from neuromod.clinic.due import due_list
 from neuromod.clinic.policy import PERMISSIONS, POLICY, allowed
 from neuromod.clinic.predictions import predict_for_patient
 from neuromod.clinic.records import get_record, live, live_patient
+from neuromod.clinic.routes._common import RecordId
 from neuromod.clinic.security import Actor
 from neuromod.clinic.web.course_plot import Observation, course_svg
 from neuromod.clinic.web.evaluate import evaluate_draft
 from neuromod.clinic.web.face_chart import ChartPoint, face_chart_svg
+from neuromod.clinic.web.photos import (
+    PHOTO_VIEWS,
+    PhotoError,
+    PhotoStore,
+    PhotoView,
+    clean_image,
+    photo_root,
+)
 from neuromod.model.simulate import DISCLAIMER
 from neuromod.reference.anatomy import load_face_map
 from neuromod.reference.products import load_products
@@ -242,7 +258,10 @@ def patient_page(patient_id: int, request: Request, db: Session = Depends(get_db
                           [a for a in face_map.areas if a in treated], observations, element_id="patient-course")
     plan_injections = {plan.id: plan_injections_for_session(plan.document) for plan in plans}
     lots = db.execute(live(Lot).where(Lot.expires_on >= date.today()).order_by(Lot.expires_on)).scalars().all()
-    return render(request, actor, "patient.html", patient=patient, consents=consents, consultations=consultations,
+    photos: dict[str, dict[str, list]] = {}
+    for record in photo_store(request).list(patient_id):
+        photos.setdefault(record.view, {"before": [], "after": []})[record.stage].append(record)
+    return render(request, actor, "patient.html", photos=photos, photo_views=PHOTO_VIEWS, patient=patient, consents=consents, consultations=consultations,
                   plans=plans, sessions=session_views, follow_ups=follow_ups, reminders=reminders, names=names,
                   plot=plot, plan_injections=plan_injections, lots=lots, areas=face_map.areas_with_sites,
                   next_due=next_retreatment(db, patient_id), now=utcnow(),
@@ -252,10 +271,10 @@ def patient_page(patient_id: int, request: Request, db: Session = Depends(get_db
 
 
 def _fhir_url(request: Request, patient_id: int) -> str | None:
-    """The API route exporting the patient's record as FHIR, if the app serves one."""
-    for route in request.app.routes:
-        path = getattr(route, "path", "")
-        if path.startswith("/api/patients/{patient_id}") and "fhir" in path and "GET" in getattr(route, "methods", ()):
+    """The API route exporting the patient's record as FHIR, if the app serves one (read from the
+    app's OpenAPI document, built once and cached by FastAPI)."""
+    for path, methods in request.app.openapi()["paths"].items():
+        if path.startswith("/api/patients/{patient_id}") and path.endswith("/fhir") and "get" in methods:
             return path.replace("{patient_id}", str(patient_id))
     return None
 
@@ -283,7 +302,7 @@ def plan_editor_page(patient_id: int, request: Request, db: Session = Depends(ge
 
 
 @router.post("/api/patients/{patient_id}/evaluate", tags=["predict"])
-def evaluate_plan(patient_id: int, body: PlanSave, db: Session = Depends(get_db),
+def evaluate_plan(patient_id: RecordId, body: PlanSave, db: Session = Depends(get_db),
                   actor: Actor = Depends(require("predict"))) -> dict:
     """The plan editor's live evaluation of a draft for this patient (covariates and history
     filled in): totals per area and plan, other products' units with the evidence range, label
@@ -350,3 +369,71 @@ def audit_page(request: Request, db: Session = Depends(get_db),
     names = {a.id: a.username for a in db.execute(select(Account)).scalars()}
     verification = audit_log.verify(db)
     return render(request, actor, "audit.html", entries=entries, names=names, verification=verification)
+
+
+# -- photos --------------------------------------------------------------------------------
+def photo_store(request: Request) -> PhotoStore:
+    return PhotoStore(photo_root(request.app.state.settings))
+
+
+# multipart, so left out of the OpenAPI document (whose request bodies are all JSON documents);
+# its permission is stamped and enforced like every route's (tests/web/test_photos.py)
+@router.post("/api/patients/{patient_id}/photos", status_code=201, tags=["photos"], include_in_schema=False)
+def upload_photo(patient_id: RecordId, request: Request, file: UploadFile = File(..., description="JPEG, PNG or WebP"),
+                       view: PhotoView = Form(...), consultation_id: int | None = Form(None, ge=1),
+                       follow_up_id: int | None = Form(None, ge=1), db: Session = Depends(get_db),
+                       actor: Actor = Depends(require("clinical.write"))) -> dict:
+    """Attach a photo to a consultation (before) or a follow-up (after). The image is re-encoded
+    with no metadata (EXIF, GPS, ...) before it is stored; needs a granted photo consent on file."""
+    if (consultation_id is None) == (follow_up_id is None):
+        raise invalid("consultation_id/follow_up_id: give exactly one (a consultation's photo is 'before', "
+                      "a follow-up's 'after')")
+    data = file.file.read()
+    try:
+        image, width, height = clean_image(data)
+    except PhotoError as error:
+        raise invalid(str(error)) from None
+    store = photo_store(request)
+    record = None
+    try:
+        with writing(db):
+            live_patient(db, patient_id)
+            consent = db.execute(live(Consent).where(Consent.patient_id == patient_id, Consent.kind == "photo",
+                                                     Consent.granted.is_(True))).first()
+            if consent is None:
+                raise invalid(f"consent: no granted photo consent on file for patient {patient_id}; record one first")
+            if consultation_id is not None:
+                owner = get_record(db, Consultation, consultation_id, "consultation_id")
+                taken = owner.held_at
+            else:
+                owner = get_record(db, FollowUp, follow_up_id, "follow_up_id")
+                taken = owner.seen_at
+            if owner.patient_id != patient_id:
+                field = "consultation_id" if consultation_id is not None else "follow_up_id"
+                raise invalid(f"{field}: belongs to another patient")
+            record = store.save(patient_id, image, width, height, view, consultation_id, follow_up_id,
+                                taken.date().isoformat(), actor.account_id, utcnow())
+            audit_log.append(db, actor.account_id, "create", "photos", None, after=record.as_json())
+    except BaseException:
+        if record is not None:
+            store.discard(record)
+        raise
+    return record.as_json()
+
+
+@router.get("/api/patients/{patient_id}/photos", tags=["photos"])
+def list_photos(patient_id: RecordId, request: Request, db: Session = Depends(get_db),
+                actor: Actor = Depends(require("clinical.read"))) -> list[dict]:
+    live_patient(db, patient_id)
+    return [record.as_json() for record in photo_store(request).list(patient_id)]
+
+
+@router.get("/api/patients/{patient_id}/photos/{photo_id}", tags=["photos"], response_class=FileResponse)
+def read_photo(patient_id: RecordId, photo_id: str, request: Request, db: Session = Depends(get_db),
+               actor: Actor = Depends(require("clinical.read"))) -> FileResponse:
+    """The stored image (JPEG without metadata)."""
+    live_patient(db, patient_id)
+    path = photo_store(request).image_path(patient_id, photo_id)
+    if path is None:
+        raise not_found("photo_id", "photo", photo_id)
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})

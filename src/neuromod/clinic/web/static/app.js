@@ -95,3 +95,46 @@ document.addEventListener("DOMContentLoaded", () => {
     try { await api("POST", "/api/auth/sign-out"); } finally { window.location.assign("/sign-in"); }
   });
 });
+
+// -- photo upload: scaled down in the browser (the upload stays small), re-encoded on the server
+const PHOTO_UPLOAD_SIDE = 2048; // the server's stored size (clinic/web/photos.py STORED_SIDE)
+
+async function scaledJpeg(file) {
+  const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+  const scale = Math.min(1, PHOTO_UPLOAD_SIDE / Math.max(bitmap.width, bitmap.height));
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.round(bitmap.width * scale);
+  canvas.height = Math.round(bitmap.height * scale);
+  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.88));
+}
+
+function wirePhotoForm(form) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const error = form.querySelector(".form-error");
+    error.textContent = "";
+    const file = form.elements.file.files[0];
+    if (!file) { error.textContent = "file: choose a photo"; return; }
+    const [field, id] = form.elements.attach.value.split(":");
+    const body = new FormData();
+    try {
+      body.append("file", await scaledJpeg(file), "photo.jpg");
+    } catch {
+      error.textContent = "file: the browser cannot read this image; allowed: JPEG, PNG, WebP";
+      return;
+    }
+    body.append("view", form.elements.view.value);
+    body.append(field, id);
+    const response = await fetch(form.dataset.api, { method: "POST", body, credentials: "same-origin",
+                                                      headers: { "X-CSRF-Token": csrfToken() } });
+    if (response.ok) { window.location.reload(); return; }
+    const answer = await response.json().catch(() => ({}));
+    error.textContent = answer.detail || `${response.status} ${response.statusText}`;
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const photoForm = document.getElementById("photo-form");
+  if (photoForm) wirePhotoForm(photoForm);
+});
