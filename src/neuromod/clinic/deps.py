@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
 from neuromod.clinic import audit
+from neuromod.clinic.db import write_lock
 from neuromod.clinic.policy import PERMISSIONS, PUBLIC, allowed
 from neuromod.clinic.security import (
     COOKIE_NAME,
@@ -59,13 +60,14 @@ def writing(db: Session) -> Iterator[Session]:
     """One write transaction: ends any read, claims the writer's lock first (see
     :func:`neuromod.clinic.audit.claim`), commits at the end, rolls back on any error."""
     db.commit()
-    try:
-        audit.claim(db)
-        yield db
-        db.commit()
-    except BaseException:
-        db.rollback()
-        raise
+    with write_lock(db.get_bind()):
+        try:
+            audit.claim(db)
+            yield db
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
 
 
 def _bearer(request: Request) -> str | None:
