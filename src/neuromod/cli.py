@@ -333,6 +333,39 @@ def serve_command(
     serve(settings, host, port, demo, echo=typer.echo)
 
 
+@app.command("add-account")
+def add_account_command(
+    username: str = typer.Option(..., "--username", help="3-64 characters: a-z 0-9 _ . -"),
+    role: str = typer.Option(..., "--role", help="admin | injector | front_desk"),
+    full_name: str = typer.Option(..., "--full-name", help="name shown in records"),
+    db: Optional[str] = typer.Option(None, "--db", help="database URL (default $NEUROMOD_DATABASE_URL or "
+                                                        "sqlite:///var/clinic.sqlite)"),
+) -> None:
+    """Create a clinic staff account (e.g. the first admin); the password is asked for, or read
+    from $NEUROMOD_NEW_PASSWORD."""
+    import os
+
+    from pydantic import ValidationError
+
+    from neuromod.clinic.deps import ClinicError
+    from neuromod.clinic.server import create_account
+    from neuromod.clinic.settings import Settings, SettingsError
+    from neuromod.schemas.plan import format_validation_error
+
+    password = os.environ.get("NEUROMOD_NEW_PASSWORD") or typer.prompt("password (12+ characters)", hide_input=True,
+                                                                       confirmation_prompt=True)
+    try:
+        settings = Settings.from_env(**({"database_url": db} if db else {}))
+        account_id = create_account(settings.database_url, username, full_name, role, password)
+    except SettingsError as error:
+        _fail(str(error))
+    except ValidationError as error:
+        _fail("--" + format_validation_error(error).replace("full_name", "full-name"))
+    except ClinicError as error:
+        _fail(error.message)
+    typer.echo(f"account {account_id} created: {username} ({role})")
+
+
 audit_app = typer.Typer(add_completion=False, no_args_is_help=True, help="The clinic's audit log.")
 app.add_typer(audit_app, name="audit")
 

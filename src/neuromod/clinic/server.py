@@ -38,3 +38,31 @@ def verify_database(url: str) -> Verification:
             return verify(db)
     finally:
         engine.dispose()
+
+
+def create_account(url: str, username: str, full_name: str, role: str, password: str) -> int:
+    """Create a staff account directly in the database (the first admin of a new clinic);
+    checked by the same schema as ``POST /api/accounts`` and audited. Returns the id."""
+    from sqlalchemy import select
+
+    from neuromod.clinic import audit
+    from neuromod.clinic.db import Account, record_dict
+    from neuromod.clinic.deps import ClinicError, writing
+    from neuromod.clinic.security import hash_password
+    from neuromod.schemas.clinic import AccountCreate
+
+    body = AccountCreate(username=username, full_name=full_name, role=role, password=password)
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+        with make_sessions(engine)() as db, writing(db):
+            if db.execute(select(Account.id).where(Account.username == body.username)).first():
+                raise ClinicError(409, f"--username: {body.username!r} is taken")
+            account = Account(username=body.username, full_name=body.full_name, role=body.role,
+                              password_hash=hash_password(body.password))
+            db.add(account)
+            db.flush()
+            audit.append(db, None, "create", "accounts", account.id, after=record_dict(account))
+            return account.id
+    finally:
+        engine.dispose()
