@@ -114,3 +114,18 @@ def test_oversized_body_is_413(clinic):
     response = clinic.client.post("/api/predict", content=b"[" + b"1," * 600_000 + b"1]",
                                   headers={**clinic.as_role("injector"), "Content-Type": "application/json"})
     assert response.status_code == 413 and "body" in response.json()["detail"]
+
+
+def test_null_may_clear_contact_details_only(clinic):
+    headers = clinic.as_role("front_desk")
+    patient = clinic.client.post("/api/patients", headers=headers, json={
+        "given_name": "N", "family_name": "Null", "birth_date": "1980-01-01", "sex": "female", "phone": "1"}).json()
+    before = counts(clinic.settings.database_url)
+    for field in ("given_name", "birth_date", "sex"):
+        expect_422_naming(clinic.client.patch(f"/api/patients/{patient['id']}", json={field: None}, headers=headers),
+                          f"{field}: may not be null")
+    assert counts(clinic.settings.database_url) == before
+    cleared = clinic.client.patch(f"/api/patients/{patient['id']}", json={"phone": None}, headers=headers)
+    assert cleared.status_code == 200 and cleared.json()["phone"] is None
+    expect_422_naming(clinic.client.patch(f"/api/accounts/{clinic.staff['injector']}", json={"password": None},
+                                          headers=clinic.as_role("admin")), "password: may not be null")

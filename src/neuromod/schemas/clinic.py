@@ -14,9 +14,9 @@ Times are timezone-aware (UTC when no zone is given); units are product units.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from neuromod.schemas.patient import BaselineScores, Sex, Smoking, SunExposure
 from neuromod.schemas.plan import Injection, Plan
@@ -53,6 +53,20 @@ def age_on(birth_date: date, day: date) -> float:
     return (day - birth_date).days / 365.25
 
 
+class Changes(Body):
+    """A partial update: fields left out keep their value; ``null`` only clears the fields in
+    ``clearable`` (the others are required columns)."""
+
+    clearable: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="after")
+    def _no_null_for_required(self) -> "Changes":
+        for name in sorted(self.model_fields_set):
+            if getattr(self, name) is None and name not in self.clearable:
+                raise ValueError(f"{name}: may not be null; leave it out to keep the current value")
+        return self
+
+
 class AwareTimes(Body):
     """Normalises every datetime field to UTC."""
 
@@ -78,7 +92,7 @@ class AccountCreate(Body):
     password: str = Field(min_length=12, max_length=256, description="12-256 characters")
 
 
-class AccountUpdate(Body):
+class AccountUpdate(Changes):
     full_name: str | None = Field(default=None, min_length=1, max_length=200)
     role: Role | None = None
     disabled: bool | None = None
@@ -104,7 +118,9 @@ class PatientFields(ContactDetails):
 
     @field_validator("birth_date")
     @classmethod
-    def _adult(cls, value: date) -> date:
+    def _adult(cls, value: date | None) -> date | None:
+        if value is None:
+            return value
         age = age_on(value, date.today())
         if not MIN_PATIENT_AGE_YEARS <= age <= MAX_PATIENT_AGE_YEARS:
             raise ValueError(f"age must be {MIN_PATIENT_AGE_YEARS}-{MAX_PATIENT_AGE_YEARS} years today, "
@@ -112,8 +128,10 @@ class PatientFields(ContactDetails):
         return value
 
 
-class PatientUpdate(ContactDetails):
-    """Fields to change; those left out keep their value."""
+class PatientUpdate(ContactDetails, Changes):
+    """Fields to change; those left out keep their value (contact details may be cleared with null)."""
+
+    clearable: ClassVar[frozenset[str]] = frozenset({"phone", "email", "address"})
 
     given_name: str | None = Field(default=None, min_length=1, max_length=100)
     family_name: str | None = Field(default=None, min_length=1, max_length=100)
@@ -220,7 +238,7 @@ class ReminderFields(Body):
     note: str = Field(default="", max_length=1000)
 
 
-class ReminderUpdate(Body):
+class ReminderUpdate(Changes):
     done: bool | None = None
     due_on: date | None = None
     note: str | None = Field(default=None, max_length=1000)
