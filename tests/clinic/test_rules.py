@@ -128,3 +128,14 @@ def test_plan_body_may_not_carry_patient_or_schedule(ready):
         assert response.status_code == 422 and response.json()["detail"].startswith(f"plan.{next(iter(extra))}")
     assert date.today()  # the record is unchanged: no plans saved
     assert clinic.client.get(f"/api/patients/{pid}/plans", headers=clinic.as_role("injector")).json() == []
+
+
+def test_reconstitution_sets_the_dilution_the_points_are_checked_at(ready):
+    """A lot reconstituted with 1 mL: 0.1 mL is 10 units, so 0.1 mL written as 4 units disagrees."""
+    clinic, pid, lot_id = ready
+    injector = clinic.as_role("injector")
+    changed = clinic.client.patch(f"/api/lots/{lot_id}", headers=injector,
+                                  json={"saline_ml": 1.0, "reconstituted_at": TREATED.isoformat()})
+    assert changed.status_code == 200 and changed.json()["saline_ml"] == 1.0
+    body = session_body(lot_id, injections=[{"site": "glabella_procerus", "units": 4, "volume_ml": 0.1}])
+    assert "disagrees with the dilution of 100 units/mL" in refused(clinic, pid, lot_id, body, "injections.0")

@@ -192,6 +192,13 @@ class LotFields(AwareTimes):
     saline_ml: float | None = Field(default=None, gt=0, le=10, description="mL saline per vial, (0, 10]")
 
 
+class LotUpdate(Changes, AwareTimes):
+    """Reconstitution of a lot recorded later (when, and mL saline per vial)."""
+
+    reconstituted_at: datetime | None = None
+    saline_ml: float | None = Field(default=None, gt=0, le=10, description="mL saline per vial, (0, 10]")
+
+
 class SessionFields(AwareTimes):
     """A treatment as given: product, lot, time, injector and the injections (the plan's own
     injection type: a standard site or x/y mm, depth, units or volume)."""

@@ -8,11 +8,11 @@ from sqlalchemy.orm import Session
 
 from neuromod.clinic.db import Lot, Patient, TreatmentSession
 from neuromod.clinic.deps import ClinicError, get_db, invalid, require, writing
-from neuromod.clinic.records import create, get_record, live, void
+from neuromod.clinic.records import create, get_record, live, update_fields, void
 from neuromod.clinic.routes._common import RecordId, answer, answers
 from neuromod.clinic.security import Actor
 from neuromod.reference.products import load_products
-from neuromod.schemas.clinic import LotFields, Void
+from neuromod.schemas.clinic import LotFields, LotUpdate, Void
 
 router = APIRouter(prefix="/api/lots", tags=["lots"])
 
@@ -41,6 +41,15 @@ def create_lot(body: LotFields, db: Session = Depends(get_db), actor: Actor = De
 @router.get("/{lot_id}")
 def read_lot(lot_id: RecordId, db: Session = Depends(get_db), actor: Actor = Depends(require("lots.read"))) -> dict:
     return answer(get_record(db, Lot, lot_id, "lot_id", include_void=True))
+
+
+@router.patch("/{lot_id}")
+def update_lot(lot_id: RecordId, body: LotUpdate, db: Session = Depends(get_db),
+               actor: Actor = Depends(require("lots.write"))) -> dict:
+    """Record the reconstitution (time, saline per vial): later sessions use its dilution."""
+    with writing(db):
+        lot = update_fields(db, actor, get_record(db, Lot, lot_id, "lot_id"), body.model_dump(exclude_unset=True))
+    return answer(lot)
 
 
 @router.get("/{lot_id}/recall")
