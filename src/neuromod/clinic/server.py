@@ -26,7 +26,7 @@ def serve(settings: Settings, host: str, port: int, demo: bool, echo: Callable[[
             echo(f"  {account.role:<10} username {account.username:<10} password {account.password}")
     engine.dispose()
     shown = "localhost" if host in ("0.0.0.0", "127.0.0.1") else host
-    echo(f"neuromod clinic API on http://{shown}:{port}/api/  (interactive docs: http://{shown}:{port}/docs)")
+    echo(f"neuromod clinic on http://{shown}:{port}/  (API under /api/, interactive docs at /docs)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
