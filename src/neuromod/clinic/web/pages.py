@@ -43,6 +43,7 @@ from neuromod.clinic.db import (
     utcnow,
 )
 from neuromod.clinic.deps import (
+    ClinicError,
     current_actor,
     get_db,
     invalid,
@@ -54,7 +55,9 @@ from neuromod.clinic.due import due_list
 from neuromod.clinic.policy import PERMISSIONS, POLICY, allowed
 from neuromod.clinic.predictions import predict_for_patient
 from neuromod.clinic.records import get_record, live, live_patient
-from neuromod.clinic.routes._common import RecordId
+from neuromod.clinic.routes._common import MAX_PAGE, RecordId
+from neuromod.clinic.routes.lots import recall_lot
+from neuromod.clinic.routes.patients import list_patients
 from neuromod.clinic.security import Actor
 from neuromod.clinic.web.course_plot import Observation, course_svg
 from neuromod.clinic.web.evaluate import evaluate_draft
@@ -123,8 +126,9 @@ def page(permission: str) -> Callable[..., Any]:
 def refused_handler(request: Request, error: PageRefused) -> Response:
     if error.redirect:
         return RedirectResponse(error.redirect, status_code=303)
-    return templates.TemplateResponse(request, "refused.html", {"message": error.message, "actor": None,
-                                                                "nav": []}, status_code=error.status)
+    title = "Not found" if error.status == 404 else "Not allowed"
+    return templates.TemplateResponse(request, "refused.html", {"message": error.message, "title": title,
+                                                                "actor": None, "nav": []}, status_code=error.status)
 
 
 #: navigation entries: (permission needed, path, label).
@@ -143,8 +147,12 @@ def render(request: Request, actor: Actor | None, name: str, **context: Any) -> 
                                                       "disclaimer": DISCLAIMER, **context})
 
 
-def name_of(patient: Patient) -> str:
-    return f"{patient.given_name} {patient.family_name}"
+def page_patient(db: Session, patient_id: int) -> Patient:
+    """The live patient of a page, or the 404 page naming the id."""
+    try:
+        return live_patient(db, patient_id)
+    except ClinicError as error:
+        raise PageRefused(error.status, error.message) from None
 
 
 # -- sign-in -------------------------------------------------------------------------------
@@ -164,14 +172,8 @@ def sign_in_page(request: Request, next: str = Query("/patients", max_length=500
 @router.get("/patients", response_class=HTMLResponse, include_in_schema=False)
 def patients_page(request: Request, q: str = Query("", max_length=100), db: Session = Depends(get_db),
                   actor: Actor = Depends(page("patients.read"))) -> HTMLResponse:
-    from sqlalchemy import func, or_
-
-    query = live(Patient)
-    if q:
-        like = f"%{q.lower()}%"
-        query = query.where(or_(func.lower(Patient.given_name).like(like), func.lower(Patient.family_name).like(like),
-                                func.lower(Patient.email).like(like), Patient.phone.like(like)))
-    rows = db.execute(query.order_by(Patient.family_name, Patient.given_name).limit(500)).scalars().all()
+    """The patients list and search: the answer of ``GET /api/patients`` (the same query), as a page."""
+    rows = list_patients(q=q or None, include_void=False, limit=MAX_PAGE, offset=0, db=db, actor=actor)
     return render(request, actor, "patients.html", patients=rows, q=q,
                   clinical=allowed(actor.role, "clinical.read"), today=date.today())
 
@@ -222,9 +224,9 @@ def next_retreatment(db: Session, patient_id: int) -> dict | None:
 
 
 @router.get("/patients/{patient_id}", response_class=HTMLResponse, include_in_schema=False)
-def patient_page(patient_id: int, request: Request, db: Session = Depends(get_db),
+def patient_page(patient_id: RecordId, request: Request, db: Session = Depends(get_db),
                  actor: Actor = Depends(page("clinical.read"))) -> HTMLResponse:
-    patient = live_patient(db, patient_id)
+    patient = page_patient(db, patient_id)
     face_map = load_face_map()
     consents = db.execute(live(Consent).where(Consent.patient_id == patient_id).order_by(Consent.signed_at)).scalars().all()
     consultations = db.execute(live(Consultation).where(Consultation.patient_id == patient_id)
@@ -280,9 +282,9 @@ def _fhir_url(request: Request, patient_id: int) -> str | None:
 
 
 @router.get("/patients/{patient_id}/plan", response_class=HTMLResponse, include_in_schema=False)
-def plan_editor_page(patient_id: int, request: Request, db: Session = Depends(get_db),
+def plan_editor_page(patient_id: RecordId, request: Request, db: Session = Depends(get_db),
                      actor: Actor = Depends(page("clinical.write"))) -> HTMLResponse:
-    patient = live_patient(db, patient_id)
+    patient = page_patient(db, patient_id)
     face_map = load_face_map()
     products = [p for p in load_products().values() if p.contains_toxin]
     defaults = {name: round(REFERENCE_ONA_UNITS.get(site.area, FREE_POINT_ONA_UNITS / site.share) * site.share, 3)
@@ -351,14 +353,9 @@ def lots_page(request: Request, db: Session = Depends(get_db),
 @router.get("/lots/recall", response_class=HTMLResponse, include_in_schema=False)
 def recall_page(request: Request, lot_number: str = Query("", max_length=60), db: Session = Depends(get_db),
                 actor: Actor = Depends(page("clinical.read"))) -> HTMLResponse:
-    found = []
-    if lot_number:
-        lots = db.execute(select(Lot).where(Lot.lot_number == lot_number.strip())).scalars().all()
-        for lot in lots:
-            rows = db.execute(select(TreatmentSession, Patient).join(Patient, Patient.id == TreatmentSession.patient_id)
-                              .where(TreatmentSession.lot_id == lot.id, TreatmentSession.voided_at.is_(None))
-                              .order_by(TreatmentSession.given_at)).all()
-            found.append((lot, rows))
+    """Recall look-up by lot number: ``GET /api/lots/{id}/recall`` for every lot with that number."""
+    lot_ids = db.execute(select(Lot.id).where(Lot.lot_number == lot_number.strip()).order_by(Lot.id)).scalars().all()
+    found = [recall_lot(lot_id=lot_id, db=db, actor=actor) for lot_id in lot_ids] if lot_number else []
     return render(request, actor, "recall.html", lot_number=lot_number, found=found)
 
 
