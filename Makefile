@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/trial_speed.py
 	$(BIN)/python benchmarks/population.py $(BENCH_FLAGS)
 	$(BIN)/python benchmarks/api.py
+	$(BIN)/python benchmarks/web_evaluate.py
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/population.py --quick

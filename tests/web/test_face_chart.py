@@ -6,7 +6,6 @@ import re
 
 import pytest
 
-from neuromod.clinic.predictions import PatientPrediction
 from neuromod.clinic.web.evaluate import evaluate_draft
 from neuromod.clinic.web.face_chart import ChartPoint, face_chart_svg
 from neuromod.model.simulate import simulate
@@ -34,7 +33,7 @@ def test_mini_chart_shows_only_the_given_points():
 
 def _evaluate(document):
     plan = parse_plan(document)
-    return evaluate_draft(PatientPrediction(plan, simulate(plan, days=180).to_json(), 0.0, None))
+    return evaluate_draft(simulate(plan, days=180), treatment_day=0.0)
 
 
 @pytest.fixture(scope="module")

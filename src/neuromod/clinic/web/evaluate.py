@@ -1,7 +1,8 @@
 """Live evaluation of a draft plan for a stored patient: what the plan editor shows beside the chart.
 
-Everything is computed by the library, for the patient's covariates and treatment history
-(:func:`neuromod.clinic.predictions.predict_for_patient`):
+Everything is computed by the library from one simulation of the plan personalised with the
+patient's covariates and treatment history (:func:`neuromod.clinic.predictions.personal_plan`,
+then :func:`neuromod.model.simulate.simulate`; its spread field is reused, not recomputed):
 
 - units per area and for the plan, and the same in every other product's units with the range
   the equivalence evidence allows (:func:`neuromod.reference.products.convert`);
@@ -25,10 +26,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from neuromod.clinic.predictions import PatientPrediction
 from neuromod.clinic.web.course_plot import area_course_landmarks, course_svg
-from neuromod.model.simulate import DISCLAIMER, plan_injections, run_model
-from neuromod.model.spread import spread
+from neuromod.model.simulate import DISCLAIMER, SimulationResult, run_model
+from neuromod.model.spread import SpreadResult
 from neuromod.reference.anatomy import FaceMap, load_face_map
 from neuromod.reference.parameters import ModelParameters, default_parameters
 from neuromod.reference.products import convert, load_products
@@ -129,18 +129,16 @@ def danger_events(face_map: FaceMap, params: ModelParameters) -> dict[str, list[
     return events
 
 
-def ptosis_risks(plan: Plan, face_map: FaceMap, params: ModelParameters) -> tuple[list[PtosisRisk], np.ndarray]:
-    """Risk of each danger event for patients like ``plan.patient``; also the mean units per muscle
-    (onabotulinumtoxinA-equivalent) of the spread field."""
-    result = spread(face_map, plan_injections(plan.points(face_map), plan), plan.product_info.spread_factor,
-                    params.spread)
+def ptosis_risks(plan: Plan, spread_field: SpreadResult, face_map: FaceMap,
+                 params: ModelParameters) -> list[PtosisRisk]:
+    """Risk of each danger event for patients like ``plan.patient`` under the plan's spread field."""
     events = danger_events(face_map, params)
     columns = sorted({j for cols in events.values() for j in cols})
     cohort = cohort_like(plan.patient, RISK_COHORT, face_map.areas, np.random.default_rng(RISK_SEED), params)
-    doses = np.repeat(result.dose_per_muscle[None, :], RISK_COHORT, axis=0)
+    doses = np.repeat(spread_field.dose_per_muscle[None, :], RISK_COHORT, axis=0)
     doses[:, columns] *= cohort.danger_multiplier[:, None]
     output = run_model(np.arange(0.0, RISK_DAYS + 1.0), np.array([0.0]), doses[:, None, :], cohort.patients,
-                       face_map, params, result.profile, muscles=columns)
+                       face_map, params, spread_field.profile, muscles=columns)
     risks = []
     for event, muscles in events.items():
         threshold = float(getattr(params.population, f"{event}_block"))
@@ -148,15 +146,24 @@ def ptosis_risks(plan: Plan, face_map: FaceMap, params: ModelParameters) -> tupl
         blocked = output.blocked_fraction[:, present].max(axis=(1, 2))
         risks.append(PtosisRisk(event, round(100.0 * float((blocked > threshold).mean()), 2), threshold,
                                 [face_map.regions[j].key for j in muscles]))
-    return risks, result.dose_per_muscle
+    return risks
 
 
-def evaluate_draft(prediction: PatientPrediction, face_map: FaceMap | None = None,
+def area_courses(result: SimulationResult) -> dict:
+    """The per-area part of the course JSON (``days`` and ``areas``), without the per-muscle
+    series that the editor does not show (what :mod:`.course_plot` reads)."""
+    return {"days": result.days, "areas": {
+        area: {"fws_contraction": course.fws_contraction, "fws_rest": course.fws_rest,
+               "residual_expression": course.strength} for area, course in result.courses.items()}}
+
+
+def evaluate_draft(result: SimulationResult, treatment_day: float, face_map: FaceMap | None = None,
                    params: ModelParameters | None = None) -> DraftEvaluation:
-    """Everything the editor shows for a plan already personalised and predicted."""
+    """Everything the editor shows for a personalised plan's simulation; ``treatment_day``: the
+    planned treatment's day on the simulation's axis (0 without earlier treatments)."""
     face_map = face_map or load_face_map()
-    params = params or default_parameters()
-    plan = prediction.plan
+    params = params or result.params or default_parameters()
+    plan = result.plan
     product = plan.product_info
     points = plan.points(face_map)
     per_area: dict[str, list[float]] = {}
@@ -170,15 +177,17 @@ def evaluate_draft(prediction: PatientPrediction, face_map: FaceMap | None = Non
         converted = convert(total, product.name, other.name)
         conversions.append(ConvertedTotal(other.name, round(converted.units, 1), round(converted.low, 1),
                                           round(converted.high, 1), converted.source))
-    risks, ona_per_muscle = ptosis_risks(plan, face_map, params)
+    risks = ptosis_risks(plan, result.spread, face_map, params)
+    ona_per_muscle = result.spread.dose_per_muscle
     muscles = [MuscleDose(region.key, round(float(ona) * product.units_per_ona_unit, 2), region.danger)
                for region, ona in zip(face_map.regions, ona_per_muscle)
                if ona * product.units_per_ona_unit >= SHOWN_MUSCLE_UNITS]
     muscles.sort(key=lambda m: -m.units)
     treated = [area for area in face_map.areas if area in per_area]
+    course = area_courses(result)
     landmarks = []
     for area in treated:
-        marks = area_course_landmarks(prediction.course, area, prediction.treatment_day)
+        marks = area_course_landmarks(course, area, treatment_day)
         landmarks.append(AreaLandmarks(area, marks.onset_day, marks.peak_day, marks.wear_off_day,
                                        None if marks.residual_expression_at_peak is None
                                        else round(marks.residual_expression_at_peak, 3)))
@@ -190,6 +199,7 @@ def evaluate_draft(prediction: PatientPrediction, face_map: FaceMap | None = Non
         areas=[AreaTotal(area, round(sum(units), 3), len(units)) for area, units in per_area.items()],
         conversions=conversions, limits=limits, muscles=muscles,
         lost_units=round(float(total - ona_per_muscle.sum() * product.units_per_ona_unit), 3), ptosis=risks,
-        landmarks=landmarks, wear_off_after_days=prediction.wear_off_after_days,
-        treatment_day=prediction.treatment_day,
-        course_svg=course_svg(prediction.course, prediction.treatment_day, treated or face_map.areas[:1]))
+        landmarks=landmarks,
+        wear_off_after_days=min((m.wear_off_day for m in landmarks if m.wear_off_day is not None), default=None),
+        treatment_day=treatment_day,
+        course_svg=course_svg(course, treatment_day, treated or face_map.areas[:1]))

@@ -53,7 +53,7 @@ from neuromod.clinic.deps import (
 )
 from neuromod.clinic.due import due_list
 from neuromod.clinic.policy import PERMISSIONS, POLICY, allowed
-from neuromod.clinic.predictions import predict_for_patient
+from neuromod.clinic.predictions import personal_plan
 from neuromod.clinic.records import get_record, live, live_patient
 from neuromod.clinic.routes._common import MAX_PAGE, RecordId
 from neuromod.clinic.routes.lots import recall_lot
@@ -70,7 +70,7 @@ from neuromod.clinic.web.photos import (
     clean_image,
     photo_root,
 )
-from neuromod.model.simulate import DISCLAIMER
+from neuromod.model.simulate import DISCLAIMER, simulate
 from neuromod.reference.anatomy import load_face_map
 from neuromod.reference.products import load_products
 from neuromod.schemas.clinic import PlanSave
@@ -316,8 +316,9 @@ def evaluate_plan(patient_id: RecordId, body: PlanSave, db: Session = Depends(ge
         consultation = get_record(db, Consultation, body.consultation_id, "consultation_id")
         if consultation.patient_id != patient_id:
             raise invalid(f"consultation_id: consultation {body.consultation_id} belongs to another patient")
-    prediction = predict_for_patient(db, patient, body.plan, body.planned_for or utcnow(), body.days, consultation)
-    return evaluate_draft(prediction).as_json()
+    personal, treatment_day = personal_plan(db, patient, body.plan, body.planned_for or utcnow(), consultation)
+    result = simulate(personal, days=int(treatment_day) + body.days)
+    return evaluate_draft(result, treatment_day).as_json()
 
 
 # -- clinic pages --------------------------------------------------------------------------
