@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-quick bench-quick-all setup clean
+.PHONY: run report test bench bench-quick bench-quick-all setup clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# the clinic app on SQLite (var/clinic.sqlite) with the demo clinic; prints the URL and demo sign-ins
 run: $(STAMP)
+	$(BIN)/neuromod serve --db sqlite:///var/clinic.sqlite --demo --host 127.0.0.1 --port $(or $(PORT),8000)
+
+# simulate the shipped example plans into reports/latest
+report: $(STAMP)
 	$(BIN)/neuromod report --out reports/latest
 
 test: $(STAMP)
@@ -25,6 +30,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/trial_speed.py
 	$(BIN)/python benchmarks/population.py $(BENCH_FLAGS)
 	$(BIN)/python benchmarks/personal.py
+	$(BIN)/python benchmarks/api.py
+	$(BIN)/python benchmarks/web_evaluate.py
 
 # each benchmark's --quick finishes in under 60 s; bench-quick is the engine's (population.py)
 bench-quick: $(STAMP)
@@ -36,4 +43,4 @@ bench-quick-all: $(STAMP)
 	$(BIN)/python benchmarks/personal.py --quick
 
 clean:
-	rm -rf $(VENV) reports build src/*.egg-info
+	rm -rf $(VENV) reports build var src/*.egg-info

@@ -551,6 +551,83 @@ def report_command(
     typer.echo(f"report written: {index}")
 
 
+@app.command("serve")
+def serve_command(
+    db: Optional[str] = typer.Option(None, "--db", help="database URL (default $NEUROMOD_DATABASE_URL or "
+                                                        "sqlite:///var/clinic.sqlite)"),
+    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="port, 1-65535"),
+    demo: bool = typer.Option(False, "--demo", help="seed the demo clinic into an empty database"),
+) -> None:
+    """Serve the clinic app (records, accounts, audit, API at /api/, docs at /docs)."""
+    from neuromod.clinic.server import serve
+    from neuromod.clinic.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env(**({"database_url": db} if db else {}))
+    except SettingsError as error:
+        _fail(str(error))
+    serve(settings, host, port, demo, echo=typer.echo)
+
+
+@app.command("add-account")
+def add_account_command(
+    username: str = typer.Option(..., "--username", help="3-64 characters: a-z 0-9 _ . -"),
+    role: str = typer.Option(..., "--role", help="admin | injector | front_desk"),
+    full_name: str = typer.Option(..., "--full-name", help="name shown in records"),
+    db: Optional[str] = typer.Option(None, "--db", help="database URL (default $NEUROMOD_DATABASE_URL or "
+                                                        "sqlite:///var/clinic.sqlite)"),
+) -> None:
+    """Create a clinic staff account (e.g. the first admin); the password is asked for, or read
+    from $NEUROMOD_NEW_PASSWORD."""
+    import os
+
+    from pydantic import ValidationError
+
+    from neuromod.clinic.deps import ClinicError
+    from neuromod.clinic.server import create_account
+    from neuromod.clinic.settings import Settings, SettingsError
+    from neuromod.schemas.plan import format_validation_error
+
+    password = os.environ.get("NEUROMOD_NEW_PASSWORD") or typer.prompt("password (12+ characters)", hide_input=True,
+                                                                       confirmation_prompt=True)
+    try:
+        settings = Settings.from_env(**({"database_url": db} if db else {}))
+        account_id = create_account(settings.database_url, username, full_name, role, password)
+    except SettingsError as error:
+        _fail(str(error))
+    except ValidationError as error:
+        _fail("--" + format_validation_error(error).replace("full_name", "full-name"))
+    except ClinicError as error:
+        _fail(error.message)
+    typer.echo(f"account {account_id} created: {username} ({role})")
+
+
+audit_app = typer.Typer(add_completion=False, no_args_is_help=True, help="The clinic's audit log.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify_command(
+    db: Optional[str] = typer.Option(None, "--db", help="database URL (default $NEUROMOD_DATABASE_URL or "
+                                                        "sqlite:///var/clinic.sqlite)"),
+) -> None:
+    """Recompute the audit log's hash chain; exit 1 and name each edited or missing entry."""
+    from neuromod.clinic.server import verify_database
+    from neuromod.clinic.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env(**({"database_url": db} if db else {}))
+    except SettingsError as error:
+        _fail(str(error))
+    result = verify_database(settings.database_url)
+    for problem in result.problems:
+        typer.echo(f"audit: {problem}", err=True)
+    if not result.ok:
+        raise typer.Exit(code=1)
+    typer.echo(f"audit log verified: {result.entries} entries, chain intact")
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

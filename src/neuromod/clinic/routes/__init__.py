@@ -1,0 +1,1 @@
+"""The API routes under /api/, one module per resource."""

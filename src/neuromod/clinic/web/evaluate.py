@@ -1,0 +1,205 @@
+"""Live evaluation of a draft plan for a stored patient: what the plan editor shows beside the chart.
+
+Everything is computed by the library from one simulation of the plan personalised with the
+patient's covariates and treatment history (:func:`neuromod.clinic.predictions.personal_plan`,
+then :func:`neuromod.model.simulate.simulate`; its spread field is reused, not recomputed):
+
+- units per area and for the plan, and the same in every other product's units with the range
+  the equivalence evidence allows (:func:`neuromod.reference.products.convert`);
+- the label limits of the product (units per site, per session, the re-treatment interval);
+- the spread field: units reaching each muscle (:func:`neuromod.model.spread.spread`), in the
+  plan's product units, and the units reaching no muscle;
+- the predicted eyelid and brow ptosis risk: the share of virtual patients like this one
+  (:func:`neuromod.trials.population.cohort_like`, with the between-person variation of the
+  dose reaching danger muscles) whose block of a danger muscle passes the event's threshold
+  (``population.<event>_block`` in the parameters) — the planner's and the trial runner's
+  definition. The cohort is drawn with a fixed seed so that, as the plan is edited, the risk
+  changes with the plan and not with the draw;
+- the predicted course per area with onset, peak and wear-off (:mod:`.course_plot`).
+
+Model estimates for planning and education, not medical advice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from neuromod.clinic.web.course_plot import area_course_landmarks, course_svg
+from neuromod.model.simulate import DISCLAIMER, SimulationResult, run_model
+from neuromod.model.spread import SpreadResult
+from neuromod.reference.anatomy import FaceMap, load_face_map
+from neuromod.reference.parameters import ModelParameters, default_parameters
+from neuromod.reference.products import convert, load_products
+from neuromod.schemas.plan import MAX_ONA_UNITS_PER_SITE, Plan
+from neuromod.trials.population import cohort_like
+
+#: virtual patients like this one behind the ptosis risk: resolves a risk of 1 % to about
+#: +/- 0.7 percentage points (binomial SE at n = 200) while staying well under 100 ms.
+RISK_COHORT = 200
+#: fixed seed of the risk cohort (common random numbers across edits of one plan).
+RISK_SEED = 20260101
+#: days simulated for the risk: the block of a danger muscle peaks within the first weeks.
+RISK_DAYS = 60
+#: muscles receiving less than this (product units) are left out of the table (display only).
+SHOWN_MUSCLE_UNITS = 0.01
+
+
+@dataclass(frozen=True)
+class AreaTotal:
+    area: str
+    units: float
+    points: int
+
+
+@dataclass(frozen=True)
+class ConvertedTotal:
+    """The plan's units in another product: central value and the evidence's range."""
+
+    product: str
+    units: float
+    low: float
+    high: float
+    source: str
+
+
+@dataclass(frozen=True)
+class MuscleDose:
+    muscle: str
+    units: float
+    danger: str
+
+
+@dataclass(frozen=True)
+class PtosisRisk:
+    event: str
+    risk_pct: float
+    threshold_block: float
+    muscles: list[str]
+
+
+@dataclass(frozen=True)
+class AreaLandmarks:
+    area: str
+    onset_day: float | None
+    peak_day: float | None
+    wear_off_day: float | None
+    residual_expression_at_peak: float | None
+
+
+@dataclass(frozen=True)
+class LabelLimits:
+    product: str
+    max_units_per_site: float
+    max_session_units: float
+    min_retreat_days: float
+    label_glabella_units: float
+    source: str
+
+
+@dataclass(frozen=True)
+class DraftEvaluation:
+    """What the plan editor shows; ``as_json()`` is the answer of the evaluate endpoint."""
+
+    product: str
+    total_units: float
+    areas: list[AreaTotal]
+    conversions: list[ConvertedTotal]
+    limits: LabelLimits
+    muscles: list[MuscleDose]
+    lost_units: float
+    ptosis: list[PtosisRisk]
+    landmarks: list[AreaLandmarks]
+    wear_off_after_days: float | None
+    treatment_day: float
+    course_svg: str
+    disclaimer: str = DISCLAIMER
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+def danger_events(face_map: FaceMap, params: ModelParameters) -> dict[str, list[int]]:
+    """Danger events that have a block threshold in the parameters -> indices of their muscles."""
+    events: dict[str, list[int]] = {}
+    for j, region in enumerate(face_map.regions):
+        if region.danger and hasattr(params.population, f"{region.danger}_block"):
+            events.setdefault(region.danger, []).append(j)
+    return events
+
+
+def ptosis_risks(plan: Plan, spread_field: SpreadResult, face_map: FaceMap,
+                 params: ModelParameters) -> list[PtosisRisk]:
+    """Risk of each danger event for patients like ``plan.patient`` under the plan's spread field."""
+    events = danger_events(face_map, params)
+    columns = sorted({j for cols in events.values() for j in cols})
+    cohort = cohort_like(plan.patient, RISK_COHORT, face_map.areas, np.random.default_rng(RISK_SEED), params)
+    doses = np.repeat(spread_field.dose_per_muscle[None, :], RISK_COHORT, axis=0)
+    doses[:, columns] *= cohort.danger_multiplier[:, None]
+    output = run_model(np.arange(0.0, RISK_DAYS + 1.0), np.array([0.0]), doses[:, None, :], cohort.patients,
+                       face_map, params, spread_field.profile, muscles=columns)
+    risks = []
+    for event, muscles in events.items():
+        threshold = float(getattr(params.population, f"{event}_block"))
+        present = [k for k, j in enumerate(output.muscle_index) if j in muscles]
+        blocked = output.blocked_fraction[:, present].max(axis=(1, 2))
+        risks.append(PtosisRisk(event, round(100.0 * float((blocked > threshold).mean()), 2), threshold,
+                                [face_map.regions[j].key for j in muscles]))
+    return risks
+
+
+def area_courses(result: SimulationResult) -> dict:
+    """The per-area part of the course JSON (``days`` and ``areas``), without the per-muscle
+    series that the editor does not show (what :mod:`.course_plot` reads)."""
+    return {"days": result.days, "areas": {
+        area: {"fws_contraction": course.fws_contraction, "fws_rest": course.fws_rest,
+               "residual_expression": course.strength} for area, course in result.courses.items()}}
+
+
+def evaluate_draft(result: SimulationResult, treatment_day: float, face_map: FaceMap | None = None,
+                   params: ModelParameters | None = None) -> DraftEvaluation:
+    """Everything the editor shows for a personalised plan's simulation; ``treatment_day``: the
+    planned treatment's day on the simulation's axis (0 without earlier treatments)."""
+    face_map = face_map or load_face_map()
+    params = params or result.params or default_parameters()
+    plan = result.plan
+    product = plan.product_info
+    points = plan.points(face_map)
+    per_area: dict[str, list[float]] = {}
+    for point in points:
+        per_area.setdefault(point.area, []).append(point.units)
+    total = float(sum(p.units for p in points))
+    conversions = []
+    for other in load_products().values():
+        if other.name == product.name or not other.contains_toxin or not product.contains_toxin:
+            continue
+        converted = convert(total, product.name, other.name)
+        conversions.append(ConvertedTotal(other.name, round(converted.units, 1), round(converted.low, 1),
+                                          round(converted.high, 1), converted.source))
+    risks = ptosis_risks(plan, result.spread, face_map, params)
+    ona_per_muscle = result.spread.dose_per_muscle
+    muscles = [MuscleDose(region.key, round(float(ona) * product.units_per_ona_unit, 2), region.danger)
+               for region, ona in zip(face_map.regions, ona_per_muscle)
+               if ona * product.units_per_ona_unit >= SHOWN_MUSCLE_UNITS]
+    muscles.sort(key=lambda m: -m.units)
+    treated = [area for area in face_map.areas if area in per_area]
+    course = area_courses(result)
+    landmarks = []
+    for area in treated:
+        marks = area_course_landmarks(course, area, treatment_day)
+        landmarks.append(AreaLandmarks(area, marks.onset_day, marks.peak_day, marks.wear_off_day,
+                                       None if marks.residual_expression_at_peak is None
+                                       else round(marks.residual_expression_at_peak, 3)))
+    limits = LabelLimits(product.name, MAX_ONA_UNITS_PER_SITE * product.units_per_ona_unit,
+                         product.max_session_units, product.min_retreat_days, product.label_glabella_units,
+                         product.limits_source)
+    return DraftEvaluation(
+        product=product.name, total_units=round(total, 3),
+        areas=[AreaTotal(area, round(sum(units), 3), len(units)) for area, units in per_area.items()],
+        conversions=conversions, limits=limits, muscles=muscles,
+        lost_units=round(float(total - ona_per_muscle.sum() * product.units_per_ona_unit), 3), ptosis=risks,
+        landmarks=landmarks,
+        wear_off_after_days=min((m.wear_off_day for m in landmarks if m.wear_off_day is not None), default=None),
+        treatment_day=treatment_day,
+        course_svg=course_svg(course, treatment_day, treated or face_map.areas[:1]))
