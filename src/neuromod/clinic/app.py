@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 from threadpoolctl import threadpool_limits
 
@@ -61,9 +62,16 @@ class _RequestErrors:
         return items
 
 
+def _body_model(request: Request) -> type[BaseModel] | None:
+    """The route's request-body schema, so a 422 names each field's allowed range as the CLI does."""
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    annotation = getattr(getattr(body_field, "field_info", None), "annotation", None)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
 def _validation_handler(request: Request, error: RequestValidationError) -> JSONResponse:
     errors = _RequestErrors(error).errors()
-    detail = format_validation_error(_RequestErrors(error))  # type: ignore[arg-type]
+    detail = format_validation_error(_RequestErrors(error), _body_model(request))  # type: ignore[arg-type]
     fields = [{"loc": list(item["loc"]), "msg": item["msg"].removeprefix("Value error, "), "type": item["type"]}
               for item in errors]
     return JSONResponse({"detail": detail, "errors": fields}, status_code=422)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from neuromod.schemas.patient import BaselineScores, Sex, Smoking, SunExposure
 from neuromod.schemas.plan import Injection, Plan
-from neuromod.schemas.types import FiniteFloat, Text, WholeNumber
+from neuromod.schemas.types import FiniteFloat, Grade, Text, WholeNumber
 
 Role = Literal["admin", "injector", "front_desk"]
 ConsentKind = Literal["treatment", "photo"]
@@ -213,11 +213,13 @@ class SessionFields(AwareTimes):
     notes: Text = Field(default="", max_length=MAX_NOTE_CHARS)
 
 
-class AreaScores(BaselineScores):
-    """Observed FWS grades of one area (both required)."""
+class AreaScores(BaseModel):
+    """Observed FWS grades of one area at a follow-up (both required). Unlike a baseline, the two
+    grades are rated independently, so rater noise may put rest above contraction; both are kept."""
 
-    rest: FiniteFloat = Field(ge=0, le=3, description="FWS grade at rest, 0-3")
-    contraction: FiniteFloat = Field(ge=0, le=3, description="FWS grade at maximum contraction, 0-3")
+    model_config = ConfigDict(extra="forbid")
+    rest: Grade = Field(description="FWS grade at rest, 0-3")
+    contraction: Grade = Field(description="FWS grade at maximum contraction, 0-3")
 
 
 class AdverseEvent(Body):

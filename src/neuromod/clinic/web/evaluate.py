@@ -9,12 +9,9 @@ then :func:`neuromod.model.simulate.simulate`; its spread field is reused, not r
 - the label limits of the product (units per site, per session, the re-treatment interval);
 - the spread field: units reaching each muscle (:func:`neuromod.model.spread.spread`), in the
   plan's product units, and the units reaching no muscle;
-- the predicted eyelid and brow ptosis risk: the share of virtual patients like this one
-  (:func:`neuromod.trials.population.cohort_like`, with the between-person variation of the
-  dose reaching danger muscles) whose block of a danger muscle passes the event's threshold
-  (``population.<event>_block`` in the parameters) — the planner's and the trial runner's
-  definition. The cohort is drawn with a fixed seed so that, as the plan is edited, the risk
-  changes with the plan and not with the draw;
+- the predicted eyelid and brow ptosis risk for patients like this one: the simulation's safety
+  assessment (:mod:`neuromod.model.adverse_events`), the same numbers ``simulate`` and the
+  planner give — computed, not sampled, so it changes with the plan and never with a draw;
 - the predicted course per area with onset, peak and wear-off (:mod:`.course_plot`).
 
 Model estimates for planning and education, not medical advice.
@@ -24,24 +21,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
 
 from neuromod.clinic.web.course_plot import area_course_landmarks, course_svg
-from neuromod.model.simulate import DISCLAIMER, SimulationResult, run_model
-from neuromod.model.spread import SpreadResult
+from neuromod.model.simulate import DISCLAIMER, SimulationResult
 from neuromod.reference.anatomy import FaceMap, load_face_map
 from neuromod.reference.parameters import ModelParameters, default_parameters
 from neuromod.reference.products import convert, load_products
-from neuromod.schemas.plan import MAX_ONA_UNITS_PER_SITE, Plan
-from neuromod.trials.population import cohort_like
+from neuromod.schemas.plan import MAX_ONA_UNITS_PER_SITE
 
-#: virtual patients like this one behind the ptosis risk: resolves a risk of 1 % to about
-#: +/- 0.7 percentage points (binomial SE at n = 200) while staying well under 100 ms.
-RISK_COHORT = 200
-#: fixed seed of the risk cohort (common random numbers across edits of one plan).
-RISK_SEED = 20260101
-#: days simulated for the risk: the block of a danger muscle peaks within the first weeks.
-RISK_DAYS = 60
 #: muscles receiving less than this (product units) are left out of the table (display only).
 SHOWN_MUSCLE_UNITS = 0.01
 
@@ -120,33 +107,15 @@ class DraftEvaluation:
         return asdict(self)
 
 
-def danger_events(face_map: FaceMap, params: ModelParameters) -> dict[str, list[int]]:
-    """Danger events that have a block threshold in the parameters -> indices of their muscles."""
-    events: dict[str, list[int]] = {}
-    for j, region in enumerate(face_map.regions):
-        if region.danger and hasattr(params.population, f"{region.danger}_block"):
-            events.setdefault(region.danger, []).append(j)
-    return events
-
-
-def ptosis_risks(plan: Plan, spread_field: SpreadResult, face_map: FaceMap,
-                 params: ModelParameters) -> list[PtosisRisk]:
-    """Risk of each danger event for patients like ``plan.patient`` under the plan's spread field."""
-    events = danger_events(face_map, params)
-    columns = sorted({j for cols in events.values() for j in cols})
-    cohort = cohort_like(plan.patient, RISK_COHORT, face_map.areas, np.random.default_rng(RISK_SEED), params)
-    doses = np.repeat(spread_field.dose_per_muscle[None, :], RISK_COHORT, axis=0)
-    doses[:, columns] *= cohort.danger_multiplier[:, None]
-    output = run_model(np.arange(0.0, RISK_DAYS + 1.0), np.array([0.0]), doses[:, None, :], cohort.patients,
-                       face_map, params, spread_field.profile, muscles=columns)
-    risks = []
-    for event, muscles in events.items():
-        threshold = float(getattr(params.population, f"{event}_block"))
-        present = [k for k, j in enumerate(output.muscle_index) if j in muscles]
-        blocked = output.blocked_fraction[:, present].max(axis=(1, 2))
-        risks.append(PtosisRisk(event, round(100.0 * float((blocked > threshold).mean()), 2), threshold,
-                                [face_map.regions[j].key for j in muscles]))
-    return risks
+def ptosis_risks(result: SimulationResult) -> list[PtosisRisk]:
+    """Risk of each danger event for patients like ``result.plan.patient``: the simulation's own
+    safety assessment (:mod:`neuromod.model.adverse_events`, the same numbers as ``simulate``)."""
+    safety = result.safety
+    if safety is None:
+        return []
+    return [PtosisRisk(event, round(100.0 * probability, 2), safety.block_thresholds[event],
+                       [key for key, muscle in safety.danger_muscles.items() if muscle.event == event])
+            for event, probability in safety.risk.items()]
 
 
 def area_courses(result: SimulationResult) -> dict:
@@ -177,7 +146,7 @@ def evaluate_draft(result: SimulationResult, treatment_day: float, face_map: Fac
         converted = convert(total, product.name, other.name)
         conversions.append(ConvertedTotal(other.name, round(converted.units, 1), round(converted.low, 1),
                                           round(converted.high, 1), converted.source))
-    risks = ptosis_risks(plan, result.spread, face_map, params)
+    risks = ptosis_risks(result)
     ona_per_muscle = result.spread.dose_per_muscle
     muscles = [MuscleDose(region.key, round(float(ona) * product.units_per_ona_unit, 2), region.danger)
                for region, ona in zip(face_map.regions, ona_per_muscle)
