@@ -86,6 +86,16 @@ def test_personal_prediction_follows_the_follow_ups(clinic):
     assert by_patient[usual]["source"] == ("population" if plan_wear_off >= 90 else "label interval")
     assert by_patient[fast]["due_on"] <= by_patient[usual]["due_on"]
 
+    # a new follow-up changes the record, so the cached answer is not reused: the date turns personal
+    session_id = clinic.client.get(f"/api/patients/{usual}/sessions", headers=injector).json()[0]["id"]
+    seen = clinic.client.post(f"/api/patients/{usual}/follow-ups", headers=injector, json={
+        "session_id": session_id, "seen_at": (TREATED + timedelta(days=60)).isoformat(),
+        "observed": {"glabella": {"rest": 1, "contraction": 3}}})
+    assert seen.status_code == 201, seen.text
+    due = clinic.client.get("/api/reminders/due", params={"before": (TODAY + timedelta(days=400)).isoformat()},
+                            headers=front_desk).json()
+    assert {item["patient_id"]: item["source"] for item in due}[usual] == "personal"
+
     # the patient page shows it, with the disclaimer
     page = clinic.client.get(f"/patients/{fast}", headers=injector)
     assert page.status_code == 200

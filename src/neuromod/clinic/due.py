@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from neuromod.clinic.db import FollowUp, Patient, PlanRecord, Reminder, TreatmentSession
 from neuromod.clinic.deps import ClinicError
-from neuromod.clinic.personal import personal_prediction
+from neuromod.clinic.personal import personal_retreat
 from neuromod.reference.products import load_products
 
 
@@ -52,13 +52,12 @@ def personal_due(db: Session, patient: Patient) -> tuple[date, str] | None:
     """The personal re-treatment date, or None (no re-treatment day within the horizon, or a
     record that is no valid history: then the population's date stands)."""
     try:
-        prediction = personal_prediction(db, patient)
+        retreat = personal_retreat(db, patient)
     except ClinicError:
         return None
-    if prediction["retreat_day"] is None:
+    if retreat.retreat_day is None:
         return None
-    first = date.fromisoformat(prediction["first_treatment_date"])
-    return first + timedelta(days=round(prediction["retreat_day"])), "personal"
+    return date.fromisoformat(retreat.first_session_date) + timedelta(days=round(retreat.retreat_day)), "personal"
 
 
 def population_due(session: TreatmentSession, plan: PlanRecord | None, label_days: float) -> tuple[date, str]:

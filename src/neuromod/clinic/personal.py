@@ -33,8 +33,11 @@ from neuromod.schemas.clinic import age_on
 from neuromod.schemas.history import HistoryError, parse_history
 from neuromod.trials.personal import API_PARTICLES, personalize, with_next_dose
 
-#: assumption: a few hundred patients' answers (~50-150 kB of JSON each) bound the cache to tens of MB.
+#: assumption: a few hundred patients' full answers (~50-150 kB of JSON each) bound the cache to tens of MB.
 CACHE_SIZE = 256
+#: assumption: the due list keeps only each patient's re-treatment day (a few hundred bytes with
+#: its key), so a clinic of up to this many followed patients never recomputes an unchanged one.
+RETREAT_CACHE_SIZE = 20_000
 #: the horizon of the due list's and the patient page's prediction (days after the last session);
 #: the API's default too, so the three share cached answers.
 DEFAULT_DAYS_AHEAD = 180
@@ -42,6 +45,7 @@ DEFAULT_DAYS_AHEAD = 180
 API_SEED = 0
 
 _cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
+_retreat_cache: OrderedDict[str, "PersonalRetreat"] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
@@ -52,6 +56,15 @@ class StoredHistory:
     document: dict[str, Any]
     first_session_date: str
     follow_ups: int
+
+
+@dataclass(frozen=True)
+class PersonalRetreat:
+    """What the due list needs: the first session's date and the personal re-treatment day
+    (days from it; None when no treated area's median wear-off falls within the horizon)."""
+
+    first_session_date: str
+    retreat_day: float | None
 
 
 def whole_grade(grade: float) -> int:
@@ -118,7 +131,7 @@ def personal_prediction(db: Session, patient: Patient, days_ahead: int = DEFAULT
     stored = stored_history(db, patient)
     if stored is None:
         raise no_session(patient.id)
-    key = json.dumps([stored.document, days_ahead, goal, hold_until], sort_keys=True, default=str)
+    key = _key(stored, days_ahead, goal, hold_until)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
@@ -135,10 +148,39 @@ def personal_prediction(db: Session, patient: Patient, days_ahead: int = DEFAULT
         _cache[key] = answer
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
+        if goal is None:
+            _remember_retreat(key, PersonalRetreat(stored.first_session_date, answer["retreat_day"]))
     return answer
+
+
+def personal_retreat(db: Session, patient: Patient) -> PersonalRetreat:
+    """The personal re-treatment day at the default horizon (the due list's question), from its
+    own larger cache of small entries; computes the prediction only for a new or changed record."""
+    stored = stored_history(db, patient)
+    if stored is None:
+        raise no_session(patient.id)
+    key = _key(stored, DEFAULT_DAYS_AHEAD, None, None)
+    with _cache_lock:
+        if key in _retreat_cache:
+            _retreat_cache.move_to_end(key)
+            return _retreat_cache[key]
+    answer = personal_prediction(db, patient)
+    return PersonalRetreat(stored.first_session_date, answer["retreat_day"])
+
+
+def _key(stored: StoredHistory, days_ahead: int, goal: str | None, hold_until: int | None) -> str:
+    return json.dumps([stored.document, days_ahead, goal, hold_until], sort_keys=True, default=str)
+
+
+def _remember_retreat(key: str, retreat: PersonalRetreat) -> None:
+    _retreat_cache[key] = retreat
+    _retreat_cache.move_to_end(key)
+    while len(_retreat_cache) > RETREAT_CACHE_SIZE:
+        _retreat_cache.popitem(last=False)
 
 
 def clear_cache() -> None:
     """Forget every cached answer (tests measuring the uncached latency)."""
     with _cache_lock:
         _cache.clear()
+        _retreat_cache.clear()
