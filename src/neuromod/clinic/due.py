@@ -79,7 +79,9 @@ def due_list(db: Session, before: date) -> list[DueItem]:
               & (TreatmentSession.given_at == last.c.given_at) & TreatmentSession.voided_at.is_(None))
         .outerjoin(PlanRecord, (PlanRecord.id == TreatmentSession.plan_id) & PlanRecord.voided_at.is_(None))
         .where(Patient.voided_at.is_(None))).all()
-    followed = set(db.execute(select(FollowUp.patient_id).where(FollowUp.voided_at.is_(None)).distinct()).scalars())
+    followed = set(db.execute(  # live follow-ups of live sessions: what the personal prediction conditions on
+        select(FollowUp.patient_id).join(TreatmentSession, TreatmentSession.id == FollowUp.session_id)
+        .where(FollowUp.voided_at.is_(None), TreatmentSession.voided_at.is_(None)).distinct()).scalars())
     items = []
     for patient, session, plan in rows:
         due_on, source = (personal_due(db, patient) if patient.id in followed else None) or \

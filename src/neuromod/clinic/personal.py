@@ -68,8 +68,9 @@ class PersonalRetreat:
 
 
 def whole_grade(grade: float) -> int:
-    """A recorded grade as the history's integer FWS grade; assumption: a half grade (the clinic
-    records halves) rounds up, the conservative reading for the likelihood's ordinal rater model."""
+    """A recorded grade as the history's integer FWS grade (the rater model is ordinal over 0-3).
+    Assumption: a half grade (the clinic's forms allow halves) rounds up, toward the deeper line,
+    so an ambiguous finding moves the predicted wear-off earlier, never a re-treatment later."""
     return int(math.floor(float(grade) + 0.5))
 
 
