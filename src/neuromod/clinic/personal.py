@@ -31,7 +31,7 @@ from neuromod.clinic.db import Consultation, FollowUp, Lot, Patient, TreatmentSe
 from neuromod.clinic.deps import ClinicError
 from neuromod.schemas.clinic import age_on
 from neuromod.schemas.history import HistoryError, parse_history
-from neuromod.trials.personal import API_PARTICLES, personalize, with_next_dose
+from neuromod.trials.personal import API_PARTICLES, personalize
 
 #: assumption: a few hundred patients' full answers (~50-150 kB of JSON each) bound the cache to tens of MB.
 CACHE_SIZE = 256
@@ -124,15 +124,14 @@ def stored_history(db: Session, patient: Patient) -> StoredHistory | None:
     return StoredHistory(document, first.isoformat(), len(follow_ups))
 
 
-def personal_prediction(db: Session, patient: Patient, days_ahead: int = DEFAULT_DAYS_AHEAD,
-                        goal: str | None = None, hold_until: int | None = None) -> dict[str, Any]:
+def personal_prediction(db: Session, patient: Patient, days_ahead: int = DEFAULT_DAYS_AHEAD) -> dict[str, Any]:
     """``personalize(history).to_json()`` for a stored patient at :data:`API_PARTICLES` twins,
     plus ``first_treatment_date`` (days in the answer count from it). Raises a 409
     :class:`ClinicError` without a session, or when the stored sessions do not form a valid history."""
     stored = stored_history(db, patient)
     if stored is None:
         raise no_session(patient.id)
-    key = _key(stored, days_ahead, goal, hold_until)
+    key = _key(stored, days_ahead)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
@@ -142,14 +141,12 @@ def personal_prediction(db: Session, patient: Patient, days_ahead: int = DEFAULT
     except HistoryError as error:
         raise ClinicError(409, f"history: the stored record is not a valid treatment history: {error}") from None
     prediction = personalize(history, days_ahead=days_ahead, particles=API_PARTICLES, seed=API_SEED)
-    if goal is not None:
-        prediction = with_next_dose(prediction, goal, hold_until)
     answer = {**prediction.to_json(), "first_treatment_date": stored.first_session_date}
     with _cache_lock:
         _cache[key] = answer
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
-        if goal is None:
+        if days_ahead == DEFAULT_DAYS_AHEAD:
             _remember_retreat(key, PersonalRetreat(stored.first_session_date, answer["retreat_day"]))
     return answer
 
@@ -160,7 +157,7 @@ def personal_retreat(db: Session, patient: Patient) -> PersonalRetreat:
     stored = stored_history(db, patient)
     if stored is None:
         raise no_session(patient.id)
-    key = _key(stored, DEFAULT_DAYS_AHEAD, None, None)
+    key = _key(stored, DEFAULT_DAYS_AHEAD)
     with _cache_lock:
         if key in _retreat_cache:
             _retreat_cache.move_to_end(key)
@@ -169,8 +166,8 @@ def personal_retreat(db: Session, patient: Patient) -> PersonalRetreat:
     return PersonalRetreat(stored.first_session_date, answer["retreat_day"])
 
 
-def _key(stored: StoredHistory, days_ahead: int, goal: str | None, hold_until: int | None) -> str:
-    return json.dumps([stored.document, days_ahead, goal, hold_until], sort_keys=True, default=str)
+def _key(stored: StoredHistory, days_ahead: int) -> str:
+    return json.dumps([stored.document, days_ahead], sort_keys=True, default=str)
 
 
 def _remember_retreat(key: str, retreat: PersonalRetreat) -> None:
