@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/personal.py
 	$(BIN)/python benchmarks/api.py
 	$(BIN)/python benchmarks/web_evaluate.py
+	$(BIN)/python benchmarks/clinic_personal.py
 
 # each benchmark's --quick finishes in under 60 s; bench-quick is the engine's (population.py)
 bench-quick: $(STAMP)

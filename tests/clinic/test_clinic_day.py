@@ -73,17 +73,19 @@ def test_clinic_day(clinic):
         "patient_reported_onset_day": 3})
     assert follow_up.status_code == 201, follow_up.text
 
-    # due list: the predicted wear-off (>= the 90-day label interval) after the session day
-    wear_off = plan["wear_off_after_days"]
-    assert wear_off is not None and wear_off >= 90
-    due_on = (TREATED.date() + timedelta(days=round(wear_off))).isoformat()
+    # due list: with a follow-up on file, the personal re-treatment day (>= the 90-day label
+    # interval) counted from the session day
+    personal = clinic.client.get(f"/api/patients/{pid}/prediction", headers=injector).json()
+    retreat = personal["retreat_day"]
+    assert retreat is not None and retreat >= 90
+    due_on = (TREATED.date() + timedelta(days=round(retreat))).isoformat()
     front_desk = clinic.as_role("front_desk")
     before_due = clinic.client.get("/api/reminders/due", params={"before": due_on}, headers=front_desk).json()
     assert [item["patient_id"] for item in before_due] == []
-    after = (TREATED.date() + timedelta(days=round(wear_off) + 1)).isoformat()
+    after = (TREATED.date() + timedelta(days=round(retreat) + 1)).isoformat()
     due = clinic.client.get("/api/reminders/due", params={"before": after}, headers=front_desk).json()
     assert due == [{"patient_id": pid, "name": "Maria Lopez", "phone": "+1 555 0101", "email": None,
-                    "due_on": due_on, "basis": "predicted_wear_off", "last_session_id": session.json()["id"],
+                    "due_on": due_on, "source": "personal", "last_session_id": session.json()["id"],
                     "reminder_id": None}]
 
     export = clinic.client.get(f"/api/patients/{pid}/fhir", headers=injector)

@@ -33,6 +33,7 @@ from neuromod.clinic.routes import (
     patients,
     plans,
     predict,
+    prediction,
     reminders,
     sessions,
 )
@@ -42,7 +43,7 @@ from neuromod.model.simulate import DISCLAIMER
 from neuromod.schemas.plan import format_validation_error
 
 ROUTERS = (auth, accounts, patients, consents, consultations, plans, lots, sessions, follow_ups, reminders,
-           predict, audit)
+           predict, prediction, audit)
 
 
 class _RequestErrors:

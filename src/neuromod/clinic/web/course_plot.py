@@ -151,3 +151,62 @@ def course_svg(course: dict, treatment_day: float, areas: Iterable[str],
                    f"{escape(area.replace('_', ' '))}</text>")
     out.append("</svg>")
     return "".join(out)
+
+
+def personal_svg(prediction: dict, areas: Iterable[str], element_id: str = "") -> str:
+    """The personal prediction as an inline ``<svg>``: per area the median expected FWS grade at
+    maximum contraction (line) inside its 90 % band (p05-p95, shaded) from the last session to
+    the horizon, the suggested re-treatment day (dashed line) and the investigator-graded
+    contraction observations of that cycle (dots). Input: ``personalize(...).to_json()`` (days
+    from the first session); the x axis is days after the last session."""
+    areas = [a for a in areas if a in prediction["areas"]]
+    if not areas:
+        return ""
+    first = prediction["areas"][areas[0]]
+    days = np.asarray(first["days"], dtype=float)
+    start = float(days[0])
+    days = days - start
+    horizon = float(days[-1]) if len(days) > 1 else 1.0
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="course-plot personal-plot" viewBox="0 0 {WIDTH:g} {HEIGHT:g}"'
+           + (f' id="{escape(element_id)}"' if element_id else "")
+           + ' role="img" aria-label="personal prediction: median and 90 % band of the FWS grade at contraction">']
+    for grade in range(int(FWS_MAX) + 1):
+        out.append(f'<line class="grid" x1="{LEFT:g}" x2="{WIDTH - RIGHT:g}" y1="{_y(grade):.1f}" y2="{_y(grade):.1f}"/>'
+                   f'<text class="tick" x="{LEFT - 6:g}" y="{_y(grade) + 4:.1f}" text-anchor="end">{grade}</text>')
+    for day in range(0, int(horizon) + 1, 30 if horizon <= 400 else 90):
+        out.append(f'<text class="tick" x="{_x(day, horizon):.1f}" y="{HEIGHT - BOTTOM + 14:g}" '
+                   f'text-anchor="middle">{day}</text>')
+    out.append(f'<text class="axis-label" x="{(LEFT + WIDTH - RIGHT) / 2:g}" y="{HEIGHT - 6:g}" text-anchor="middle">'
+               "days after the last session</text>"
+               f'<text class="axis-label" x="12" y="{(TOP + HEIGHT - BOTTOM) / 2:g}" text-anchor="middle" '
+               f'transform="rotate(-90 12 {(TOP + HEIGHT - BOTTOM) / 2:g})">FWS grade (contraction)</text>')
+    step = max(1, len(days) // 240)
+    colours = {area: PALETTE[i % len(PALETTE)] for i, area in enumerate(areas)}
+    for area in areas:
+        bands = prediction["areas"][area]["fws_contraction"]
+        low, median, high = (np.asarray(bands[k], dtype=float) for k in ("p05", "median", "p95"))
+        upper = " ".join(f"{_x(d, horizon):.1f},{_y(v):.1f}" for d, v in zip(days[::step], high[::step]))
+        lower = " ".join(f"{_x(d, horizon):.1f},{_y(v):.1f}" for d, v in zip(days[::-1][::step], low[::-1][::step]))
+        out.append(f'<g class="area-course" data-area="{escape(area)}">'
+                   f'<polygon class="personal-band" points="{upper} {lower}" fill="{colours[area]}" '
+                   f'fill-opacity="0.18" stroke="none"/>'
+                   + _polyline(days, median, horizon, colours[area], "personal-median") + "</g>")
+    retreat = prediction.get("retreat_day")
+    if retreat is not None and 0 <= retreat - start <= horizon:
+        x = _x(retreat - start, horizon)
+        out.append(f'<line class="retreat-day" x1="{x:.1f}" x2="{x:.1f}" y1="{TOP:g}" y2="{HEIGHT - BOTTOM:g}" '
+                   f'stroke="#333" stroke-dasharray="4 3"><title>suggested re-treatment: day {retreat - start:g} '
+                   "after the last session</title></line>")
+    for seen in prediction.get("observations", []):
+        area, grade = seen.get("area"), seen.get("fws_contraction")
+        if area not in colours or grade is None or not 0 <= seen["day"] - start <= horizon:
+            continue
+        x = _x(seen["day"] - start, horizon)
+        out.append(f'<circle class="observed-contraction" cx="{x:.1f}" cy="{_y(grade):.1f}" r="5.5" '
+                   f'fill="{colours[area]}" stroke="#000"><title>{escape(seen.get("rater", "investigator"))}: '
+                   f'{escape(area.replace("_", " "))} contraction {grade} on day {seen["day"] - start:g}</title></circle>')
+    for i, area in enumerate(areas):
+        out.append(f'<text class="legend" x="{LEFT + 8:g}" y="{TOP + 12 + 14 * i:g}" fill="{colours[area]}">'
+                   f"{escape(area.replace('_', ' '))}</text>")
+    out.append("</svg>")
+    return "".join(out)

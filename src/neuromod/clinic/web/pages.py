@@ -52,6 +52,7 @@ from neuromod.clinic.deps import (
     writing,
 )
 from neuromod.clinic.due import due_list
+from neuromod.clinic.personal import personal_prediction
 from neuromod.clinic.policy import PERMISSIONS, POLICY, allowed
 from neuromod.clinic.predictions import personal_plan
 from neuromod.clinic.records import get_record, live, live_patient
@@ -59,7 +60,7 @@ from neuromod.clinic.routes._common import MAX_PAGE, RecordId
 from neuromod.clinic.routes.lots import recall_lot
 from neuromod.clinic.routes.patients import list_patients
 from neuromod.clinic.security import Actor
-from neuromod.clinic.web.course_plot import Observation, course_svg
+from neuromod.clinic.web.course_plot import Observation, course_svg, personal_svg
 from neuromod.clinic.web.evaluate import evaluate_draft
 from neuromod.clinic.web.face_chart import ChartPoint, face_chart_svg
 from neuromod.clinic.web.photos import (
@@ -216,11 +217,28 @@ def plan_injections_for_session(document: dict) -> list[dict]:
 
 
 def next_retreatment(db: Session, patient_id: int) -> dict | None:
-    """The patient's next re-treatment date and its basis, from the clinic's due list."""
+    """The patient's next re-treatment date and its source, from the clinic's due list."""
     for item in due_list(db, date.today() + timedelta(days=3650)):
-        if item.patient_id == patient_id and item.basis != "reminder":
+        if item.patient_id == patient_id and item.source != "reminder":
             return item.as_json()
     return None
+
+
+def personal_view(db: Session, patient: Patient) -> dict | None:
+    """The personal prediction for the page: the JSON answer of the API, its plot, and per
+    area the wear-off interval as calendar dates (None when the record is no valid history)."""
+    try:
+        prediction = personal_prediction(db, patient)
+    except ClinicError:
+        return None
+    first = date.fromisoformat(prediction["first_treatment_date"])
+
+    def on(day: float | None) -> str | None:
+        return None if day is None else (first + timedelta(days=round(day))).isoformat()
+
+    wear = {area: {k: on(v) for k, v in p["wear_off_day"].items()} for area, p in prediction["areas"].items()}
+    return {"prediction": prediction, "wear_off": wear, "retreat_on": on(prediction["retreat_day"]),
+            "plot": personal_svg(prediction, list(prediction["areas"]), element_id="personal-course")}
 
 
 @router.get("/patients/{patient_id}", response_class=HTMLResponse, include_in_schema=False)
@@ -258,6 +276,7 @@ def patient_page(patient_id: RecordId, request: Request, db: Session = Depends(g
                                                if k not in ("treatment_days",)}).points(face_map)}
         plot = course_svg(latest.prediction, latest.treatment_day,
                           [a for a in face_map.areas if a in treated], observations, element_id="patient-course")
+    personal = personal_view(db, patient) if sessions and follow_ups else None
     plan_injections = {plan.id: plan_injections_for_session(plan.document) for plan in plans}
     lots = db.execute(live(Lot).where(Lot.expires_on >= date.today()).order_by(Lot.expires_on)).scalars().all()
     photos: dict[str, dict[str, list]] = {}
@@ -266,7 +285,7 @@ def patient_page(patient_id: RecordId, request: Request, db: Session = Depends(g
     return render(request, actor, "patient.html", photos=photos, photo_views=PHOTO_VIEWS, patient=patient, consents=consents, consultations=consultations,
                   plans=plans, sessions=session_views, follow_ups=follow_ups, reminders=reminders, names=names,
                   plot=plot, plan_injections=plan_injections, lots=lots, areas=face_map.areas_with_sites,
-                  next_due=next_retreatment(db, patient_id), now=utcnow(),
+                  next_due=next_retreatment(db, patient_id), now=utcnow(), personal=personal,
                   can_write=allowed(actor.role, "clinical.write"),
                   can_export=allowed(actor.role, "records.export"),
                   fhir_url=_fhir_url(request, patient_id))
