@@ -2,7 +2,8 @@
 
 Published anchors (data/published/safety.csv): eyelid ptosis after the label glabella dose
 (Botox 20 U) in 0.9-5.4 % of trial patients, brow ptosis ~0.5 %; toxin reaching the levator
-palpebrae superioris through the orbital septum causes it, so doses at the orbital rim raise it.
+palpebrae superioris through the orbital septum causes it, so doses at the orbital rim raise it;
+the rate is flat across Dysport 50-125 U (Joseph 2021), so it is set by where the points are.
 """
 
 from importlib import resources
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from neuromod import PlanError, load_plan, parse_plan, simulate
-from neuromod.model.adverse_events import cohort_events, vary_danger_doses
+from neuromod.model.adverse_events import breach_doses, cohort_events, draw_breaches, vary_danger_doses
 from neuromod.model.simulate import plan_injections, run_model
 from neuromod.model.spread import spread
 from neuromod.reference.anatomy import load_face_map
@@ -49,9 +50,9 @@ def test_label_glabella_plan_is_low_risk(label):
 def test_orbital_rim_plan_blocks_the_levator_and_warns(label, poor):
     levator = poor.safety.danger_muscles[LEVATOR]
     assert levator.units > 10 * label.safety.danger_muscles[LEVATOR].units
-    assert levator.peak_blocked_fraction > 0.3  # above the eyelid ptosis threshold at typical placement
+    # points at the rim cross the septum in most patients (adverse_events.yaml septum_breach)
     assert poor.safety.risk["eyelid_ptosis"] > 0.3 > 0.02 > label.safety.risk["eyelid_ptosis"]
-    assert any("eyelid ptosis expected" in w for w in poor.safety.warnings)
+    assert any("eyelid ptosis expected" in w and "crosses the septum" in w for w in poor.safety.warnings)
     # the reported block is the course simulate shows for this patient (same model, same patient)
     j = poor.muscles.index(LEVATOR)
     assert levator.peak_blocked_fraction == pytest.approx(poor.output.blocked_fraction[0, j].max(), abs=0.01)
@@ -62,7 +63,9 @@ def test_ptosis_risk_rises_with_dose():
     for name in ("eyelid_ptosis", "brow_ptosis"):
         values = [r[name] for r in risks]
         assert all(b > a for a, b in zip(values, values[1:])), (name, values)
-    assert risks[-1]["eyelid_ptosis"] > 0.1  # twice the label dose: well above the published 1-5 %
+    # eyelid ptosis saturates in dose (Joseph 2021: 1.2 % at every Dysport dose 50-125 U): twice
+    # the label dose stays within the published label-dose range (0.9-5.4 %) and < 2x the label dose's risk
+    assert risks[-1]["eyelid_ptosis"] < min(0.054, 2 * risks[1]["eyelid_ptosis"])
 
 
 def test_risk_for_one_patient_matches_a_sampled_cohort_of_similar_patients():
@@ -74,15 +77,17 @@ def test_risk_for_one_patient_matches_a_sampled_cohort_of_similar_patients():
     result = spread(face_map, plan_injections(plan.points(face_map), plan), 1.0, params.spread)
     n = 3000
     cohort = cohort_like(PatientDescription(), n, face_map.areas, np.random.default_rng(5), params)
+    breaches = breach_doses(plan_injections(plan.points(face_map), plan), face_map, rules)
+    breached = draw_breaches(n, np.random.default_rng(6), breaches)
     doses = vary_danger_doses(np.repeat(result.dose_per_muscle[None, :], n, axis=0), cohort.danger_multiplier,
-                              face_map, rules)
+                              face_map, rules, breaches, breached)
     output = run_model(np.arange(0.0, 61.0), np.array([0.0]), doses[:, None, :], cohort.patients, face_map, params,
                        result.profile)
     sampled = {k: float(v.mean()) for k, v in cohort_events(output.blocked_fraction, output.muscle_index,
                                                             face_map, rules).items()}
     for name in ("eyelid_ptosis", "brow_ptosis"):
         p = expected[name]
-        assert 0.02 < p < 0.2, (name, p)  # a dose where the comparison means something
+        assert 0.01 < p < 0.2, (name, p)  # a dose where the comparison means something
         assert abs(sampled[name] - p) <= 3 * np.sqrt(p * (1 - p) / n) + 0.15 * p, (name, sampled[name], p)
 
 
@@ -109,10 +114,11 @@ def test_json_and_table_carry_the_safety_block(label, poor):
     doc = poor.to_json()
     assert {"days", "areas", "muscles", "lost_units", "antibody_risk_pct", "disclaimer"} <= set(doc)
     safety = doc["safety"]
-    assert safety["danger_muscles"][LEVATOR]["units"] > 0.01
-    assert safety["danger_muscles"][LEVATOR]["peak_blocked_fraction"] > 0.3
+    # typical placement: the septum holds (units through it, small block); the risk is the breach's
+    assert 0.001 < safety["danger_muscles"][LEVATOR]["units"] < 0.05
+    assert 0.0 < safety["danger_muscles"][LEVATOR]["peak_blocked_fraction"] < 0.3
     assert safety["eyelid_ptosis_risk_pct"] > 30 and 0 <= safety["brow_ptosis_risk_pct"] <= 100
     assert safety["warnings"] and safety["block_thresholds"]["eyelid_ptosis"] == 0.3
     table = score_table(label)
-    assert "safety (model estimate" in table and "eyelid ptosis risk 0." in table and LEVATOR in table
+    assert "safety (model estimate" in table and "eyelid ptosis risk 1." in table and LEVATOR in table
     assert "WARNING" in score_table(poor)

@@ -60,14 +60,70 @@ def event_muscles(face_map: FaceMap, rules: AdverseEventRules) -> dict[str, list
     return {name: [j for j, region in enumerate(face_map.regions) if region.danger == name] for name in rules.events}
 
 
-def vary_danger_doses(doses: FloatArray, factor: FloatArray, face_map: FaceMap, rules: AdverseEventRules) -> FloatArray:
-    """``doses`` (n, ..., n_muscles) with the units reaching the muscles of every adverse event
-    with a threshold multiplied by each patient's ``factor`` (n,); the other muscles unchanged.
-    Returns a new array."""
-    columns = sorted({j for js in event_muscles(face_map, rules).values() for j in js})
+def placement_muscles(face_map: FaceMap, rules: AdverseEventRules) -> list[int]:
+    """Face-map indices of the danger muscles whose units vary by placement (a log-normal
+    factor, ``population.danger_dose_sd``): those of events with a threshold and no barrier."""
+    return sorted(j for name, js in event_muscles(face_map, rules).items()
+                  if rules.events[name].septum_breach is None for j in js)
+
+
+@dataclass(frozen=True)
+class PlanBreach:
+    """A plan's breach of one event's barrier (:class:`neuromod.reference.clinical.SeptumBreach`).
+
+    probability: chance (0-1) that at least one of the plan's injections lands across the
+    barrier in a patient; units: (n_muscles,) units its muscles then receive (on the side of
+    the injection most likely to breach; zeros elsewhere)."""
+
+    probability: float
+    units: FloatArray
+
+
+def breach_doses(injections: Injections, face_map: FaceMap, rules: AdverseEventRules) -> dict[str, PlanBreach]:
+    """Event with a barrier -> :class:`PlanBreach` of this plan: each injection ``d`` mm from the
+    nearest of the event's muscle centres lands across the barrier with probability
+    ``Phi((rim_distance_mm - d) / placement_sd_mm)`` (independently); ``share_of_point`` of the
+    units of the injection most likely to breach reach that muscle (ptosis is mostly one-sided)."""
+    breaches = {}
+    for name, js in event_muscles(face_map, rules).items():
+        rule = rules.events[name].septum_breach
+        if rule is None:
+            continue
+        units = np.zeros(len(face_map.regions))
+        if injections.x_mm.size == 0 or not js:
+            breaches[name] = PlanBreach(0.0, units)
+            continue
+        distance = np.stack([np.hypot(injections.x_mm - face_map.regions[j].cx_mm,
+                                      injections.y_mm - face_map.regions[j].cy_mm) for j in js])  # (muscles, points)
+        point_probability = ndtr((rule.rim_distance_mm - distance.min(axis=0)) / rule.placement_sd_mm)
+        k = int(np.argmax(point_probability))
+        units[js[int(np.argmin(distance[:, k]))]] = rule.share_of_point * float(injections.ona_units[k])
+        breaches[name] = PlanBreach(float(1.0 - np.prod(1.0 - point_probability)), units)
+    return breaches
+
+
+def draw_breaches(n: int, rng: np.random.Generator, breaches: dict[str, PlanBreach]) -> dict[str, BoolArray]:
+    """Event with a barrier -> (n,) whether each patient's barrier is breached by the plan.
+    Callers pass an rng of its own stream, so that drawing breaches leaves every other draw
+    of a cohort unchanged."""
+    return {name: rng.random(n) < breach.probability for name, breach in breaches.items()}
+
+
+def vary_danger_doses(doses: FloatArray, factor: FloatArray, face_map: FaceMap, rules: AdverseEventRules,
+                      breaches: dict[str, PlanBreach] | None = None,
+                      breached: dict[str, BoolArray] | None = None) -> FloatArray:
+    """``doses`` (n, ..., n_muscles) with the units reaching the muscles of every event with a
+    threshold varied per patient: muscles without a barrier multiplied by ``factor`` (n,)
+    (placement); muscles behind a barrier given ``breach_units[event]`` (:func:`breach_doses`)
+    in the patients ``breached[event]`` (n,) (:func:`draw_breaches`). The other muscles
+    unchanged. Returns a new array."""
     varied = np.array(doses, dtype=float)
+    columns = placement_muscles(face_map, rules)
     factor = np.asarray(factor, dtype=float).reshape((-1,) + (1,) * (varied.ndim - 1))
     varied[..., columns] *= factor
+    for name, breach in (breaches or {}).items():
+        if breached is not None and name in breached:
+            varied[np.asarray(breached[name])] += breach.units
     return varied
 
 
@@ -196,16 +252,26 @@ def assess_safety(
     treatments = np.asarray(treatment_days, dtype=float)
     muscles = event_muscles(face_map, rules)
     index = [j for j, region in enumerate(face_map.regions) if region.danger]
-    varied = np.array([region.danger in rules.events for region in face_map.regions])[index]
     dose = np.asarray(dose_per_muscle, dtype=float)[index]
     warnings = same_point_warnings(injections, rules.same_point_radius_mm)
     thresholds = {name: event.block_threshold for name, event in rules.events.items()}
     if not index or treatments.size == 0:
         return SafetyAssessment({}, {name: 0.0 for name in rules.events}, thresholds, warnings)
     pop = params.population
+    # columns simulated: every danger muscle at its typical units, then a breached copy of each
+    # muscle behind a barrier that the plan can breach (its units plus the breach units)
+    breaches = breach_doses(injections, face_map, rules)
+    breached_copies = [(name, j) for name, b in breaches.items() for j in muscles[name] if b.units[j] > 0.0]
+    columns = index + [j for _, j in breached_copies]
+    column_dose = np.concatenate([dose, [dose[index.index(j)] + breaches[name].units[j] for name, j in breached_copies]])
     # the event depends on the units reaching a danger muscle over its half-block amount, so the
-    # spread of the toxin reaching it and of the patient's sensitivity combine into one log-normal
-    combined_sd = float(np.hypot(pop.danger_dose_sd, pop.half_block_sd))
+    # spread of the toxin reaching it by placement (population.danger_dose_sd, muscles without a
+    # barrier) and of the patient's sensitivity (population.half_block_sd) combine into one log-normal;
+    # behind a barrier placement acts through the breach, and only the sensitivity varies
+    placement = set(placement_muscles(face_map, rules))
+    barrier = {j for name, js in muscles.items() if rules.events[name].septum_breach is not None for j in js}
+    column_sd = np.array([np.hypot(pop.danger_dose_sd, pop.half_block_sd) if j in placement
+                          else pop.half_block_sd if j in barrier else 0.0 for j in columns])
     z = np.arange(-rules.risk_grid_sd, rules.risk_grid_sd + rules.risk_grid_step_sd / 2, rules.risk_grid_step_sd)
     nodes, weights = hermegauss(rules.quadrature_nodes)
     weights = weights / weights.sum()
@@ -215,14 +281,14 @@ def assess_safety(
     copies = repeat_patient(patient, n_nodes * n_z)
     decay = np.repeat(np.exp(pop.light_chain_decay_sd * decay_node), n_z)[:, None] * copies.light_chain_decay_scale
     availability = np.repeat(np.exp(pop.availability_sd * availability_node), n_z)[:, None] * copies.availability_scale
-    factor = np.tile(np.exp(combined_sd * z), n_nodes)
+    z_all = np.tile(z, n_nodes)
     days = np.arange(0.0, float(np.ceil(treatments.max())) + PEAK_WINDOW_DAYS + 1.0)
-    spread_factor = np.where(varied[None, :], factor[:, None], 1.0)  # reported-only muscles: typical placement
-    doses = np.broadcast_to((spread_factor * dose[None, :])[:, None, :], (factor.size, treatments.size, len(index)))
+    factor = np.exp(column_sd[None, :] * z_all[:, None])  # (n_nodes * n_z, n_columns)
+    doses = np.broadcast_to((factor * column_dose[None, :])[:, None, :], (z_all.size, treatments.size, len(columns)))
     rates = JunctionRates.from_parameters(params.junction, decay, availability)
-    course = muscle_course(days, treatments, doses, half_block_units(face_map, copies, params)[:, index], rates,
-                           params.junction, params.muscle, None if profile is None else np.asarray(profile)[index])
-    peak = course.blocked_fraction.max(axis=2).reshape(n_nodes, n_z, len(index))
+    course = muscle_course(days, treatments, doses, half_block_units(face_map, copies, params)[:, columns], rates,
+                           params.junction, params.muscle, None if profile is None else np.asarray(profile)[columns])
+    peak = course.blocked_fraction.max(axis=2).reshape(n_nodes, n_z, len(columns))
     typical_node = int(np.argmin(np.abs(decay_node) + np.abs(availability_node)))  # the described patient
     typical = int(np.argmin(np.abs(z)))
     danger_muscles = {
@@ -235,14 +301,29 @@ def assess_safety(
         if not js:
             risk[name] = 0.0
             continue
-        event_peak = peak[:, :, [index.index(j) for j in js]].max(axis=2)  # (n_nodes, n_z)
-        risk[name] = float(sum(w * _exceedance_probability(z, row, thresholds[name])
-                               for w, row in zip(node_weight, event_peak)))
+        intact = [index.index(j) for j in js]
+        event_peak = peak[:, :, intact].max(axis=2)  # (n_nodes, n_z)
+        risk[name] = _node_risk(z, event_peak, node_weight, thresholds[name])
+        broken = [len(index) + c for c, (event, _) in enumerate(breached_copies) if event == name]
+        if broken:
+            chance = breaches[name].probability
+            breached_peak = np.maximum(event_peak, peak[:, :, broken].max(axis=2))
+            risk[name] = ((1.0 - chance) * risk[name]
+                          + chance * _node_risk(z, breached_peak, node_weight, thresholds[name]))
+            if chance > 0.5:  # more likely than not
+                warnings.append(
+                    f"{name.replace('_', ' ')} expected: {rules.events[name].description}; an injection lies so close "
+                    f"to the orbital rim that it crosses the septum in {chance:.0%} of patients")
         if event_peak[typical_node, typical] > thresholds[name]:
             warnings.append(
                 f"{name.replace('_', ' ')} expected at typical placement: {rules.events[name].description}; "
                 f"peak block {event_peak[typical_node, typical]:.0%} above the {thresholds[name]:.0%} threshold")
     return SafetyAssessment(danger_muscles, risk, thresholds, warnings)
+
+
+def _node_risk(z: FloatArray, event_peak: FloatArray, node_weight: FloatArray, threshold: float) -> float:
+    """The risk integrated over the quadrature nodes: ``event_peak`` (n_nodes, n_z) on the z grid."""
+    return float(sum(w * _exceedance_probability(z, row, threshold) for w, row in zip(node_weight, event_peak)))
 
 
 def _exceedance_probability(z: FloatArray, peak: FloatArray, threshold: float) -> float:

@@ -30,6 +30,26 @@ class AdverseEvent:
     name: str
     description: str
     block_threshold: float
+    septum_breach: SeptumBreach | None = None
+
+
+@dataclass(frozen=True)
+class SeptumBreach:
+    """How toxin reaches a danger muscle that sits behind a barrier (the levator behind the
+    orbital septum): not through the tail of a correctly placed injection's field, which the
+    barrier all but stops, but in the few people in whom the injection nearest the muscle
+    crosses the barrier (a point placed low or deep at the orbital rim, a lax septum).
+
+    An injection lands off its planned point by a between-person offset towards the orbit with
+    s.d. ``placement_sd_mm``; it breaches when it lands within ``rim_distance_mm`` of the
+    muscle's centre (the septum's attachment at the orbital rim), so a point ``d`` mm from the
+    centre breaches with probability ``Phi((rim_distance_mm - d) / placement_sd_mm)``, and
+    ``share_of_point`` of its units then reach the muscle.
+    """
+
+    rim_distance_mm: float
+    placement_sd_mm: float
+    share_of_point: float
 
 
 @dataclass(frozen=True)
@@ -48,12 +68,23 @@ class AdverseEventRules:
     same_point_radius_mm: float
 
 
+def _breach(entry: Any, where: str) -> SeptumBreach | None:
+    if entry is None:
+        return None
+    breach = SeptumBreach(*(_number(entry.get(key), f"{where}.{key}") for key in ("rim_distance_mm", "placement_sd_mm",
+                                                                                    "share_of_point")))
+    if breach.placement_sd_mm <= 0.0 or not 0.0 <= breach.share_of_point <= 1.0:
+        raise ValueError(f"{where}: placement_sd_mm must be > 0 and share_of_point in 0-1")
+    return breach
+
+
 @lru_cache(maxsize=1)
 def load_adverse_events() -> AdverseEventRules:
     """The packaged adverse-event rules (``data/adverse_events.yaml``)."""
     document = read_data_yaml("adverse_events.yaml")
     events = {
-        name: AdverseEvent(name, str(entry["description"]), _number(entry["block_threshold"], f"events.{name}"))
+        name: AdverseEvent(name, str(entry["description"]), _number(entry["block_threshold"], f"events.{name}"),
+                           _breach(entry.get("septum_breach"), f"events.{name}.septum_breach"))
         for name, entry in document["events"].items()
     }
     named = {row["danger"].strip() for row in read_csv("muscles.csv")} - {""}
