@@ -58,37 +58,53 @@ def test_orbital_rim_plan_blocks_the_levator_and_warns(label, poor):
     assert levator.peak_blocked_fraction == pytest.approx(poor.output.blocked_fraction[0, j].max(), abs=0.01)
 
 
-def test_ptosis_risk_rises_with_dose():
+LOW_FOREHEAD = [{"x_mm": 40, "y_mm": 24, "depth_mm": 3, "units": 2}, {"x_mm": -40, "y_mm": 24, "depth_mm": 3, "units": 2}]
+
+
+def test_eyelid_ptosis_saturates_in_dose_and_glabella_protects_the_brow():
+    """Eyelid ptosis is set by where the points are (a septum breach), not their dose: flat
+    across 10-40 U (Joseph 2021: 1.2 % at every Dysport dose 50-125 U). Brow ptosis needs the
+    lower frontalis weakened more than its depressors: none when the glabella (depressors) is
+    treated, present when only low lateral forehead points are (Botox Cosmetic label: treat
+    forehead lines together with the glabella)."""
     risks = [glabella(units).safety.risk for units in (10, 20, 30, 40)]
-    for name in ("eyelid_ptosis", "brow_ptosis"):
-        values = [r[name] for r in risks]
-        assert all(b > a for a, b in zip(values, values[1:])), (name, values)
-    # eyelid ptosis saturates in dose (Joseph 2021: 1.2 % at every Dysport dose 50-125 U): twice
-    # the label dose stays within the published label-dose range (0.9-5.4 %) and < 2x the label dose's risk
-    assert risks[-1]["eyelid_ptosis"] < min(0.054, 2 * risks[1]["eyelid_ptosis"])
+    eyelid = [r["eyelid_ptosis"] for r in risks]
+    assert all(b >= a for a, b in zip(eyelid, eyelid[1:])), eyelid  # never falls with dose
+    # flat from the label dose up (a breach of a 4-8 U point saturates the levator), within the
+    # published 0.9-5.4 %; at half the label dose a breached 2 U point mostly stays below the threshold
+    assert 0.009 < eyelid[1] and eyelid[-1] < min(0.054, 1.5 * eyelid[1]), eyelid
+    assert all(r["brow_ptosis"] < 0.001 for r in risks), risks
+    alone = simulate(parse_plan({"product": "botox", "injections": LOW_FOREHEAD}), days=60).safety.risk
+    with_glabella = simulate(parse_plan({"product": "botox", "areas": {"glabella": 20}, "injections": LOW_FOREHEAD}),
+                             days=60).safety.risk
+    assert alone["brow_ptosis"] > 0.05 > 0.01 > with_glabella["brow_ptosis"], (alone, with_glabella)
+    assert alone["eyelid_ptosis"] < 0.001  # forehead points are too far from the orbit to breach the septum
 
 
-def test_risk_for_one_patient_matches_a_sampled_cohort_of_similar_patients():
+@pytest.mark.parametrize("plan_document, event", [
+    ({"product": "botox", "areas": {"glabella": 30}}, "eyelid_ptosis"),
+    ({"product": "botox", "injections": LOW_FOREHEAD}, "brow_ptosis"),
+])
+def test_risk_for_one_patient_matches_a_sampled_cohort_of_similar_patients(plan_document, event):
     """The closed form (quadrature) against the trial rule on 3000 sampled similar patients:
     within 3 binomial standard errors plus 15 % of the value (quadrature and grid error)."""
     params, face_map, rules = default_parameters(), load_face_map(), load_adverse_events()
-    plan = parse_plan({"product": "botox", "areas": {"glabella": 30}})
+    plan = parse_plan(plan_document)
     expected = simulate(plan, days=60).safety.risk
-    result = spread(face_map, plan_injections(plan.points(face_map), plan), 1.0, params.spread)
+    injections = plan_injections(plan.points(face_map), plan)
+    result = spread(face_map, injections, 1.0, params.spread)
     n = 3000
     cohort = cohort_like(PatientDescription(), n, face_map.areas, np.random.default_rng(5), params)
-    breaches = breach_doses(plan_injections(plan.points(face_map), plan), face_map, rules)
+    breaches = breach_doses(injections, face_map, rules)
     breached = draw_breaches(n, np.random.default_rng(6), breaches)
     doses = vary_danger_doses(np.repeat(result.dose_per_muscle[None, :], n, axis=0), cohort.danger_multiplier,
                               face_map, rules, breaches, breached)
     output = run_model(np.arange(0.0, 61.0), np.array([0.0]), doses[:, None, :], cohort.patients, face_map, params,
                        result.profile)
-    sampled = {k: float(v.mean()) for k, v in cohort_events(output.blocked_fraction, output.muscle_index,
-                                                            face_map, rules).items()}
-    for name in ("eyelid_ptosis", "brow_ptosis"):
-        p = expected[name]
-        assert 0.01 < p < 0.2, (name, p)  # a dose where the comparison means something
-        assert abs(sampled[name] - p) <= 3 * np.sqrt(p * (1 - p) / n) + 0.15 * p, (name, sampled[name], p)
+    sampled = float(cohort_events(output.blocked_fraction, output.muscle_index, face_map, rules)[event].mean())
+    p = expected[event]
+    assert 0.01 < p < 0.2, (event, p)  # a risk where the comparison means something
+    assert abs(sampled - p) <= 3 * np.sqrt(p * (1 - p) / n) + 0.15 * p, (event, sampled, p)
 
 
 def test_units_stacked_at_one_point_are_refused_and_near_points_flagged():

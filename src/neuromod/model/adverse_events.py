@@ -60,6 +60,19 @@ def event_muscles(face_map: FaceMap, rules: AdverseEventRules) -> dict[str, list
     return {name: [j for j, region in enumerate(face_map.regions) if region.danger == name] for name in rules.events}
 
 
+def event_depressors(face_map: FaceMap, rules: AdverseEventRules) -> dict[str, list[int]]:
+    """Adverse event with depressors -> face-map indices of its depressor muscles (both sides)."""
+    return {name: [j for j, region in enumerate(face_map.regions) if region.muscle in event.depressors]
+            for name, event in rules.events.items() if event.depressors}
+
+
+def net_block(event_peak: FloatArray, depressor_peak: FloatArray | None) -> FloatArray:
+    """An event's block: its muscles' peak blocked fraction in excess of its most-blocked
+    depressor's (:class:`neuromod.reference.clinical.AdverseEvent` depressors); unchanged
+    without depressors."""
+    return event_peak if depressor_peak is None else event_peak - depressor_peak
+
+
 def placement_muscles(face_map: FaceMap, rules: AdverseEventRules) -> list[int]:
     """Face-map indices of the danger muscles whose units vary by placement (a log-normal
     factor, ``population.danger_dose_sd``): those of events with a threshold and no barrier."""
@@ -129,23 +142,27 @@ def vary_danger_doses(doses: FloatArray, factor: FloatArray, face_map: FaceMap, 
 
 def peak_event_block(blocked_fraction: FloatArray, muscle_index: npt.ArrayLike, face_map: FaceMap,
                      rules: AdverseEventRules) -> dict[str, FloatArray]:
-    """Event -> (n,) highest blocked fraction of any of its muscles over every simulated day.
+    """Event -> (n,) highest blocked fraction of any of its muscles over every simulated day,
+    less that of its most-blocked depressor (:func:`net_block`).
 
     blocked_fraction: (n, len(muscle_index), n_days) of the simulated muscles
     ``muscle_index`` (face-map indices); muscles not simulated count as unblocked.
     """
     index = list(np.asarray(muscle_index))
     n = blocked_fraction.shape[0]
-    peaks = {}
-    for name, muscles in event_muscles(face_map, rules).items():
+
+    def peak(muscles: list[int]) -> FloatArray:
         present = [index.index(j) for j in muscles if j in index]
-        peaks[name] = blocked_fraction[:, present].max(axis=(1, 2)) if present else np.zeros(n)
-    return peaks
+        return blocked_fraction[:, present].max(axis=(1, 2)) if present else np.zeros(n)
+
+    depressors = event_depressors(face_map, rules)
+    return {name: net_block(peak(muscles), peak(depressors[name]) if name in depressors else None)
+            for name, muscles in event_muscles(face_map, rules).items()}
 
 
 def cohort_events(blocked_fraction: FloatArray, muscle_index: npt.ArrayLike, face_map: FaceMap,
                   rules: AdverseEventRules) -> dict[str, BoolArray]:
-    """Event -> (n,) whether each patient has it: peak block of its muscles above its threshold."""
+    """Event -> (n,) whether each patient has it: peak (net) block of its muscles above its threshold."""
     peaks = peak_event_block(blocked_fraction, muscle_index, face_map, rules)
     return {name: peak > rules.events[name].block_threshold for name, peak in peaks.items()}
 
@@ -262,16 +279,23 @@ def assess_safety(
     # muscle behind a barrier that the plan can breach (its units plus the breach units)
     breaches = breach_doses(injections, face_map, rules)
     breached_copies = [(name, j) for name, b in breaches.items() for j in muscles[name] if b.units[j] > 0.0]
-    columns = index + [j for _, j in breached_copies]
-    column_dose = np.concatenate([dose, [dose[index.index(j)] + breaches[name].units[j] for name, j in breached_copies]])
+    depressors = event_depressors(face_map, rules)
+    depressor_columns = sorted({j for js in depressors.values() for j in js})
+    columns = index + [j for _, j in breached_copies] + depressor_columns
+    all_dose = np.asarray(dose_per_muscle, dtype=float)
+    column_dose = np.concatenate([dose, [dose[index.index(j)] + breaches[name].units[j] for name, j in breached_copies],
+                                  all_dose[depressor_columns]])
     # the event depends on the units reaching a danger muscle over its half-block amount, so the
     # spread of the toxin reaching it by placement (population.danger_dose_sd, muscles without a
     # barrier) and of the patient's sensitivity (population.half_block_sd) combine into one log-normal;
     # behind a barrier placement acts through the breach, and only the sensitivity varies
     placement = set(placement_muscles(face_map, rules))
     barrier = {j for name, js in muscles.items() if rules.events[name].septum_breach is not None for j in js}
-    column_sd = np.array([np.hypot(pop.danger_dose_sd, pop.half_block_sd) if j in placement
-                          else pop.half_block_sd if j in barrier else 0.0 for j in columns])
+    # depressors: the patient's sensitivity given z, E[log sensitivity | z] = z * half_block_sd^2 / combined
+    combined_sd = float(np.hypot(pop.danger_dose_sd, pop.half_block_sd))
+    column_sd = np.array([combined_sd if j in placement else pop.half_block_sd if j in barrier else 0.0
+                          for j in columns[:len(columns) - len(depressor_columns)]]
+                         + [pop.half_block_sd ** 2 / combined_sd] * len(depressor_columns))
     z = np.arange(-rules.risk_grid_sd, rules.risk_grid_sd + rules.risk_grid_step_sd / 2, rules.risk_grid_step_sd)
     nodes, weights = hermegauss(rules.quadrature_nodes)
     weights = weights / weights.sum()
@@ -302,7 +326,9 @@ def assess_safety(
             risk[name] = 0.0
             continue
         intact = [index.index(j) for j in js]
-        event_peak = peak[:, :, intact].max(axis=2)  # (n_nodes, n_z)
+        offset = [len(columns) - len(depressor_columns) + depressor_columns.index(j) for j in depressors.get(name, [])]
+        event_peak = net_block(peak[:, :, intact].max(axis=2),
+                               peak[:, :, offset].max(axis=2) if offset else None)  # (n_nodes, n_z)
         risk[name] = _node_risk(z, event_peak, node_weight, thresholds[name])
         broken = [len(index) + c for c, (event, _) in enumerate(breached_copies) if event == name]
         if broken:

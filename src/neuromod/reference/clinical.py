@@ -25,12 +25,18 @@ def _number(entry: Any, where: str) -> float:
 @dataclass(frozen=True)
 class AdverseEvent:
     """An event caused by toxin reaching a danger muscle: it occurs in a patient when the
-    peak blocked fraction of any of its muscles (either side) exceeds ``block_threshold``."""
+    peak blocked fraction of any of its muscles (either side) exceeds ``block_threshold``.
+
+    septum_breach: how toxin crosses a barrier to its muscles (None: no barrier);
+    depressors: muscles (names in muscles.csv) that pull against its muscle: the event needs
+    its muscle's peak block to exceed theirs (the highest of them) by ``block_threshold``, so
+    treating them with it protects (an elevator loses to its depressors only if weakened more)."""
 
     name: str
     description: str
     block_threshold: float
     septum_breach: SeptumBreach | None = None
+    depressors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,13 +84,26 @@ def _breach(entry: Any, where: str) -> SeptumBreach | None:
     return breach
 
 
+def _depressors(entry: Any, where: str) -> tuple[str, ...]:
+    if entry is None:
+        return ()
+    if not isinstance(entry, dict) or not str(entry.get("source", "")).strip() or not entry.get("muscles"):
+        raise ValueError(f"{where}: must be a mapping with muscles and source")
+    known = {row["muscle"] for row in read_csv("muscles.csv")}
+    unknown = sorted(set(entry["muscles"]) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown muscle(s) {', '.join(unknown)}; allowed: muscles.csv muscle names")
+    return tuple(str(m) for m in entry["muscles"])
+
+
 @lru_cache(maxsize=1)
 def load_adverse_events() -> AdverseEventRules:
     """The packaged adverse-event rules (``data/adverse_events.yaml``)."""
     document = read_data_yaml("adverse_events.yaml")
     events = {
         name: AdverseEvent(name, str(entry["description"]), _number(entry["block_threshold"], f"events.{name}"),
-                           _breach(entry.get("septum_breach"), f"events.{name}.septum_breach"))
+                           _breach(entry.get("septum_breach"), f"events.{name}.septum_breach"),
+                           _depressors(entry.get("depressors"), f"events.{name}.depressors"))
         for name, entry in document["events"].items()
     }
     named = {row["danger"].strip() for row in read_csv("muscles.csv")} - {""}

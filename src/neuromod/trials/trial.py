@@ -34,7 +34,8 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from neuromod.model.adverse_events import PlanBreach, breach_doses, draw_breaches, event_muscles, vary_danger_doses
+from neuromod.model.adverse_events import (PlanBreach, breach_doses, draw_breaches, event_depressors, event_muscles,
+                                           net_block, vary_danger_doses)
 from neuromod.model.antibodies import neutralize, seroconversion_probability
 from neuromod.model.simulate import DISCLAIMER, plan_injections
 from neuromod.model.spread import spread
@@ -281,10 +282,13 @@ def simulate_chunk(
         ~cohort.female, params.antibodies)
     doses, antibodies = neutralize(doses, probability, np.random.default_rng([*seed, 1]), params.antibodies)
     groups = list(prepared.danger)
+    depressors = event_depressors(face_map, rules)
+    offset_groups = [name for name in groups if name in depressors]
 
     def compute() -> VisitCourse:
         return visit_course(follow_up_days, treatments, doses, cohort.patients, face_map, params, prepared.profile,
-                            prepared.scored, cohort.onset_threshold, [prepared.danger[name] for name in groups])
+                            prepared.scored, cohort.onset_threshold,
+                            [prepared.danger[name] for name in groups] + [depressors[name] for name in offset_groups])
 
     course = compute() if courses is None else courses.get(
         courses.key(prepared, population, n, follow_up_days, seed, params), prepared, compute)
@@ -298,7 +302,8 @@ def simulate_chunk(
     perceived_then = perceived_depth(course.baseline_depth_mm[..., None], rng, params)
     events = {"neutralizing_antibodies": antibodies}
     for g, name in enumerate(groups):  # the same rule as adverse_events.cohort_events, on the kernel's peaks
-        events[name] = course.max_blocked[:, g] > rules.events[name].block_threshold
+        offset = (course.max_blocked[:, len(groups) + offset_groups.index(name)] if name in offset_groups else None)
+        events[name] = net_block(course.max_blocked[:, g], offset) > rules.events[name].block_threshold
     expression = course.area_strength
     first = course.onset_day
     return summarize(inv, subj, expression, cohort.baseline_inv[:, prepared.scored],
