@@ -58,7 +58,7 @@ def test_orbital_rim_plan_blocks_the_levator_and_warns(label, poor):
     assert levator.peak_blocked_fraction == pytest.approx(poor.output.blocked_fraction[0, j].max(), abs=0.01)
 
 
-LOW_FOREHEAD = [{"x_mm": 40, "y_mm": 24, "depth_mm": 3, "units": 2}, {"x_mm": -40, "y_mm": 24, "depth_mm": 3, "units": 2}]
+LOW_FOREHEAD = [{"x_mm": side * 40, "y_mm": 24, "depth_mm": 3, "units": 2} for side in (1, -1)]
 
 
 def test_eyelid_ptosis_saturates_in_dose_and_glabella_protects_the_brow():

@@ -3,25 +3,38 @@
 Danger muscles (the ``danger`` column of ``data/muscles.csv``) cause an adverse event when
 their peak blocked fraction exceeds the event's threshold (``data/adverse_events.yaml``):
 eyelid ptosis from the levator palpebrae superioris, brow ptosis from the lower lateral
-frontalis. How much toxin reaches them varies between people far more than what reaches the
-target (placement, the orbital septum, brow position): a log-normal factor with log-SD
-``population.danger_dose_sd`` multiplies the units reaching every danger muscle.
+frontalis. Each event has its own mechanism, set in the data file:
+
+* behind a barrier (``septum_breach``: the levator behind the orbital septum), correctly placed
+  points reach the muscle only through the barrier, far too little for an event; the event
+  comes from a *breach*: each injection lands across the septum with a probability that falls
+  with its distance from the muscle (a between-person offset of the point), and a share of its
+  units then reach the muscle. The risk is set by where the points are and saturates in dose
+  (published: 1.2 % at every Dysport dose 50-125 U);
+* without a barrier (the lower frontalis) the units reaching the muscle vary between people by
+  placement: a log-normal factor with log-SD ``population.danger_dose_sd``;
+* with ``depressors`` (brow ptosis) the event needs its muscle's block to exceed that of the
+  most-blocked muscle pulling against it by the threshold (glabella treatment lifts the brow).
 
 One rule, two uses, the same numbers:
 
-* in virtual cohorts (trials, the planner's similar patients) each subject draws the factor
-  (:func:`vary_danger_doses`) and :func:`cohort_events` tells who passes a threshold;
+* in virtual cohorts (trials) each subject draws the factor and whether the plan breaches the
+  septum (:func:`draw_breaches`, :func:`vary_danger_doses`) and :func:`cohort_events` tells who
+  passes a threshold;
 * for one described patient (``simulate``, the planner's answer) :func:`assess_safety` gives
   the probability of the same event for patients *like this one* (the planner's similar
   patients: same covariates, unexplained variation unknown), by quadrature instead of a
-  sampled cohort. A danger muscle's block depends on its units over its half-block amount, so
+  sampled cohort: a mixture of breached (probability of the plan's breach) and intact septum
+  for events behind a barrier. A danger muscle's block depends on its units over its
+  half-block amount, so
   the toxin's spread and the patient's sensitivity (``population.half_block_sd``) combine into
   one log-normal factor; the peak block rises with it, so for given rates the risk is
   ``1 - Phi(z*)``, ``z*`` being where the peak block crosses the threshold (interpolated on a
   grid of factors). The two remaining random effects (light-chain persistence, availability)
-  are integrated by Gauss-Hermite quadrature. No sampling noise: the risk is exactly monotone
-  in dose and the same on every call; a seeded cohort of the planner's size (400) would carry
-  a binomial error of ~0.7 points at a 2 % risk, as large as the bound it is compared with.
+  are integrated by Gauss-Hermite quadrature. No sampling noise: the risk is the same on
+  every call and, for an event without depressors, exactly monotone in dose; a seeded cohort
+  of the planner's size (400) would carry a binomial error of ~0.7 points at a 2 % risk, as
+  large as the bound it is compared with.
 
 It also flags plans that put more than the per-point limit at one spot: injections closer
 than ``same_point_radius_mm`` to one another form one depot, and their units add up.

@@ -110,7 +110,8 @@ def safety_rows(params: ModelParameters, subjects: int) -> list[str]:
             if key not in cache:
                 spec = {"name": "safety", "seed": 17, "subjects_per_arm": subjects, "follow_up_days": [30, 60],
                         "arms": [{"name": "a", "product": row["product"], "areas": {"glabella": units}}]}
-                cache[key] = run_trial(parse_trial(spec), params=params, progress=False)["arms"]["a"]["adverse_events_pct"]
+                arm = run_trial(parse_trial(spec), params=params, progress=False)["arms"]["a"]
+                cache[key] = arm["adverse_events_pct"]
             simulated.append(cache[key][row["event"]])
         agree = all(published / SAFETY_AGREEMENT_FACTOR <= v <= published * SAFETY_AGREEMENT_FACTOR for v in simulated)
         lines.append(f"| {row['product']} | glabella {row['dose_units']} U | {row['event']} | {row['rate_pct']} | "
