@@ -2,7 +2,8 @@
 
 Published anchors (data/published/safety.csv): eyelid ptosis after the label glabella dose
 (Botox 20 U) in 0.9-5.4 % of trial patients, brow ptosis ~0.5 %; toxin reaching the levator
-palpebrae superioris through the orbital septum causes it, so doses at the orbital rim raise it.
+palpebrae superioris through the orbital septum causes it, so doses at the orbital rim raise it;
+the rate is flat across Dysport 50-125 U (Joseph 2021), so it is set by where the points are.
 """
 
 from importlib import resources
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from neuromod import PlanError, load_plan, parse_plan, simulate
-from neuromod.model.adverse_events import cohort_events, vary_danger_doses
+from neuromod.model.adverse_events import breach_doses, cohort_events, draw_breaches, vary_danger_doses
 from neuromod.model.simulate import plan_injections, run_model
 from neuromod.model.spread import spread
 from neuromod.reference.anatomy import load_face_map
@@ -49,41 +50,61 @@ def test_label_glabella_plan_is_low_risk(label):
 def test_orbital_rim_plan_blocks_the_levator_and_warns(label, poor):
     levator = poor.safety.danger_muscles[LEVATOR]
     assert levator.units > 10 * label.safety.danger_muscles[LEVATOR].units
-    assert levator.peak_blocked_fraction > 0.3  # above the eyelid ptosis threshold at typical placement
+    # points at the rim cross the septum in most patients (adverse_events.yaml septum_breach)
     assert poor.safety.risk["eyelid_ptosis"] > 0.3 > 0.02 > label.safety.risk["eyelid_ptosis"]
-    assert any("eyelid ptosis expected" in w for w in poor.safety.warnings)
+    assert any("eyelid ptosis expected" in w and "crosses the septum" in w for w in poor.safety.warnings)
     # the reported block is the course simulate shows for this patient (same model, same patient)
     j = poor.muscles.index(LEVATOR)
     assert levator.peak_blocked_fraction == pytest.approx(poor.output.blocked_fraction[0, j].max(), abs=0.01)
 
 
-def test_ptosis_risk_rises_with_dose():
+LOW_FOREHEAD = [{"x_mm": side * 40, "y_mm": 24, "depth_mm": 3, "units": 2} for side in (1, -1)]
+
+
+def test_eyelid_ptosis_saturates_in_dose_and_glabella_protects_the_brow():
+    """Eyelid ptosis is set by where the points are (a septum breach), not their dose: flat
+    across 10-40 U (Joseph 2021: 1.2 % at every Dysport dose 50-125 U). Brow ptosis needs the
+    lower frontalis weakened more than its depressors: none when the glabella (depressors) is
+    treated, present when only low lateral forehead points are (Botox Cosmetic label: treat
+    forehead lines together with the glabella)."""
     risks = [glabella(units).safety.risk for units in (10, 20, 30, 40)]
-    for name in ("eyelid_ptosis", "brow_ptosis"):
-        values = [r[name] for r in risks]
-        assert all(b > a for a, b in zip(values, values[1:])), (name, values)
-    assert risks[-1]["eyelid_ptosis"] > 0.1  # twice the label dose: well above the published 1-5 %
+    eyelid = [r["eyelid_ptosis"] for r in risks]
+    assert all(b >= a for a, b in zip(eyelid, eyelid[1:])), eyelid  # never falls with dose
+    # flat from the label dose up (a breach of a 4-8 U point saturates the levator), within the
+    # published 0.9-5.4 %; at half the label dose a breached 2 U point mostly stays below the threshold
+    assert 0.009 < eyelid[1] and eyelid[-1] < min(0.054, 1.5 * eyelid[1]), eyelid
+    assert all(r["brow_ptosis"] < 0.001 for r in risks), risks
+    alone = simulate(parse_plan({"product": "botox", "injections": LOW_FOREHEAD}), days=60).safety.risk
+    with_glabella = simulate(parse_plan({"product": "botox", "areas": {"glabella": 20}, "injections": LOW_FOREHEAD}),
+                             days=60).safety.risk
+    assert alone["brow_ptosis"] > 0.05 > 0.01 > with_glabella["brow_ptosis"], (alone, with_glabella)
+    assert alone["eyelid_ptosis"] < 0.001  # forehead points are too far from the orbit to breach the septum
 
 
-def test_risk_for_one_patient_matches_a_sampled_cohort_of_similar_patients():
+@pytest.mark.parametrize("plan_document, event", [
+    ({"product": "botox", "areas": {"glabella": 30}}, "eyelid_ptosis"),
+    ({"product": "botox", "injections": LOW_FOREHEAD}, "brow_ptosis"),
+])
+def test_risk_for_one_patient_matches_a_sampled_cohort_of_similar_patients(plan_document, event):
     """The closed form (quadrature) against the trial rule on 3000 sampled similar patients:
     within 3 binomial standard errors plus 15 % of the value (quadrature and grid error)."""
     params, face_map, rules = default_parameters(), load_face_map(), load_adverse_events()
-    plan = parse_plan({"product": "botox", "areas": {"glabella": 30}})
+    plan = parse_plan(plan_document)
     expected = simulate(plan, days=60).safety.risk
-    result = spread(face_map, plan_injections(plan.points(face_map), plan), 1.0, params.spread)
+    injections = plan_injections(plan.points(face_map), plan)
+    result = spread(face_map, injections, 1.0, params.spread)
     n = 3000
     cohort = cohort_like(PatientDescription(), n, face_map.areas, np.random.default_rng(5), params)
+    breaches = breach_doses(injections, face_map, rules)
+    breached = draw_breaches(n, np.random.default_rng(6), breaches)
     doses = vary_danger_doses(np.repeat(result.dose_per_muscle[None, :], n, axis=0), cohort.danger_multiplier,
-                              face_map, rules)
+                              face_map, rules, breaches, breached)
     output = run_model(np.arange(0.0, 61.0), np.array([0.0]), doses[:, None, :], cohort.patients, face_map, params,
                        result.profile)
-    sampled = {k: float(v.mean()) for k, v in cohort_events(output.blocked_fraction, output.muscle_index,
-                                                            face_map, rules).items()}
-    for name in ("eyelid_ptosis", "brow_ptosis"):
-        p = expected[name]
-        assert 0.02 < p < 0.2, (name, p)  # a dose where the comparison means something
-        assert abs(sampled[name] - p) <= 3 * np.sqrt(p * (1 - p) / n) + 0.15 * p, (name, sampled[name], p)
+    sampled = float(cohort_events(output.blocked_fraction, output.muscle_index, face_map, rules)[event].mean())
+    p = expected[event]
+    assert 0.01 < p < 0.2, (event, p)  # a risk where the comparison means something
+    assert abs(sampled - p) <= 3 * np.sqrt(p * (1 - p) / n) + 0.15 * p, (event, sampled, p)
 
 
 def test_units_stacked_at_one_point_are_refused_and_near_points_flagged():
@@ -109,10 +130,11 @@ def test_json_and_table_carry_the_safety_block(label, poor):
     doc = poor.to_json()
     assert {"days", "areas", "muscles", "lost_units", "antibody_risk_pct", "disclaimer"} <= set(doc)
     safety = doc["safety"]
-    assert safety["danger_muscles"][LEVATOR]["units"] > 0.01
-    assert safety["danger_muscles"][LEVATOR]["peak_blocked_fraction"] > 0.3
+    # typical placement: the septum holds (units through it, small block); the risk is the breach's
+    assert 0.001 < safety["danger_muscles"][LEVATOR]["units"] < 0.05
+    assert 0.0 < safety["danger_muscles"][LEVATOR]["peak_blocked_fraction"] < 0.3
     assert safety["eyelid_ptosis_risk_pct"] > 30 and 0 <= safety["brow_ptosis_risk_pct"] <= 100
     assert safety["warnings"] and safety["block_thresholds"]["eyelid_ptosis"] == 0.3
     table = score_table(label)
-    assert "safety (model estimate" in table and "eyelid ptosis risk 0." in table and LEVATOR in table
+    assert "safety (model estimate" in table and "eyelid ptosis risk 1." in table and LEVATOR in table
     assert "WARNING" in score_table(poor)

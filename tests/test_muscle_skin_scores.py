@@ -63,12 +63,20 @@ def test_expected_score_is_monotone_and_inverts(params):
         assert expected_score(depth_for_score(np.array(grade), params.scores), params.scores) == pytest.approx(grade, abs=1e-3)
 
 
-def test_film_wrinkles_only_past_the_onset_strain(params):
-    assert dynamic_target_depth(np.array(0.9), params.skin) == 0.0
-    assert dynamic_target_depth(np.array(1.0), params.skin) == 0.0
-    h = params.skin.film_thickness_mm
-    assert dynamic_target_depth(np.array(2.0), params.skin) == pytest.approx(h)  # h*sqrt(2-1)
-    assert strain_ratio_for_depth(dynamic_target_depth(np.array(3.7), params.skin), params.skin) == pytest.approx(3.7)
+def test_film_wrinkles_gradually_around_the_onset_strain(params):
+    """The onset strain varies across the area (logistic, scale w = skin.onset_strain_spread):
+    well below the mean onset no fold, well above it the single-film law h*sqrt(ratio - 1)
+    (Cerda & Mahadevan 2003), and in between a finite slope (no fold reappearing all at once)."""
+    h, w = params.skin.film_thickness_mm, params.skin.onset_strain_spread
+    assert dynamic_target_depth(np.array(0.4), params.skin) < 0.01 * h  # 7.5 w below the onset
+    assert dynamic_target_depth(np.array(2.0), params.skin) == pytest.approx(h, rel=1e-3)  # h*sqrt(2-1)
+    assert dynamic_target_depth(np.array(1.0), params.skin) == pytest.approx(h * np.sqrt(w * np.log(2.0)))
+    ratio = np.linspace(0.5, 2.0, 301)
+    depth = dynamic_target_depth(ratio, params.skin)
+    assert np.all(np.diff(depth) > 0)
+    assert np.max(np.diff(depth) / np.diff(ratio)) < 2.0 * h / np.sqrt(w)  # finite slope at the onset
+    for r in (0.3, 0.9, 1.0, 1.5, 3.7):
+        assert strain_ratio_for_depth(dynamic_target_depth(np.array(r), params.skin), params.skin) == pytest.approx(r)
 
 
 def test_creases_fade_slowly_and_return_quickly(params):
@@ -83,7 +91,9 @@ def test_creases_fade_slowly_and_return_quickly(params):
     assert dyn[3] < 0.5 * full  # most of the fold is gone 2 days after folding stopped
     assert dyn[3] > 0.7 * share * full  # ... but the crease memory is still there
     assert dyn[15] > 0.1 * share * full  # and lingers for two weeks
-    assert dyn[29] < 0.05 * full  # gone after four weeks
+    # all but gone after four weeks: the memory's 25 % of the fold times exp(-28 d / 18 d) = 5.3 %,
+    # plus the fold of the weakest-onset skin at zero force (~0.04 %)
+    assert dyn[29] < 0.055 * full
     assert dyn[32] > 0.8 * full  # back within two days of folding
 
 

@@ -78,15 +78,19 @@ def test_repeat_treatment_extends_the_effect(botox20):
     assert repeat.courses["glabella"].fws_contraction[200] < botox20.courses["glabella"].fws_contraction[200] - 0.5
 
 
-def test_orbital_rim_plan_blocks_the_levator_label_plan_does_not(botox20):
+def test_orbital_rim_plan_reaches_the_levator_label_plan_does_not(botox20):
+    """At typical placement the septum holds for both (it passes 2 %, parameters.yaml
+    barrier_transmission), but the rim plan's points sit 10 mm from the levator: they cross the
+    septum in most patients (adverse_events.yaml septum_breach), the label plan's in ~2 %."""
     from importlib import resources
 
     from neuromod import load_plan
 
     rim = simulate(load_plan(resources.files("neuromod") / "examples" / "poor_orbital_rim.yaml"), days=60)
     j = rim.muscles.index("levator_palpebrae_superioris_left")
-    assert rim.output.blocked_fraction[0, j].max() > 0.1
+    assert rim.output.blocked_fraction[0, j].max() > 10 * botox20.output.blocked_fraction[0, j].max()
     assert botox20.output.blocked_fraction[0, j].max() < 0.01
+    assert rim.safety.risk["eyelid_ptosis"] > 0.3 > 0.03 > botox20.safety.risk["eyelid_ptosis"]
     assert rim.dose_per_muscle["levator_palpebrae_superioris_left"] > 10 * botox20.dose_per_muscle["levator_palpebrae_superioris_left"]
 
 

@@ -3,25 +3,38 @@
 Danger muscles (the ``danger`` column of ``data/muscles.csv``) cause an adverse event when
 their peak blocked fraction exceeds the event's threshold (``data/adverse_events.yaml``):
 eyelid ptosis from the levator palpebrae superioris, brow ptosis from the lower lateral
-frontalis. How much toxin reaches them varies between people far more than what reaches the
-target (placement, the orbital septum, brow position): a log-normal factor with log-SD
-``population.danger_dose_sd`` multiplies the units reaching every danger muscle.
+frontalis. Each event has its own mechanism, set in the data file:
+
+* behind a barrier (``septum_breach``: the levator behind the orbital septum), correctly placed
+  points reach the muscle only through the barrier, far too little for an event; the event
+  comes from a *breach*: each injection lands across the septum with a probability that falls
+  with its distance from the muscle (a between-person offset of the point), and a share of its
+  units then reach the muscle. The risk is set by where the points are and saturates in dose
+  (published: 1.2 % at every Dysport dose 50-125 U);
+* without a barrier (the lower frontalis) the units reaching the muscle vary between people by
+  placement: a log-normal factor with log-SD ``population.danger_dose_sd``;
+* with ``depressors`` (brow ptosis) the event needs its muscle's block to exceed that of the
+  most-blocked muscle pulling against it by the threshold (glabella treatment lifts the brow).
 
 One rule, two uses, the same numbers:
 
-* in virtual cohorts (trials, the planner's similar patients) each subject draws the factor
-  (:func:`vary_danger_doses`) and :func:`cohort_events` tells who passes a threshold;
+* in virtual cohorts (trials) each subject draws the factor and whether the plan breaches the
+  septum (:func:`draw_breaches`, :func:`vary_danger_doses`) and :func:`cohort_events` tells who
+  passes a threshold;
 * for one described patient (``simulate``, the planner's answer) :func:`assess_safety` gives
   the probability of the same event for patients *like this one* (the planner's similar
   patients: same covariates, unexplained variation unknown), by quadrature instead of a
-  sampled cohort. A danger muscle's block depends on its units over its half-block amount, so
+  sampled cohort: a mixture of breached (probability of the plan's breach) and intact septum
+  for events behind a barrier. A danger muscle's block depends on its units over its
+  half-block amount, so
   the toxin's spread and the patient's sensitivity (``population.half_block_sd``) combine into
   one log-normal factor; the peak block rises with it, so for given rates the risk is
   ``1 - Phi(z*)``, ``z*`` being where the peak block crosses the threshold (interpolated on a
   grid of factors). The two remaining random effects (light-chain persistence, availability)
-  are integrated by Gauss-Hermite quadrature. No sampling noise: the risk is exactly monotone
-  in dose and the same on every call; a seeded cohort of the planner's size (400) would carry
-  a binomial error of ~0.7 points at a 2 % risk, as large as the bound it is compared with.
+  are integrated by Gauss-Hermite quadrature. No sampling noise: the risk is the same on
+  every call and, for an event without depressors, exactly monotone in dose; a seeded cohort
+  of the planner's size (400) would carry a binomial error of ~0.7 points at a 2 % risk, as
+  large as the bound it is compared with.
 
 It also flags plans that put more than the per-point limit at one spot: injections closer
 than ``same_point_radius_mm`` to one another form one depot, and their units add up.
@@ -60,36 +73,109 @@ def event_muscles(face_map: FaceMap, rules: AdverseEventRules) -> dict[str, list
     return {name: [j for j, region in enumerate(face_map.regions) if region.danger == name] for name in rules.events}
 
 
-def vary_danger_doses(doses: FloatArray, factor: FloatArray, face_map: FaceMap, rules: AdverseEventRules) -> FloatArray:
-    """``doses`` (n, ..., n_muscles) with the units reaching the muscles of every adverse event
-    with a threshold multiplied by each patient's ``factor`` (n,); the other muscles unchanged.
-    Returns a new array."""
-    columns = sorted({j for js in event_muscles(face_map, rules).values() for j in js})
+def event_depressors(face_map: FaceMap, rules: AdverseEventRules) -> dict[str, list[int]]:
+    """Adverse event with depressors -> face-map indices of its depressor muscles (both sides)."""
+    return {name: [j for j, region in enumerate(face_map.regions) if region.muscle in event.depressors]
+            for name, event in rules.events.items() if event.depressors}
+
+
+def net_block(event_peak: FloatArray, depressor_peak: FloatArray | None) -> FloatArray:
+    """An event's block: its muscles' peak blocked fraction in excess of its most-blocked
+    depressor's (:class:`neuromod.reference.clinical.AdverseEvent` depressors); unchanged
+    without depressors."""
+    return event_peak if depressor_peak is None else event_peak - depressor_peak
+
+
+def placement_muscles(face_map: FaceMap, rules: AdverseEventRules) -> list[int]:
+    """Face-map indices of the danger muscles whose units vary by placement (a log-normal
+    factor, ``population.danger_dose_sd``): those of events with a threshold and no barrier."""
+    return sorted(j for name, js in event_muscles(face_map, rules).items()
+                  if rules.events[name].septum_breach is None for j in js)
+
+
+@dataclass(frozen=True)
+class PlanBreach:
+    """A plan's breach of one event's barrier (:class:`neuromod.reference.clinical.SeptumBreach`).
+
+    probability: chance (0-1) that at least one of the plan's injections lands across the
+    barrier in a patient; units: (n_muscles,) units its muscles then receive (on the side of
+    the injection most likely to breach; zeros elsewhere)."""
+
+    probability: float
+    units: FloatArray
+
+
+def breach_doses(injections: Injections, face_map: FaceMap, rules: AdverseEventRules) -> dict[str, PlanBreach]:
+    """Event with a barrier -> :class:`PlanBreach` of this plan: each injection ``d`` mm from the
+    nearest of the event's muscle centres lands across the barrier with probability
+    ``Phi((rim_distance_mm - d) / placement_sd_mm)`` (independently); ``share_of_point`` of the
+    units of the injection most likely to breach reach that muscle (ptosis is mostly one-sided)."""
+    breaches = {}
+    for name, js in event_muscles(face_map, rules).items():
+        rule = rules.events[name].septum_breach
+        if rule is None:
+            continue
+        units = np.zeros(len(face_map.regions))
+        if injections.x_mm.size == 0 or not js:
+            breaches[name] = PlanBreach(0.0, units)
+            continue
+        distance = np.stack([np.hypot(injections.x_mm - face_map.regions[j].cx_mm,
+                                      injections.y_mm - face_map.regions[j].cy_mm) for j in js])  # (muscles, points)
+        point_probability = ndtr((rule.rim_distance_mm - distance.min(axis=0)) / rule.placement_sd_mm)
+        k = int(np.argmax(point_probability))
+        units[js[int(np.argmin(distance[:, k]))]] = rule.share_of_point * float(injections.ona_units[k])
+        breaches[name] = PlanBreach(float(1.0 - np.prod(1.0 - point_probability)), units)
+    return breaches
+
+
+def draw_breaches(n: int, rng: np.random.Generator, breaches: dict[str, PlanBreach]) -> dict[str, BoolArray]:
+    """Event with a barrier -> (n,) whether each patient's barrier is breached by the plan.
+    Callers pass an rng of its own stream, so that drawing breaches leaves every other draw
+    of a cohort unchanged."""
+    return {name: rng.random(n) < breach.probability for name, breach in breaches.items()}
+
+
+def vary_danger_doses(doses: FloatArray, factor: FloatArray, face_map: FaceMap, rules: AdverseEventRules,
+                      breaches: dict[str, PlanBreach] | None = None,
+                      breached: dict[str, BoolArray] | None = None) -> FloatArray:
+    """``doses`` (n, ..., n_muscles) with the units reaching the muscles of every event with a
+    threshold varied per patient: muscles without a barrier multiplied by ``factor`` (n,)
+    (placement); muscles behind a barrier given ``breach_units[event]`` (:func:`breach_doses`)
+    in the patients ``breached[event]`` (n,) (:func:`draw_breaches`). The other muscles
+    unchanged. Returns a new array."""
     varied = np.array(doses, dtype=float)
+    columns = placement_muscles(face_map, rules)
     factor = np.asarray(factor, dtype=float).reshape((-1,) + (1,) * (varied.ndim - 1))
     varied[..., columns] *= factor
+    for name, breach in (breaches or {}).items():
+        if breached is not None and name in breached:
+            varied[np.asarray(breached[name])] += breach.units
     return varied
 
 
 def peak_event_block(blocked_fraction: FloatArray, muscle_index: npt.ArrayLike, face_map: FaceMap,
                      rules: AdverseEventRules) -> dict[str, FloatArray]:
-    """Event -> (n,) highest blocked fraction of any of its muscles over every simulated day.
+    """Event -> (n,) highest blocked fraction of any of its muscles over every simulated day,
+    less that of its most-blocked depressor (:func:`net_block`).
 
     blocked_fraction: (n, len(muscle_index), n_days) of the simulated muscles
     ``muscle_index`` (face-map indices); muscles not simulated count as unblocked.
     """
     index = list(np.asarray(muscle_index))
     n = blocked_fraction.shape[0]
-    peaks = {}
-    for name, muscles in event_muscles(face_map, rules).items():
+
+    def peak(muscles: list[int]) -> FloatArray:
         present = [index.index(j) for j in muscles if j in index]
-        peaks[name] = blocked_fraction[:, present].max(axis=(1, 2)) if present else np.zeros(n)
-    return peaks
+        return blocked_fraction[:, present].max(axis=(1, 2)) if present else np.zeros(n)
+
+    depressors = event_depressors(face_map, rules)
+    return {name: net_block(peak(muscles), peak(depressors[name]) if name in depressors else None)
+            for name, muscles in event_muscles(face_map, rules).items()}
 
 
 def cohort_events(blocked_fraction: FloatArray, muscle_index: npt.ArrayLike, face_map: FaceMap,
                   rules: AdverseEventRules) -> dict[str, BoolArray]:
-    """Event -> (n,) whether each patient has it: peak block of its muscles above its threshold."""
+    """Event -> (n,) whether each patient has it: peak (net) block of its muscles above its threshold."""
     peaks = peak_event_block(blocked_fraction, muscle_index, face_map, rules)
     return {name: peak > rules.events[name].block_threshold for name, peak in peaks.items()}
 
@@ -196,16 +282,33 @@ def assess_safety(
     treatments = np.asarray(treatment_days, dtype=float)
     muscles = event_muscles(face_map, rules)
     index = [j for j, region in enumerate(face_map.regions) if region.danger]
-    varied = np.array([region.danger in rules.events for region in face_map.regions])[index]
     dose = np.asarray(dose_per_muscle, dtype=float)[index]
     warnings = same_point_warnings(injections, rules.same_point_radius_mm)
     thresholds = {name: event.block_threshold for name, event in rules.events.items()}
     if not index or treatments.size == 0:
         return SafetyAssessment({}, {name: 0.0 for name in rules.events}, thresholds, warnings)
     pop = params.population
+    # columns simulated: every danger muscle at its typical units, then a breached copy of each
+    # muscle behind a barrier that the plan can breach (its units plus the breach units)
+    breaches = breach_doses(injections, face_map, rules)
+    breached_copies = [(name, j) for name, b in breaches.items() for j in muscles[name] if b.units[j] > 0.0]
+    depressors = event_depressors(face_map, rules)
+    depressor_columns = sorted({j for js in depressors.values() for j in js})
+    columns = index + [j for _, j in breached_copies] + depressor_columns
+    all_dose = np.asarray(dose_per_muscle, dtype=float)
+    column_dose = np.concatenate([dose, [dose[index.index(j)] + breaches[name].units[j] for name, j in breached_copies],
+                                  all_dose[depressor_columns]])
     # the event depends on the units reaching a danger muscle over its half-block amount, so the
-    # spread of the toxin reaching it and of the patient's sensitivity combine into one log-normal
+    # spread of the toxin reaching it by placement (population.danger_dose_sd, muscles without a
+    # barrier) and of the patient's sensitivity (population.half_block_sd) combine into one log-normal;
+    # behind a barrier placement acts through the breach, and only the sensitivity varies
+    placement = set(placement_muscles(face_map, rules))
+    barrier = {j for name, js in muscles.items() if rules.events[name].septum_breach is not None for j in js}
+    # depressors: the patient's sensitivity given z, E[log sensitivity | z] = z * half_block_sd^2 / combined
     combined_sd = float(np.hypot(pop.danger_dose_sd, pop.half_block_sd))
+    column_sd = np.array([combined_sd if j in placement else pop.half_block_sd if j in barrier else 0.0
+                          for j in columns[:len(columns) - len(depressor_columns)]]
+                         + [pop.half_block_sd ** 2 / combined_sd] * len(depressor_columns))
     z = np.arange(-rules.risk_grid_sd, rules.risk_grid_sd + rules.risk_grid_step_sd / 2, rules.risk_grid_step_sd)
     nodes, weights = hermegauss(rules.quadrature_nodes)
     weights = weights / weights.sum()
@@ -215,14 +318,14 @@ def assess_safety(
     copies = repeat_patient(patient, n_nodes * n_z)
     decay = np.repeat(np.exp(pop.light_chain_decay_sd * decay_node), n_z)[:, None] * copies.light_chain_decay_scale
     availability = np.repeat(np.exp(pop.availability_sd * availability_node), n_z)[:, None] * copies.availability_scale
-    factor = np.tile(np.exp(combined_sd * z), n_nodes)
+    z_all = np.tile(z, n_nodes)
     days = np.arange(0.0, float(np.ceil(treatments.max())) + PEAK_WINDOW_DAYS + 1.0)
-    spread_factor = np.where(varied[None, :], factor[:, None], 1.0)  # reported-only muscles: typical placement
-    doses = np.broadcast_to((spread_factor * dose[None, :])[:, None, :], (factor.size, treatments.size, len(index)))
+    factor = np.exp(column_sd[None, :] * z_all[:, None])  # (n_nodes * n_z, n_columns)
+    doses = np.broadcast_to((factor * column_dose[None, :])[:, None, :], (z_all.size, treatments.size, len(columns)))
     rates = JunctionRates.from_parameters(params.junction, decay, availability)
-    course = muscle_course(days, treatments, doses, half_block_units(face_map, copies, params)[:, index], rates,
-                           params.junction, params.muscle, None if profile is None else np.asarray(profile)[index])
-    peak = course.blocked_fraction.max(axis=2).reshape(n_nodes, n_z, len(index))
+    course = muscle_course(days, treatments, doses, half_block_units(face_map, copies, params)[:, columns], rates,
+                           params.junction, params.muscle, None if profile is None else np.asarray(profile)[columns])
+    peak = course.blocked_fraction.max(axis=2).reshape(n_nodes, n_z, len(columns))
     typical_node = int(np.argmin(np.abs(decay_node) + np.abs(availability_node)))  # the described patient
     typical = int(np.argmin(np.abs(z)))
     danger_muscles = {
@@ -235,14 +338,31 @@ def assess_safety(
         if not js:
             risk[name] = 0.0
             continue
-        event_peak = peak[:, :, [index.index(j) for j in js]].max(axis=2)  # (n_nodes, n_z)
-        risk[name] = float(sum(w * _exceedance_probability(z, row, thresholds[name])
-                               for w, row in zip(node_weight, event_peak)))
+        intact = [index.index(j) for j in js]
+        offset = [len(columns) - len(depressor_columns) + depressor_columns.index(j) for j in depressors.get(name, [])]
+        event_peak = net_block(peak[:, :, intact].max(axis=2),
+                               peak[:, :, offset].max(axis=2) if offset else None)  # (n_nodes, n_z)
+        risk[name] = _node_risk(z, event_peak, node_weight, thresholds[name])
+        broken = [len(index) + c for c, (event, _) in enumerate(breached_copies) if event == name]
+        if broken:
+            chance = breaches[name].probability
+            breached_peak = np.maximum(event_peak, peak[:, :, broken].max(axis=2))
+            risk[name] = ((1.0 - chance) * risk[name]
+                          + chance * _node_risk(z, breached_peak, node_weight, thresholds[name]))
+            if chance > 0.5:  # more likely than not
+                warnings.append(
+                    f"{name.replace('_', ' ')} expected: {rules.events[name].description}; an injection lies so close "
+                    f"to the orbital rim that it crosses the septum in {chance:.0%} of patients")
         if event_peak[typical_node, typical] > thresholds[name]:
             warnings.append(
                 f"{name.replace('_', ' ')} expected at typical placement: {rules.events[name].description}; "
                 f"peak block {event_peak[typical_node, typical]:.0%} above the {thresholds[name]:.0%} threshold")
     return SafetyAssessment(danger_muscles, risk, thresholds, warnings)
+
+
+def _node_risk(z: FloatArray, event_peak: FloatArray, node_weight: FloatArray, threshold: float) -> float:
+    """The risk integrated over the quadrature nodes: ``event_peak`` (n_nodes, n_z) on the z grid."""
+    return float(sum(w * _exceedance_probability(z, row, threshold) for w, row in zip(node_weight, event_peak)))
 
 
 def _exceedance_probability(z: FloatArray, peak: FloatArray, threshold: float) -> float:

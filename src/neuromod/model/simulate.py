@@ -224,10 +224,12 @@ class SimulationResult:
 def area_landmarks(days: FloatArray, fws: FloatArray, strength_: FloatArray, onset_drop: float) -> tuple:
     """(onset, peak, wear-off) days of one area's course.
 
-    onset: first day the area's strength has fallen by ``onset_drop``; peak: first day the
-    improvement in expected FWS grade at contraction reaches 90 % of its maximum (the start
-    of the plateau: a flat optimum has no meaningful arg-min); wear-off: first day after the
-    best score on which less than half of the maximal improvement remains.
+    onset: first day the area's strength has fallen by ``onset_drop``; peak: first day, from
+    the onset on, the improvement in expected FWS grade at contraction reaches 90 % of its
+    maximum (the start of the plateau of a noticeable effect: a flat optimum has no meaningful
+    arg-min, and a plateau cannot start before the effect is noticed; the onset day itself
+    when the improvement has already begun to fall); wear-off: first day after the best score
+    on which less than half of the maximal improvement remains.
     """
     onset_idx = np.flatnonzero(strength_ <= 1.0 - onset_drop)
     onset = float(days[onset_idx[0]]) if onset_idx.size else None
@@ -235,7 +237,9 @@ def area_landmarks(days: FloatArray, fws: FloatArray, strength_: FloatArray, ons
     best = float(improvement.max())
     if best <= 0.05:
         return onset, None, None
-    peak_idx = int(np.flatnonzero(improvement >= 0.9 * best)[0])
+    start = int(onset_idx[0]) if onset_idx.size else 0
+    near_best = np.flatnonzero(improvement[start:] >= 0.9 * best)
+    peak_idx = start + (int(near_best[0]) if near_best.size else 0)
     best_idx = int(np.argmax(improvement))
     after = np.flatnonzero(improvement[best_idx:] < 0.5 * best)
     wear_off = float(days[best_idx + after[0]]) if after.size else None

@@ -2,10 +2,14 @@
 
 Contraction compresses the skin of an area in proportion to the force of the muscles
 that fold it. A stiff film (epidermis and papillary dermis, thickness ``h``) on a soft base
-wrinkles once the compressive strain passes an onset strain, with amplitude
-``h * sqrt(strain / onset - 1)`` (Cerda & Mahadevan 2003). We carry the strain as a ratio to
-the onset strain, ``ratio = baseline_ratio * area_strength``; the patient's baseline ratio
-is the one that explains their baseline score.
+wrinkles once the compressive strain passes an onset strain, with squared amplitude
+``h^2 * (strain / onset - 1)`` (Cerda & Mahadevan 2003). We carry the strain as a ratio to
+the mean onset strain, ``ratio = baseline_ratio * area_strength``; the patient's baseline ratio
+is the one that explains their baseline score. The onset strain varies across an area's skin
+(logistic, scale ``onset_strain_spread`` of the mean), and the depth seen is the root mean
+square fold over the area: ``h * sqrt(w * softplus((ratio - 1) / w))``, ``w`` the spread (the
+logistic's partial mean ``E[(ratio - onset)+]`` in closed form). Lines therefore fade and return
+gradually as strength crosses the onset range, rather than all at one strength.
 
 Creases show hysteresis (Hohlfeld & Mahadevan 2011): once folding weakens, most of a line
 (the elastic fold) fades within a day or two, but a share of it — the crease's memory at
@@ -27,13 +31,20 @@ FloatArray = npt.NDArray[np.float64]
 
 
 def dynamic_target_depth(strain_ratio: FloatArray, params: SkinParameters) -> FloatArray:
-    """Depth (mm) of the fold a strain ``strain_ratio`` times the onset strain would make."""
-    return params.film_thickness_mm * np.sqrt(np.maximum(strain_ratio - 1.0, 0.0))
+    """Depth (mm) of the fold a strain ``strain_ratio`` times the mean onset strain would make
+    (root mean square over the area's distribution of onset strains; see the module docstring)."""
+    w = params.onset_strain_spread
+    excess = w * np.logaddexp(0.0, (np.asarray(strain_ratio, dtype=float) - 1.0) / w)
+    return params.film_thickness_mm * np.sqrt(excess)
 
 
 def strain_ratio_for_depth(dynamic_depth_mm: FloatArray, params: SkinParameters) -> FloatArray:
-    """Inverse of :func:`dynamic_target_depth`: strain ratio that folds the skin that deep."""
-    return 1.0 + (np.maximum(dynamic_depth_mm, 0.0) / params.film_thickness_mm) ** 2
+    """Inverse of :func:`dynamic_target_depth`: strain ratio that folds the skin that deep
+    (at least 0: a fold shallower than the one an unstrained area shows, ~0.003 mm, has ratio 0)."""
+    w = params.onset_strain_spread
+    excess = np.maximum((np.maximum(dynamic_depth_mm, 0.0) / params.film_thickness_mm) ** 2, 1e-300)
+    # softplus^-1(y / w) * w = y + w * log(1 - exp(-y / w)), stable for small and large y
+    return np.maximum(1.0 + excess + w * np.log(-np.expm1(-excess / w)), 0.0)
 
 
 @dataclass(frozen=True)

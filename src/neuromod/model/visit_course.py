@@ -157,7 +157,7 @@ def visit_course(
     _visit_kernel(*inputs.arguments, np.ascontiguousarray(weights[np.ix_(scored, index)]), untouched,
                   np.ascontiguousarray(patients.baseline_strain_ratio[:, scored]),
                   np.ascontiguousarray(patients.baseline_static_mm[:, scored]), deepen_per_day,
-                  np.array([skin.film_thickness_mm, skin.crease_memory_share]), factors, grid, is_day,
+                  np.array([skin.film_thickness_mm, skin.crease_memory_share, skin.onset_strain_spread]), factors, grid, is_day,
                   visit_index, np.ascontiguousarray(onset_threshold, dtype=float), group_of,
                   depth, area_strength, baseline, onset, max_blocked, steps)
     return VisitCourse(depth, area_strength, baseline, np.where(onset < 0.0, np.inf, onset), max_blocked, steps)
@@ -172,7 +172,7 @@ def _visit_kernel(levels, ticks_per_day, grid_ticks, treatment_ticks, first_leve
     n_terms = chain_rates.shape[2]
     n_levels = levels.size
     n_scored = weights.shape[0]
-    film, memory_share = skin_c[0], skin_c[1]
+    film, memory_share, onset_spread = skin_c[0], skin_c[1], skin_c[2]
     level_ticks = level_tick_counts(levels, ticks_per_day)
     start = start_tick(grid_ticks, treatment_ticks)
     for p in prange(n_patients):
@@ -213,7 +213,10 @@ def _visit_kernel(levels, ticks_per_day, grid_ticks, treatment_ticks, first_leve
                 now = untouched[a]
                 for m in range(n_muscles):
                     now += weights[a, m] * force[m]
-                target = film * np.sqrt(max(strain0[p, a] * now - 1.0, 0.0))
+                # skin.dynamic_target_depth: softplus written as np.logaddexp(0, z) computes it
+                z = (strain0[p, a] * now - 1.0) / onset_spread
+                softplus = z + np.log1p(np.exp(-z)) if z > 0.0 else np.log1p(np.exp(z))
+                target = film * np.sqrt(onset_spread * softplus)
                 if g == 0:
                     fold[a] = (1.0 - memory_share) * target
                     memory[a] = memory_share * target

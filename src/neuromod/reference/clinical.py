@@ -25,11 +25,37 @@ def _number(entry: Any, where: str) -> float:
 @dataclass(frozen=True)
 class AdverseEvent:
     """An event caused by toxin reaching a danger muscle: it occurs in a patient when the
-    peak blocked fraction of any of its muscles (either side) exceeds ``block_threshold``."""
+    peak blocked fraction of any of its muscles (either side) exceeds ``block_threshold``.
+
+    septum_breach: how toxin crosses a barrier to its muscles (None: no barrier);
+    depressors: muscles (names in muscles.csv) that pull against its muscle: the event needs
+    its muscle's peak block to exceed theirs (the highest of them) by ``block_threshold``, so
+    treating them with it protects (an elevator loses to its depressors only if weakened more)."""
 
     name: str
     description: str
     block_threshold: float
+    septum_breach: SeptumBreach | None = None
+    depressors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SeptumBreach:
+    """How toxin reaches a danger muscle that sits behind a barrier (the levator behind the
+    orbital septum): not through the tail of a correctly placed injection's field, which the
+    barrier all but stops, but in the few people in whom the injection nearest the muscle
+    crosses the barrier (a point placed low or deep at the orbital rim, a lax septum).
+
+    An injection lands off its planned point by a between-person offset towards the orbit with
+    s.d. ``placement_sd_mm``; it breaches when it lands within ``rim_distance_mm`` of the
+    muscle's centre (the septum's attachment at the orbital rim), so a point ``d`` mm from the
+    centre breaches with probability ``Phi((rim_distance_mm - d) / placement_sd_mm)``, and
+    ``share_of_point`` of its units then reach the muscle.
+    """
+
+    rim_distance_mm: float
+    placement_sd_mm: float
+    share_of_point: float
 
 
 @dataclass(frozen=True)
@@ -48,12 +74,36 @@ class AdverseEventRules:
     same_point_radius_mm: float
 
 
+def _breach(entry: Any, where: str) -> SeptumBreach | None:
+    if entry is None:
+        return None
+    breach = SeptumBreach(*(_number(entry.get(key), f"{where}.{key}") for key in ("rim_distance_mm", "placement_sd_mm",
+                                                                                    "share_of_point")))
+    if breach.placement_sd_mm <= 0.0 or not 0.0 <= breach.share_of_point <= 1.0:
+        raise ValueError(f"{where}: placement_sd_mm must be > 0 and share_of_point in 0-1")
+    return breach
+
+
+def _depressors(entry: Any, where: str) -> tuple[str, ...]:
+    if entry is None:
+        return ()
+    if not isinstance(entry, dict) or not str(entry.get("source", "")).strip() or not entry.get("muscles"):
+        raise ValueError(f"{where}: must be a mapping with muscles and source")
+    known = {row["muscle"] for row in read_csv("muscles.csv")}
+    unknown = sorted(set(entry["muscles"]) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown muscle(s) {', '.join(unknown)}; allowed: muscles.csv muscle names")
+    return tuple(str(m) for m in entry["muscles"])
+
+
 @lru_cache(maxsize=1)
 def load_adverse_events() -> AdverseEventRules:
     """The packaged adverse-event rules (``data/adverse_events.yaml``)."""
     document = read_data_yaml("adverse_events.yaml")
     events = {
-        name: AdverseEvent(name, str(entry["description"]), _number(entry["block_threshold"], f"events.{name}"))
+        name: AdverseEvent(name, str(entry["description"]), _number(entry["block_threshold"], f"events.{name}"),
+                           _breach(entry.get("septum_breach"), f"events.{name}.septum_breach"),
+                           _depressors(entry.get("depressors"), f"events.{name}.depressors"))
         for name, entry in document["events"].items()
     }
     named = {row["danger"].strip() for row in read_csv("muscles.csv")} - {""}

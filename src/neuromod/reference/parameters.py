@@ -66,6 +66,7 @@ class SkinParameters:
     """Dynamic and static lines (see :mod:`neuromod.model.skin`)."""
 
     film_thickness_mm: float
+    onset_strain_spread: float
     fade_time_days: float
     crease_memory_share: float
     crease_memory_fade_days: float

@@ -85,9 +85,16 @@ def plot_time_courses(params: ModelParameters, path: Path, subjects: int) -> Pat
     return path
 
 
+#: agreement of a simulated adverse-event rate with a published one: within this factor
+#: either way (safety.csv gives no n for most rows, so no binomial interval; the published
+#: rates for one product and dose differ by up to 4.5x between sources: Botox 20 U 1.2-5.4 %).
+SAFETY_AGREEMENT_FACTOR = 2.0
+
+
 def safety_rows(params: ModelParameters, subjects: int) -> list[str]:
     """Markdown rows: published adverse-event rates (data/published/safety.csv) against the
-    model's, for the single-area label plans in that table. Not fitted: a check."""
+    model's, for the single-area glabella plans in that table (a dose range: both ends, each
+    checked). Not fitted: a check, agreement within :data:`SAFETY_AGREEMENT_FACTOR`."""
     from neuromod.reference.files import read_csv
     from neuromod.trials.trial import parse_trial, run_trial
 
@@ -96,14 +103,20 @@ def safety_rows(params: ModelParameters, subjects: int) -> list[str]:
     for row in read_csv("published/safety.csv"):
         if row["event"] not in ("eyelid_ptosis", "brow_ptosis") or row["area"] != "glabella":
             continue
-        units = float(row["dose_units"].split("-")[0])
-        key = (row["product"], units)
-        if key not in cache:
-            spec = {"name": "safety", "seed": 17, "subjects_per_arm": subjects, "follow_up_days": [30, 60],
-                    "arms": [{"name": "a", "product": row["product"], "areas": {"glabella": units}}]}
-            cache[key] = run_trial(parse_trial(spec), params=params, progress=False)["arms"]["a"]["adverse_events_pct"]
+        published = float(row["rate_pct"])
+        simulated = []
+        for units in sorted({float(u) for u in row["dose_units"].split("-")}):
+            key = (row["product"], units)
+            if key not in cache:
+                spec = {"name": "safety", "seed": 17, "subjects_per_arm": subjects, "follow_up_days": [30, 60],
+                        "arms": [{"name": "a", "product": row["product"], "areas": {"glabella": units}}]}
+                arm = run_trial(parse_trial(spec), params=params, progress=False)["arms"]["a"]
+                cache[key] = arm["adverse_events_pct"]
+            simulated.append(cache[key][row["event"]])
+        agree = all(published / SAFETY_AGREEMENT_FACTOR <= v <= published * SAFETY_AGREEMENT_FACTOR for v in simulated)
         lines.append(f"| {row['product']} | glabella {row['dose_units']} U | {row['event']} | {row['rate_pct']} | "
-                     f"{cache[key][row['event']]:.1f} | {row['source']} |")
+                     f"{' / '.join(f'{v:.1f}' for v in simulated)} | {'pass' if agree else '**fail**'} | "
+                     f"{row['source']} |")
     return lines
 
 
@@ -163,13 +176,16 @@ def write_calibration_report(params: ModelParameters, rows: list[CalibrationRow]
         "",
         "## Adverse events (a check, not fitted)",
         "",
-        f"Eyelid and brow ptosis in virtual label-dose glabella arms ({max(subjects, 4000)} subjects) against",
-        "`data/published/safety.csv`. Events: levator (lateral lower frontalis) block above the",
-        "thresholds in `data/adverse_events.yaml`; the toxin reaching danger muscles varies between people",
-        "(`population.danger_dose_sd`).",
+        f"Eyelid and brow ptosis in virtual glabella arms ({max(subjects, 4000)} subjects) against",
+        "`data/published/safety.csv` (a dose range: both ends). Eyelid ptosis: a levator block above its",
+        "threshold, reached when an injection crosses the orbital septum (`septum_breach` in",
+        "`data/adverse_events.yaml`: the chance falls with each point's distance from the orbit, not with",
+        "its dose). Brow ptosis: a lower frontalis block in excess of its depressors' (`depressors`), its",
+        "units varying by placement (`population.danger_dose_sd`). Agreement: within a factor of",
+        f"{SAFETY_AGREEMENT_FACTOR:g} either way (no n in the table for a binomial interval).",
         "",
-        "| product | plan | event | published % | simulated % | source |",
-        "|---|---|---|---|---|---|",
+        "| product | plan | event | published % | simulated % | agreement | source |",
+        "|---|---|---|---|---|---|---|",
         *safety_rows(params, max(subjects, 4000)),
     ]
     lines += ["", "![published against simulated](figures/calibration_rows.png)", "",

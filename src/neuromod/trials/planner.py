@@ -146,6 +146,8 @@ def evaluate_plan(plan: Plan, description: PatientDescription, goal: str, hold_u
     if cohort is None:
         cohort = cohort_like(description, n, face_map.areas, np.random.default_rng(seed), params)
     n = cohort.patients.count
+    # no septum breaches drawn: the levator lies in no scored area, and the plan's ptosis risk is
+    # assess_safety's closed form below
     doses = vary_danger_doses(np.repeat(result.dose_per_muscle[None, :], n, axis=0), cohort.danger_multiplier,
                               face_map, rules)
     day = tables.goal_day

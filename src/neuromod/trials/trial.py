@@ -34,7 +34,8 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from neuromod.model.adverse_events import event_muscles, vary_danger_doses
+from neuromod.model.adverse_events import (PlanBreach, breach_doses, draw_breaches, event_depressors, event_muscles,
+                                           net_block, vary_danger_doses)
 from neuromod.model.antibodies import neutralize, seroconversion_probability
 from neuromod.model.simulate import DISCLAIMER, plan_injections
 from neuromod.model.spread import spread
@@ -186,6 +187,7 @@ class PreparedArm:
     profile: FloatArray
     danger: dict[str, list[int]]
     ona_units_per_treatment: float
+    breaches: dict[str, PlanBreach]
 
 
 _PREPARED: dict[str, PreparedArm] = {}
@@ -202,11 +204,14 @@ def prepare_arm(arm: ArmSpec, face_map: FaceMap, params: ModelParameters) -> Pre
 def _prepare_arm(arm: ArmSpec, face_map: FaceMap, params: ModelParameters) -> PreparedArm:
     plan = arm_plan(arm)
     points = plan.points(face_map)
-    result = spread(face_map, plan_injections(points, plan), plan.product_info.spread_factor, params.spread)
+    injections = plan_injections(points, plan)
+    result = spread(face_map, injections, plan.product_info.spread_factor, params.spread)
     scored = [face_map.areas.index(area) for area in arm.areas]
     ona = sum(plan.product_info.to_ona_units(p.units) for p in points)
-    danger = {name: list(muscles) for name, muscles in event_muscles(face_map, load_adverse_events()).items()}
-    return PreparedArm(plan, scored, result.dose_per_muscle, result.profile, danger, ona)
+    rules = load_adverse_events()
+    danger = {name: list(muscles) for name, muscles in event_muscles(face_map, rules).items()}
+    return PreparedArm(plan, scored, result.dose_per_muscle, result.profile, danger, ona,
+                       breach_doses(injections, face_map, rules))
 
 
 class CourseCache:
@@ -266,8 +271,10 @@ def simulate_chunk(
     cohort: Cohort = enrol(population, n, len(face_map.areas), prepared.scored, rng, params)
     treatments = np.asarray(prepared.plan.treatment_days, dtype=float)
     rules = load_adverse_events()
+    # septum breaches draw from their own stream (as antibodies do), leaving every other draw unchanged
+    breached = draw_breaches(n, np.random.default_rng([*seed, 2]), prepared.breaches)
     doses = vary_danger_doses(np.repeat(prepared.dose_per_muscle[None, :], n, axis=0), cohort.danger_multiplier,
-                              face_map, rules)
+                              face_map, rules, prepared.breaches, breached)
     doses = np.repeat(doses[:, None, :], treatments.size, axis=1)
     # antibodies draw from their own stream, so adding them leaves every other draw unchanged
     probability = seroconversion_probability(
@@ -275,10 +282,13 @@ def simulate_chunk(
         ~cohort.female, params.antibodies)
     doses, antibodies = neutralize(doses, probability, np.random.default_rng([*seed, 1]), params.antibodies)
     groups = list(prepared.danger)
+    depressors = event_depressors(face_map, rules)
+    offset_groups = [name for name in groups if name in depressors]
 
     def compute() -> VisitCourse:
         return visit_course(follow_up_days, treatments, doses, cohort.patients, face_map, params, prepared.profile,
-                            prepared.scored, cohort.onset_threshold, [prepared.danger[name] for name in groups])
+                            prepared.scored, cohort.onset_threshold,
+                            [prepared.danger[name] for name in groups] + [depressors[name] for name in offset_groups])
 
     course = compute() if courses is None else courses.get(
         courses.key(prepared, population, n, follow_up_days, seed, params), prepared, compute)
@@ -292,7 +302,8 @@ def simulate_chunk(
     perceived_then = perceived_depth(course.baseline_depth_mm[..., None], rng, params)
     events = {"neutralizing_antibodies": antibodies}
     for g, name in enumerate(groups):  # the same rule as adverse_events.cohort_events, on the kernel's peaks
-        events[name] = course.max_blocked[:, g] > rules.events[name].block_threshold
+        offset = (course.max_blocked[:, len(groups) + offset_groups.index(name)] if name in offset_groups else None)
+        events[name] = net_block(course.max_blocked[:, g], offset) > rules.events[name].block_threshold
     expression = course.area_strength
     first = course.onset_day
     return summarize(inv, subj, expression, cohort.baseline_inv[:, prepared.scored],
