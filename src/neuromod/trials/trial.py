@@ -190,15 +190,20 @@ class PreparedArm:
     breaches: dict[str, PlanBreach]
 
 
-_PREPARED: dict[str, PreparedArm] = {}
+#: arms through the spread stage, oldest dropped beyond :data:`_PREPARED_SIZE`; each entry holds
+#: its face map so that the id in the key stays that map's.
+_PREPARED: dict[str, tuple[PreparedArm, FaceMap]] = {}
+_PREPARED_SIZE = 64
 
 
 def prepare_arm(arm: ArmSpec, face_map: FaceMap, params: ModelParameters) -> PreparedArm:
-    """The arm's plan through the spread stage (cached: spread does not depend on patients)."""
+    """The arm's plan through the spread stage (cached, bounded: spread does not depend on patients)."""
     key = f"{arm.model_dump_json(exclude={'name'})}|{params.spread!r}|{id(face_map)}"
     if key not in _PREPARED:
-        _PREPARED[key] = _prepare_arm(arm, face_map, params)
-    return _PREPARED[key]
+        if len(_PREPARED) >= _PREPARED_SIZE:
+            _PREPARED.pop(next(iter(_PREPARED)))
+        _PREPARED[key] = (_prepare_arm(arm, face_map, params), face_map)
+    return _PREPARED[key][0]
 
 
 def _prepare_arm(arm: ArmSpec, face_map: FaceMap, params: ModelParameters) -> PreparedArm:
