@@ -8,7 +8,7 @@ that vector; :mod:`neuromod.trials.population` draws many of them with random ef
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -17,6 +17,7 @@ from neuromod.model.scores import depth_for_score
 from neuromod.model.skin import strain_ratio_for_depth
 from neuromod.reference.anatomy import FaceMap
 from neuromod.reference.parameters import ModelParameters
+from neuromod.reference.products import Product
 from neuromod.schemas.patient import (
     BaselineScores,
     PatientDescription,
@@ -112,6 +113,19 @@ def half_block_units(face_map: FaceMap, patients: Patients, params: ModelParamet
     """(n_patients, n_muscles) active light chain (ona units) that blocks half of each muscle."""
     typical = face_map.typical_units()
     return params.junction.half_block_fraction_of_typical_dose * typical[None, :] * patients.half_block_scale
+
+
+def with_product(patients: Patients, product: Product) -> Patients:
+    """``patients`` as treated with ``product``: its toxin becomes available at the junction
+    ``availability_factor`` times as fast (onset) and its light chain loses activity
+    ``persistence_factor`` times as slowly (duration), on top of each patient's own scales.
+
+    The one place product kinetics enter (``data/products.csv``, 1 for onabotulinumtoxinA): the
+    trials (:func:`neuromod.trials.trial.simulate_chunk`) and ``simulate`` both call it.
+    """
+    return replace(patients,
+                   availability_scale=patients.availability_scale * product.availability_factor,
+                   light_chain_decay_scale=patients.light_chain_decay_scale / product.persistence_factor)
 
 
 def repeat_patient(patients: Patients, n: int) -> Patients:

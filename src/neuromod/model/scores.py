@@ -4,17 +4,67 @@ FWS grades: 0 none, 1 mild, 2 moderate, 3 severe. A rater sees a line of depth `
 (mm) with Gaussian noise and grades it against three cut-points (ordinal probit), so the
 expected score is ``sum_k Phi((d - c_k) / sd)``, a continuous 0-3 value. The inverse maps a
 recorded baseline score back to the depth that explains it.
+
+Raters at one visit share part of their error: the frown (or smile) effort that day, the light,
+the day's face make the lines look deeper or shallower to both the investigator and the subject.
+:class:`RaterNoise` splits each rater's noise into that visit's shared deviation and the rater's
+own part, keeping each rater's total (``scores.rater_sd_mm``, ``population.subject_sd_mm``).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from scipy.special import ndtr
 
-from neuromod.reference.parameters import ScoreParameters
+from neuromod.reference.parameters import ModelParameters, ScoreParameters
 
 FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class RaterNoise:
+    """The rating noise of one visit, on the depth scale (mm).
+
+    shared_sd_mm: the visit's deviation of the depth seen at maximum contraction, the same for
+    the investigator and the subject (``scores.shared_noise_fraction`` of the investigator's
+    variance); investigator_sd_mm: the investigator's own part; subject_sd_mm: the subject's own
+    part, on the perceived scale (where the shared deviation appears times ``subject_depth_bias``);
+    the subject's own variance is what the total ``population.subject_sd_mm`` leaves after the shared
+    part, and 0 where the shared part alone exceeds it (then the subject's total is the shared part).
+    """
+
+    shared_sd_mm: float
+    investigator_sd_mm: float
+    subject_sd_mm: float
+    subject_depth_bias: float
+
+    @property
+    def investigator_total_sd_mm(self) -> float:
+        """All the noise in one investigator rating: shared and own (= ``scores.rater_sd_mm``)."""
+        return float(np.hypot(self.shared_sd_mm, self.investigator_sd_mm))
+
+    @property
+    def subject_total_sd_mm(self) -> float:
+        """All the noise in one subject rating on the perceived scale (``population.subject_sd_mm``,
+        or the shared part alone where that is larger)."""
+        return float(np.hypot(self.subject_depth_bias * self.shared_sd_mm, self.subject_sd_mm))
+
+    def total_sd_mm(self, rater: str) -> float:
+        """The noise of one rating by ``rater`` (``investigator`` or ``self``), for the likelihood of
+        one recorded grade (:func:`grade_log_probability`)."""
+        return self.subject_total_sd_mm if rater == "self" else self.investigator_total_sd_mm
+
+
+def rater_noise(params: ModelParameters) -> RaterNoise:
+    """The shared and own parts of the raters' noise (see :class:`RaterNoise`)."""
+    scores, pop = params.scores, params.population
+    shared = np.sqrt(scores.shared_noise_fraction) * scores.rater_sd_mm
+    own = np.sqrt(1.0 - scores.shared_noise_fraction) * scores.rater_sd_mm
+    subject_own = np.sqrt(max(pop.subject_sd_mm**2 - (pop.subject_depth_bias * shared) ** 2, 0.0))
+    return RaterNoise(float(shared), float(own), float(subject_own), pop.subject_depth_bias)
 
 
 def grade_probabilities(depth_mm: FloatArray, params: ScoreParameters, sd_mm: float | None = None) -> FloatArray:

@@ -16,7 +16,7 @@ import numpy.typing as npt
 from neuromod.model.adverse_events import SafetyAssessment, assess_safety
 from neuromod.model.junction import JunctionRates
 from neuromod.model.kinetics import muscle_course
-from neuromod.model.patient import Patients, describe_patient, half_block_units  # noqa: F401 (re-exported)
+from neuromod.model.patient import Patients, describe_patient, half_block_units, with_product  # noqa: F401 (re-exported)
 from neuromod.model.scores import expected_score
 from neuromod.model.skin import skin_response
 from neuromod.model.spread import Injections, SpreadResult, spread
@@ -262,7 +262,7 @@ def simulate(
     points = plan.points(face_map)
     injections = plan_injections(points, plan)
     spread_result = spread(face_map, injections, plan.product_info.spread_factor, params.spread)
-    patients = describe_patient(plan.patient, face_map.areas, params)
+    patients = with_product(describe_patient(plan.patient, face_map.areas, params), plan.product_info)
     treatment_days = np.asarray(plan.treatment_days, dtype=float)
     doses = np.broadcast_to(spread_result.dose_per_muscle, (1, treatment_days.size, len(face_map.regions)))
     output = run_model(grid, treatment_days, doses, patients, face_map, params, spread_result.profile,

@@ -84,6 +84,7 @@ class ScoreParameters:
 
     cutpoints_mm: tuple[float, float, float]
     rater_sd_mm: float
+    shared_noise_fraction: float
     onset_strength_drop: float
 
 

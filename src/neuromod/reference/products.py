@@ -1,8 +1,12 @@
-"""Neuromodulator products: potency relative to onabotulinumtoxinA, spread, label limits.
+"""Neuromodulator products: potency relative to onabotulinumtoxinA, spread, kinetics, label limits.
 
-Data: ``data/products.csv`` (one row per product, sources in its last columns).
+Data: ``data/products.csv`` (one row per product, each number with its source column).
 Units of different products are not interchangeable; the model works internally in
-onabotulinumtoxinA-equivalent units (``ona_units = units / units_per_ona_unit``).
+onabotulinumtoxinA-equivalent units (``ona_units = units / units_per_ona_unit``). Beyond potency
+and spread, a product can differ in how fast its toxin becomes available at the junction
+(``availability_factor``: onset) and how long its light chain stays active
+(``persistence_factor``: duration); both are 1 for onabotulinumtoxinA and act on every patient
+treated with the product (:func:`neuromod.model.patient.with_product`), in every trial of it.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ class Product:
     limits_source: str
     immunogenicity: float = 1.0
     immunogenicity_source: str = ""
+    availability_factor: float = 1.0
+    availability_source: str = ""
+    persistence_factor: float = 1.0
+    persistence_source: str = ""
 
     @property
     def label_units_per_ml(self) -> float:
@@ -53,6 +61,14 @@ class Conversion:
     low: float
     high: float
     source: str
+
+
+def _positive(row: dict[str, str], column: str) -> float:
+    """A factor column of ``products.csv`` (> 0), or a clear error naming the product and column."""
+    value = float(row[column])
+    if not value > 0.0:
+        raise ValueError(f"products.csv: {row['product']}.{column} must be > 0, got {value}")
+    return value
 
 
 @lru_cache(maxsize=1)
@@ -78,6 +94,10 @@ def load_products() -> dict[str, Product]:
             limits_source=row["limits_source"],
             immunogenicity=float(row["immunogenicity"]),
             immunogenicity_source=row["immunogenicity_source"],
+            availability_factor=_positive(row, "availability_factor"),
+            availability_source=row["availability_source"],
+            persistence_factor=_positive(row, "persistence_factor"),
+            persistence_source=row["persistence_source"],
         )
     return products
 

@@ -7,9 +7,10 @@ of the virtual trials (:func:`neuromod.trials.population.draw_effects`: toxin se
 chain persistence, absorption, the strength drop the patient notices, the dose reaching danger
 muscles, and the baseline line depths within the rating noise of the recorded baseline grades).
 The *likelihood* of each follow-up is the rater model of the virtual trials: an investigator sees
-a line of depth ``d`` with Gaussian noise ``scores.rater_sd_mm`` and grades it against the FWS
+a line of depth ``d`` with Gaussian noise ``scores.rater_sd_mm`` (the visit's shared deviation and
+the investigator's own, :func:`neuromod.model.scores.rater_noise`) and grades it against the FWS
 cut-points (ordinal probit, :func:`neuromod.model.scores.grade_log_probability`); a patient
-rating themselves sees ``subject_depth_bias * d`` with noise ``subject_sd_mm``; both see lines
+rating themselves sees ``subject_depth_bias * d`` with the subject's total noise; both see lines
 shallower just after an injection (``expectation_bias``, fading over ``expectation_days`` since the
 latest treatment), as in :func:`neuromod.trials.trial.simulate_chunk`. "Noticed an effect by day
 t" is the trial diary's rule: the area's strength has dropped by the patient's own threshold.
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import numpy.typing as npt
 
-from neuromod.model.scores import expected_score, grade_log_probability
+from neuromod.model.scores import expected_score, grade_log_probability, rater_noise
 from neuromod.model.simulate import (
     DISCLAIMER,
     area_landmarks,
@@ -239,10 +240,10 @@ def _rater_view(setup: _Setup, day: int) -> float:
 def rating_log_probability(depth_mm: FloatArray, grade: int, rater: str, params: ModelParameters) -> FloatArray:
     """log P(a ``rater`` gives FWS ``grade`` | true line depth ``depth_mm``): the rater model of the
     virtual trials (:func:`neuromod.trials.population.investigator_grades`, ``subject_grades``)."""
+    sd = rater_noise(params).total_sd_mm(rater)  # one rating: the visit's shared part and the rater's own
     if rater == "self":
-        pop = params.population
-        return grade_log_probability(pop.subject_depth_bias * depth_mm, grade, params.scores, pop.subject_sd_mm)
-    return grade_log_probability(depth_mm, grade, params.scores)
+        return grade_log_probability(params.population.subject_depth_bias * depth_mm, grade, params.scores, sd)
+    return grade_log_probability(depth_mm, grade, params.scores, sd)
 
 
 def _log_likelihood(setup: _Setup, course: Course, cohort: Cohort, observations: list[Observation]) -> FloatArray:

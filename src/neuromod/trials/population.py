@@ -25,7 +25,7 @@ from neuromod.model.patient import (
     deepening_factor,
     describe_patient,
 )
-from neuromod.model.scores import depth_for_score, grade
+from neuromod.model.scores import depth_for_score, grade, rater_noise
 from neuromod.model.skin import strain_ratio_for_depth
 from neuromod.reference.parameters import ModelParameters
 from neuromod.schemas.patient import PatientDescription
@@ -45,37 +45,70 @@ class Cohort:
     """An enrolled cohort: model parameters plus raters' and safety inputs.
 
     baseline_inv, baseline_subj: (n, n_areas) integer FWS grades at contraction (day 0);
-    onset_threshold: (n,) strength drop each subject notices; danger_multiplier: (n,) factor
-    on the units reaching danger muscles; female, age: (n,) covariates.
+    baseline_shared_mm: (n, n_areas) the enrolment visit's deviation both raters saw
+    (:func:`visit_deviations`; 0 where no baseline was rated); onset_threshold: (n,) strength drop
+    each subject notices; danger_multiplier: (n,) factor on the units reaching danger muscles;
+    female, age: (n,) covariates.
     """
 
     patients: Patients
     baseline_inv: IntArray
     baseline_subj: IntArray
+    baseline_shared_mm: FloatArray
     onset_threshold: FloatArray
     danger_multiplier: FloatArray
     female: npt.NDArray[np.bool_]
     age: FloatArray
 
 
-def investigator_grades(depth_mm: FloatArray, rng: np.random.Generator, params: ModelParameters) -> IntArray:
-    """Investigator's FWS grades of lines ``depth_mm`` deep (independent noise per rating)."""
-    return grade(depth_mm + rng.normal(0.0, params.scores.rater_sd_mm, np.shape(depth_mm)), params.scores)
+def visit_deviations(shape: tuple[int, ...], rng: np.random.Generator, params: ModelParameters) -> FloatArray:
+    """Each visit's deviation (mm) of the depth seen at maximum contraction, shared by the
+    investigator and the subject (frown effort, light, the day's face): (n, n_areas[, n_visits]).
+
+    Drawn as standard normals times the shared SD (:func:`neuromod.model.scores.rater_noise`), from
+    the caller's own stream, so every value of ``scores.shared_noise_fraction`` sees the same draws
+    and the other draws of a cohort do not move (common random numbers).
+    """
+    return rater_noise(params).shared_sd_mm * rng.standard_normal(shape)
 
 
-def perceived_depth(depth_mm: FloatArray, rng: np.random.Generator, params: ModelParameters) -> FloatArray:
-    """The depth a subject perceives: biased towards deeper, noisier than the investigator."""
-    pop = params.population
-    noisy = pop.subject_depth_bias * depth_mm + rng.normal(0.0, pop.subject_sd_mm, np.shape(depth_mm))
+def investigator_grades(depth_mm: FloatArray, rng: np.random.Generator, params: ModelParameters,
+                        shared_mm: FloatArray | None = None) -> IntArray:
+    """Investigator's FWS grades of lines ``depth_mm`` deep.
+
+    shared_mm: the visit's deviation both raters see (:func:`visit_deviations`), to which the
+    investigator's own noise is added; None: a rating on its own, with the investigator's whole
+    noise (``scores.rater_sd_mm``) drawn here.
+    """
+    noise = rater_noise(params)
+    if shared_mm is None:
+        return grade(depth_mm + rng.normal(0.0, noise.investigator_total_sd_mm, np.shape(depth_mm)), params.scores)
+    own = rng.normal(0.0, noise.investigator_sd_mm, np.shape(depth_mm))
+    return grade(depth_mm + shared_mm + own, params.scores)
+
+
+def perceived_depth(depth_mm: FloatArray, rng: np.random.Generator, params: ModelParameters,
+                    shared_mm: FloatArray | None = None) -> FloatArray:
+    """The depth a subject perceives: biased towards deeper (``subject_depth_bias``), with the
+    visit's shared deviation ``shared_mm`` plus the subject's own noise, or (None) the subject's
+    whole noise (``population.subject_sd_mm``) drawn here."""
+    noise = rater_noise(params)
+    bias = params.population.subject_depth_bias
+    if shared_mm is None:
+        noisy = bias * depth_mm + rng.normal(0.0, noise.subject_total_sd_mm, np.shape(depth_mm))
+    else:
+        noisy = bias * (depth_mm + shared_mm) + rng.normal(0.0, noise.subject_sd_mm, np.shape(depth_mm))
     return np.maximum(noisy, 0.0)
 
 
-def subject_grades(depth_mm: FloatArray, rng: np.random.Generator, params: ModelParameters) -> IntArray:
-    """The subject's own FWS grades of lines ``depth_mm`` deep."""
-    return grade(perceived_depth(depth_mm, rng, params), params.scores)
+def subject_grades(depth_mm: FloatArray, rng: np.random.Generator, params: ModelParameters,
+                   shared_mm: FloatArray | None = None) -> IntArray:
+    """The subject's own FWS grades of lines ``depth_mm`` deep (``shared_mm`` as in :func:`perceived_depth`)."""
+    return grade(perceived_depth(depth_mm, rng, params, shared_mm), params.scores)
 
 
-def _draw(spec: PopulationSpec, n: int, n_areas: int, rng: np.random.Generator, params: ModelParameters):
+def _draw(spec: PopulationSpec, n: int, n_areas: int, rng: np.random.Generator, params: ModelParameters,
+          visit_rng: np.random.Generator):
     pop = params.population
     female = rng.random(n) < spec.female_fraction(params)
     age = rng.uniform(spec.age[0], spec.age[1], n)
@@ -97,10 +130,12 @@ def _draw(spec: PopulationSpec, n: int, n_areas: int, rng: np.random.Generator, 
         baseline_static_mm=static,
     )
     contraction = static + dynamic
+    shared = visit_deviations((n, n_areas), visit_rng, params)
     cohort = Cohort(
         patients=patients,
-        baseline_inv=investigator_grades(contraction, rng, params),
-        baseline_subj=subject_grades(contraction, rng, params),
+        baseline_inv=investigator_grades(contraction, rng, params, shared),
+        baseline_subj=subject_grades(contraction, rng, params, shared),
+        baseline_shared_mm=shared,
         onset_threshold=params.scores.onset_strength_drop * np.exp(pop.onset_threshold_sd * rng.standard_normal(n)),
         danger_multiplier=np.exp(pop.danger_dose_sd * rng.standard_normal(n)),
         female=female,
@@ -129,16 +164,20 @@ def enrol(
     scored_areas: list[int],
     rng: np.random.Generator,
     params: ModelParameters,
+    visit_rng: np.random.Generator | None = None,
 ) -> Cohort:
     """Draw people until ``n`` meet the inclusion rule on every scored area.
 
     ``moderate_or_severe``: the investigator grades the scored areas 2 or 3 at maximum
-    contraction at baseline (as in the pivotal trials).
+    contraction at baseline (as in the pivotal trials). visit_rng: the stream of the visits'
+    shared rating deviations (:func:`visit_deviations`; default ``rng``), kept apart from
+    ``rng`` so that the cohort's other draws do not depend on the shared noise.
     """
+    visit_rng = rng if visit_rng is None else visit_rng
     chosen: list[Cohort] = []
     total = 0
     while total < n:
-        batch = _draw(spec, max(2 * (n - total), 64), n_areas, rng, params)
+        batch = _draw(spec, max(2 * (n - total), 64), n_areas, rng, params, visit_rng)
         if spec.baseline == "moderate_or_severe" and scored_areas:
             ok = (batch.baseline_inv[:, scored_areas] >= 2).all(axis=1)
         else:
@@ -204,7 +243,7 @@ def cohort_from_effects(
     rest, contraction = baseline_grades(description, areas, params)
     strain, static = baseline_skin(rest, contraction, params)
     if np.any(effects.contraction_depth) or np.any(effects.rest_depth):
-        noise = params.scores.rater_sd_mm
+        noise = rater_noise(params).investigator_total_sd_mm
         static_0 = depth_for_score(np.asarray(rest, dtype=float), params.scores)
         contraction_0 = depth_for_score(np.maximum(contraction, rest), params.scores)
         static = np.maximum(static_0[None, :] + noise * effects.rest_depth, 0.0)
@@ -226,6 +265,7 @@ def cohort_from_effects(
         patients=patients,
         baseline_inv=grades,
         baseline_subj=grades.copy(),
+        baseline_shared_mm=np.zeros(grades.shape),
         onset_threshold=params.scores.onset_strength_drop * np.exp(pop.onset_threshold_sd * effects.onset_threshold),
         danger_multiplier=np.exp(pop.danger_dose_sd * effects.danger_dose),
         female=np.full(n, description.sex == "female"),

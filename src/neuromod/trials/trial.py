@@ -37,6 +37,7 @@ from tqdm import tqdm
 from neuromod.model.adverse_events import (PlanBreach, breach_doses, draw_breaches, event_depressors, event_muscles,
                                            net_block, vary_danger_doses)
 from neuromod.model.antibodies import neutralize, seroconversion_probability
+from neuromod.model.patient import with_product
 from neuromod.model.simulate import DISCLAIMER, plan_injections
 from neuromod.model.spread import spread
 from neuromod.model.visit_course import VisitCourse, visit_course
@@ -62,6 +63,7 @@ from neuromod.trials.population import (
     investigator_grades,
     perceived_depth,
     subject_grades,
+    visit_deviations,
 )
 
 FloatArray = npt.NDArray[np.float64]
@@ -273,7 +275,9 @@ def simulate_chunk(
     summarise them (:class:`ArmSummary`). ``courses``: reuse compiled courses across parameter
     sets that differ only in the rater stage (:class:`CourseCache`)."""
     rng = np.random.default_rng(list(seed))
-    cohort: Cohort = enrol(population, n, len(face_map.areas), prepared.scored, rng, params)
+    # the visits' shared rating deviations draw from their own stream (enrolment, then each visit)
+    visit_rng = np.random.default_rng([*seed, 3])
+    cohort: Cohort = enrol(population, n, len(face_map.areas), prepared.scored, rng, params, visit_rng)
     treatments = np.asarray(prepared.plan.treatment_days, dtype=float)
     rules = load_adverse_events()
     # septum breaches draw from their own stream (as antibodies do), leaving every other draw unchanged
@@ -286,12 +290,13 @@ def simulate_chunk(
         np.full(treatments.size, prepared.ona_units_per_treatment), treatments, prepared.plan.product_info.immunogenicity,
         ~cohort.female, params.antibodies)
     doses, antibodies = neutralize(doses, probability, np.random.default_rng([*seed, 1]), params.antibodies)
+    treated = with_product(cohort.patients, prepared.plan.product_info)  # the product's onset and persistence
     groups = list(prepared.danger)
     depressors = event_depressors(face_map, rules)
     offset_groups = [name for name in groups if name in depressors]
 
     def compute() -> VisitCourse:
-        return visit_course(follow_up_days, treatments, doses, cohort.patients, face_map, params, prepared.profile,
+        return visit_course(follow_up_days, treatments, doses, treated, face_map, params, prepared.profile,
                             prepared.scored, cohort.onset_threshold,
                             [prepared.danger[name] for name in groups] + [depressors[name] for name in offset_groups])
 
@@ -301,10 +306,12 @@ def simulate_chunk(
     pop = params.population
     expectation = 1.0 - pop.expectation_bias * np.exp(-visits / pop.expectation_days)
     depth = course.contraction_depth_mm * expectation
-    inv = investigator_grades(depth, rng, params)
-    subj = subject_grades(depth, rng, params)
-    perceived_now = perceived_depth(depth, rng, params)
-    perceived_then = perceived_depth(course.baseline_depth_mm[..., None], rng, params)
+    shared = visit_deviations(depth.shape, visit_rng, params)  # both raters see the visit's deviation
+    inv = investigator_grades(depth, rng, params, shared)
+    subj = subject_grades(depth, rng, params, shared)
+    perceived_now = perceived_depth(depth, rng, params, shared)
+    baseline_shared = cohort.baseline_shared_mm[:, prepared.scored, None]
+    perceived_then = perceived_depth(course.baseline_depth_mm[..., None], rng, params, baseline_shared)
     events = {"neutralizing_antibodies": antibodies}
     for g, name in enumerate(groups):  # the same rule as adverse_events.cohort_events, on the kernel's peaks
         offset = (course.max_blocked[:, len(groups) + offset_groups.index(name)] if name in offset_groups else None)
