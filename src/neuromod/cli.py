@@ -148,14 +148,16 @@ def simulate_command(
 
 @app.command("products")
 def products_command() -> None:
-    """List the products with potency, label reconstitution and limits."""
+    """List the products with potency, label reconstitution, limits and kinetic factors
+    (availability: onset speed; persistence: light-chain activity; both relative to Botox)."""
     typer.echo(f"{'product':<9} {'generic':<20} {'units/ona-unit':>14} {'range':>9} {'vial':>5} "
-               f"{'saline mL':>9} {'U/0.1mL':>8} {'max/session':>11} {'re-treat d':>10}")
+               f"{'saline mL':>9} {'U/0.1mL':>8} {'max/session':>11} {'re-treat d':>10} {'availability':>12} "
+               f"{'persistence':>11}")
     for p in load_products().values():
         typer.echo(f"{p.name:<9} {p.generic:<20} {p.units_per_ona_unit:>14g} "
                    f"{p.units_per_ona_unit_low:g}-{p.units_per_ona_unit_high:<5g} {p.vial_units:>5g} "
                    f"{p.label_saline_ml:>9g} {p.label_units_per_ml / 10:>8.2f} {p.max_session_units:>11g} "
-                   f"{p.min_retreat_days:>10g}")
+                   f"{p.min_retreat_days:>10g} {p.availability_factor:>12g} {p.persistence_factor:>11g}")
 
 
 @app.command("sites")

@@ -121,7 +121,8 @@ def with_product(patients: Patients, product: Product) -> Patients:
     ``persistence_factor`` times as slowly (duration), on top of each patient's own scales.
 
     The one place product kinetics enter (``data/products.csv``, 1 for onabotulinumtoxinA): the
-    trials (:func:`neuromod.trials.trial.simulate_chunk`) and ``simulate`` both call it.
+    trials (:func:`neuromod.trials.trial.simulate_chunk`), ``simulate``, the planner and personal
+    predictions (with the last session's product) call it.
     """
     return replace(patients,
                    availability_scale=patients.availability_scale * product.availability_factor,

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import numpy.typing as npt
 
+from neuromod.model.patient import with_product
 from neuromod.model.scores import expected_score, grade_log_probability, rater_noise
 from neuromod.model.simulate import (
     DISCLAIMER,
@@ -203,7 +204,10 @@ def _run(setup: _Setup, cohort: Cohort, last_day: int) -> Course:
     doses = np.repeat(setup.doses, n, axis=0)
     doses[:, :, setup.danger_columns] *= cohort.danger_multiplier[:, None, None]
     given = setup.treatment_days <= last_day
-    output = run_model(days, setup.treatment_days[given], doses[:, given], cohort.patients, setup.face_map,
+    # the product's onset and persistence scale the patient's kinetics: those of the last session's
+    # product (the one predicted), as the dose profile is the last session's
+    treated = with_product(cohort.patients, setup.history.treatments[-1].plan.product_info)
+    output = run_model(days, setup.treatment_days[given], doses[:, given], treated, setup.face_map,
                        setup.params, setup.profile, muscles=setup.muscles)
     pick = setup.area_index
     return Course(days, output.contraction_depth_mm[:, pick], output.rest_depth_mm[:, pick],

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neuromod.model.adverse_events import SafetyAssessment, assess_safety, vary_danger_doses
-from neuromod.model.patient import describe_patient
+from neuromod.model.patient import describe_patient, with_product
 from neuromod.model.scores import grade
 from neuromod.model.simulate import plan_injections, run_model
 from neuromod.model.spread import spread
@@ -152,7 +152,8 @@ def evaluate_plan(plan: Plan, description: PatientDescription, goal: str, hold_u
                               face_map, rules)
     day = tables.goal_day
     days = np.arange(0.0, max(day + 31.0, (hold_until or 0) + 1.0))
-    output = run_model(days, np.array([0.0]), doses[:, None, :], cohort.patients, face_map, params, result.profile)
+    treated = with_product(cohort.patients, plan.product_info)  # the product's onset and persistence
+    output = run_model(days, np.array([0.0]), doses[:, None, :], treated, face_map, params, result.profile)
     max_grade = tables.goals[goal].max_grade
     at_goal = grade(output.contraction_depth_mm, params.scores) <= max_grade  # (n, n_areas, n_days)
     goal_rate, held_rate, expression = {}, {}, {}
