@@ -8,7 +8,8 @@ Dysport glabella dose 50-125 U with no trend (Joseph 2021), 0.9-5.4 % after Boto
 the orbital septum).
 """
 
-from functools import lru_cache
+from functools import cache
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -36,7 +37,7 @@ def risk(product: str, units: float, **extra) -> dict[str, float]:
 def test_eyelid_ptosis_is_low_and_nearly_flat_across_published_dose_ranges(product, doses, low, high, spread):
     eyelid = [risk(product, units)["eyelid_ptosis"] for units in doses]
     assert all(low <= r <= high for r in eyelid), eyelid
-    assert all(b >= a for a, b in zip(eyelid, eyelid[1:])), eyelid  # never falls with dose
+    assert all(b >= a for a, b in pairwise(eyelid)), eyelid  # never falls with dose
     assert eyelid[-1] <= spread * eyelid[0], eyelid
 
 
@@ -75,7 +76,7 @@ def test_a_point_at_the_orbital_rim_raises_eyelid_ptosis_whatever_its_dose():
     assert r["eyelid_ptosis"] > 10 * risk("botox", 20)["eyelid_ptosis"], r
 
 
-@lru_cache(maxsize=None)
+@cache
 def glabella_course(units: float, product: str = "botox", days: int = 365):
     """The typical patient's glabella course (simulate: no sampling noise; ~0.3 s a call)."""
     return simulate(parse_plan({"product": product, "areas": {"glabella": units}}), days=days).courses["glabella"]
@@ -136,8 +137,8 @@ def test_duration_never_falls_as_the_dose_grows(product):
     courses = [glabella_course(units, product) for units in doses]
     half_way = [c.wear_off_day or 0.0 for c in courses]
     quarter = [days_back_within(c, 0.25) or 10_000 for c in courses]
-    assert all(b >= a for a, b in zip(half_way, half_way[1:])), list(zip(doses, half_way))
-    assert all(b >= a for a, b in zip(quarter, quarter[1:])), list(zip(doses, quarter))
+    assert all(b >= a for a, b in pairwise(half_way)), list(zip(doses, half_way))
+    assert all(b >= a for a, b in pairwise(quarter)), list(zip(doses, quarter))
     assert half_way[-1] > half_way[0] + 60  # duration does grow with dose, by months
 
 
