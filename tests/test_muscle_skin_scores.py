@@ -33,17 +33,34 @@ def test_a_masseter_plan_thins_the_muscle_most_at_two_to_three_months(masseter_c
     assert np.all(np.diff(atrophy[:60]) >= 0)
 
 
-def test_atrophy_fades_more_slowly_than_it_builds(masseter_course):
-    """After the same plan the loss builds to half its peak within weeks while the muscle is
-    blocked, and takes months to fade to half once the block has worn off."""
-    atrophy, blocked = masseter_course
-    peak = atrophy.max()
+def published_mechanism(row_id: str) -> float:
+    """A value of src/neuromod/data/published/mechanism.csv (the packaged copy), by row id."""
+    from neuromod.reference.files import read_csv
+
+    return float(next(r["value"] for r in read_csv("published/mechanism.csv") if r["id"] == row_id))
+
+
+def test_masseter_bulk_returns_as_published_after_one_injection(masseter_course):
+    """Published return (mechanism.csv masseter-lower-third-12wk / -24wk, An Bras Dermatol 2014,
+    n=10): the lower-face reduction is greatest at 12 weeks (11.99 %) and 46 % of it is left at
+    24 weeks (5.47 %). The model's bulk loss through the same single label-range plan keeps
+    0.46 +- 0.12 of its day-84 value at day 168 (tolerance: about a quarter of the ratio, for a
+    mean of ten patients' photographs whose spread the abstract does not give; the ratio
+    needs no assumption on how much of the face's width is muscle, only that the width
+    follows the muscle's bulk). The return is gradual and regain
+    is slower than loss (half the peak builds within 30 days, half fades only > 60 days
+    after the nadir: masseter-nadir-return, still incomplete at 25 weeks) and complete within
+    a year (masseter-contour-return: slow return over 12 months)."""
+    atrophy, _ = masseter_course
+    published = published_mechanism("masseter-lower-third-24wk") / published_mechanism("masseter-lower-third-12wk")
+    assert atrophy[168] / atrophy[84] == pytest.approx(published, abs=0.12)
+    peak, nadir = atrophy.max(), int(np.argmax(atrophy))
     half_built = int(np.flatnonzero(atrophy >= peak / 2)[0])
-    half_faded = int(np.argmax(atrophy) + np.flatnonzero(atrophy[np.argmax(atrophy):] <= peak / 2)[0])
-    block_gone = int(np.argmax(blocked) + np.flatnonzero(blocked[np.argmax(blocked):] < 0.05)[0])
-    assert half_built < 30
-    assert half_faded - block_gone > 2 * half_built  # fading takes longer than building
-    assert atrophy[block_gone] > 0.5 * peak  # still more than half left when the block has gone
+    half_faded = nadir + int(np.flatnonzero(atrophy[nadir:] <= peak / 2)[0])
+    assert half_built < 30 and half_faded - nadir > 60
+    assert atrophy[175] > 0.25 * peak  # week 25: incomplete
+    assert atrophy[365] < 0.05 * peak
+    assert np.all(np.diff(atrophy[nadir:]) <= 1e-9)  # gradual: no rebound
 
 
 def test_strength_falls_with_block_and_atrophy():

@@ -85,25 +85,26 @@ def test_calibration_figure_is_the_shipped_report():
 def test_planner_figures():
     """With the plan command's defaults (400 similar patients, seed 0)."""
     floor_units, = claim(r"a day-30 goal alone is met at (\d+) U Botox for the typical woman's glabella")
-    day105, scale105, rejected105, held105 = claim(
-        r"day 105 takes ([\d.]+) U \(x([\d.]+), ([\d.]+) U is rejected with (\d+) % still at goal\)")
-    day120, scale120, eyelid120, brow120 = claim(
-        r"day 120 takes ([\d.]+) U \(x([\d.]+)\), with a predicted eyelid ptosis risk of ([\d.]+) % and brow "
-        r"ptosis risk of ([\d.]+) %, under the default bound")
-    (male,) = claim(r"Men need more: ([\d.]+) U for the day-30 goal alone")
+    day120, scale120, rejected120, held120 = claim(
+        r"day 120 takes ([\d.]+) U \(x([\d.]+), ([\d.]+) U is rejected with (\d+) % still at goal\)")
+    day150, scale150, eyelid150, brow150 = claim(
+        r"day 150\s+takes ([\d.]+) U \(x([\d.]+)\), with a predicted eyelid ptosis risk of ([\d.]+) % and brow "
+        r"ptosis risk of ([\d.]+) %, under")
+    (male,) = claim(r"Men need more: ([\d.]+) U to hold day 105")
 
-    woman = PatientDescription()
+    woman = PatientDescription()  # moderate lines (patient.default_baseline_contraction)
     short = plan_dose(woman, ["glabella"], "botox")
     assert short.at_floor and short.chosen.areas["glabella"] == float(floor_units)
-    lasting = plan_dose(woman, ["glabella"], "botox", hold_until=105)
-    assert lasting.chosen.areas["glabella"] == float(day105) and f"x{lasting.chosen.scale:.3g}" == f"x{scale105}"
+    assert plan_dose(woman, ["glabella"], "botox", hold_until=105).at_floor  # "so is a hold to day 105"
+    lasting = plan_dose(woman, ["glabella"], "botox", hold_until=120)
+    assert lasting.chosen.areas["glabella"] == float(day120) and f"x{lasting.chosen.scale:.3g}" == f"x{scale120}"
     previous = lasting.candidates[-2]
-    assert previous.areas["glabella"] == float(rejected105)
-    assert f"{100 * previous.held_rate['glabella']:.0f}" == held105
-    man = plan_dose(PatientDescription(sex="male"), ["glabella"], "botox")
+    assert previous.areas["glabella"] == float(rejected120)
+    assert f"{100 * previous.held_rate['glabella']:.0f}" == held120
+    man = plan_dose(PatientDescription(sex="male"), ["glabella"], "botox", hold_until=105)
     assert man.chosen.areas["glabella"] == float(male)
-    # day 120: planned (before issue 11 the ptosis risk, growing with dose, refused it)
-    held = plan_dose(woman, ["glabella"], "botox", hold_until=120)
-    assert held.chosen.areas["glabella"] == float(day120) and f"x{held.chosen.scale:.3g}" == f"x{scale120}"
+    # day 150: planned (before issue 11 the ptosis risk, growing with dose, refused long holds)
+    held = plan_dose(woman, ["glabella"], "botox", hold_until=150)
+    assert held.chosen.areas["glabella"] == float(day150) and f"x{held.chosen.scale:.3g}" == f"x{scale150}"
     risk = held.chosen.evaluation.safety.risk
-    assert f"{100 * risk['eyelid_ptosis']:.1f}" == eyelid120 and f"{100 * risk['brow_ptosis']:.1f}" == brow120
+    assert f"{100 * risk['eyelid_ptosis']:.1f}" == eyelid150 and f"{100 * risk['brow_ptosis']:.1f}" == brow150

@@ -5,7 +5,11 @@ transmit; the safety factor of transmission is already folded into the junction'
 block curve, so here force falls in proportion to the blocked fraction. A blocked muscle
 also loses bulk: atrophy approaches ``atrophy_max_fraction * blocked_fraction`` with a
 time constant of weeks (masseter: -33 % at 3 months, nadir ~77 days) and is regained
-more slowly once transmission returns:
+more slowly once transmission returns (time constant 57 days against 40: fitted to the
+masseter's published return after one injection, 46 % of the maximal thinning left 12 weeks
+after it, data/published/mechanism.csv masseter-lower-third-12wk/-24wk; the muscle's EMG
+recovers months before its bulk, masseter-contour-return, so late in a course strength is
+lost to atrophy rather than to blocked endplates):
 
     dA/dt = k_build * max(A_max * blocked - A, 0) - k_regain * max(A - A_max * blocked, 0)
 

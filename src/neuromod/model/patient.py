@@ -66,7 +66,17 @@ def sun_factor(sun: SunExposure, params: ModelParameters) -> float:
 def baseline_skin(
     rest_scores: FloatArray, contraction_scores: FloatArray, params: ModelParameters
 ) -> tuple[FloatArray, FloatArray]:
-    """(strain ratio, static depth in mm) that explain baseline grades at rest and contraction."""
+    """(strain ratio, static depth in mm) that explain baseline grades at rest and contraction.
+
+    A recorded grade ``g`` means the depth whose expected grade is ``g``
+    (:func:`neuromod.model.scores.depth_for_score`). For a whole grade that is the centre of its
+    band in the ordinal-probit sense: raters err symmetrically about the true depth, so the depth
+    equally far from the band's two cut-points (grade 2: midway between the 1|2 and 2|3
+    cut-points, 0.16 mm) is the one most often graded ``g`` and the one where the expected grade
+    is flat. A half grade (2.5) is a cut-point itself, where the expected grade is steepest; the
+    typical patient (``patient.default_baseline_contraction``) is therefore a whole grade, so a
+    line a few per cent shallower than at baseline does not already score better (docs/course.md).
+    """
     static = depth_for_score(np.asarray(rest_scores, dtype=float), params.scores)
     at_contraction = depth_for_score(np.maximum(contraction_scores, rest_scores), params.scores)
     return strain_ratio_for_depth(at_contraction - static, params.skin), static

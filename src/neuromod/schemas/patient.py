@@ -20,7 +20,7 @@ class BaselineScores(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     rest: Grade = Field(default=1.0, description="FWS grade at rest, 0-3, at most the grade at contraction")
-    contraction: Grade = Field(default=2.5, description="FWS grade at maximum contraction, 0-3, at least the grade at rest")
+    contraction: Grade = Field(default=2.0, description="FWS grade at maximum contraction, 0-3, at least the grade at rest")
 
     @model_validator(mode="after")
     def _rest_within_contraction(self) -> "BaselineScores":
