@@ -5,8 +5,8 @@ Speed itself is measured in ``benchmarks/trial_speed.py``, never here.
 """
 
 import json
-from dataclasses import fields
 import tracemalloc
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
