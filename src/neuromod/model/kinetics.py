@@ -147,6 +147,14 @@ def _lag_tables(levels: tuple[float, ...], turnover_days: float) -> tuple[FloatA
     return lag_weights(np.asarray(levels), turnover_days)
 
 
+def _writable(values: npt.ArrayLike) -> FloatArray:
+    """C-contiguous, writable float64 (a copy only where needed). Numba compiles, caches and
+    loads one version per signature, and read-only arrays (a broadcast view that happens to be
+    contiguous, e.g. for one patient) are a different signature: loading a second one from the
+    cache costs a cold ``simulate`` ~0.1-0.3 s."""
+    return np.require(values, dtype=np.float64, requirements=("C", "W"))
+
+
 def kinetic_inputs(
     days: FloatArray,
     treatment_days: FloatArray,
@@ -175,13 +183,13 @@ def kinetic_inputs(
     n_terms, n_treatments = LIGHT_CHAIN + 1, treatments.size
     chain_rates, coefficients = bateman_terms(*rates.by_treatment(treatments, junction).chain(), LIGHT_CHAIN)
     shape = (n_patients, n_treatments, n_terms)
-    chain_rates = np.ascontiguousarray(np.broadcast_to(chain_rates, shape))
-    coefficients = np.ascontiguousarray(np.broadcast_to(coefficients, shape))
+    chain_rates = _writable(np.broadcast_to(chain_rates, shape))
+    coefficients = _writable(np.broadcast_to(coefficients, shape))
     if profile is None:
         profile = np.ones((n_muscles, 1))
     profile_power = np.ascontiguousarray((np.asarray(profile, dtype=float) ** junction.hill_coefficient).T)
-    inverse_half_block = np.ascontiguousarray(np.broadcast_to(1.0 / np.asarray(half_block_units, dtype=float),
-                                                              (n_patients, n_muscles)))
+    inverse_half_block = _writable(np.broadcast_to(1.0 / np.asarray(half_block_units, dtype=float),
+                                                   (n_patients, n_muscles)))
     constants = np.array([
         junction.hill_coefficient, junction.max_blocked_fraction, junction.sprout_transmission_share,
         junction.sprout_maturation_rate_per_day, np.log(2.0) / junction.sprout_retraction_half_life_days,
@@ -190,7 +198,7 @@ def kinetic_inputs(
     ])
     first_level = int(np.argmin(np.abs(levels - min(FIRST_STEP_DAYS, max_step_days))))
     return KineticInputs(levels, round(1.0 / FINEST_STEP_DAYS), output_ticks, treatment_ticks, first_level,
-                         lag_half, lag_end, chain_rates, coefficients, np.ascontiguousarray(doses),
+                         lag_half, lag_end, chain_rates, coefficients, _writable(doses),
                          inverse_half_block, profile_power, constants)
 
 
