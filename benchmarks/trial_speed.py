@@ -9,13 +9,14 @@ Measures (each trial size in a fresh process, so its peak resident memory is its
    yearly visits to day 3650 (1,000 subjects): peak memory whatever the follow-up.
 2. The kinetic core (`muscle_course`) on the one-arm trial's own cohort and doses, timed alone
    (cohort drawn before the clock starts), two ways: with the muscles the trial integrates
-   (`active_muscles`) and the longest step (1 day) its daily skin grid imposes, outputs at the
-   visits only -> ``core_patients_per_s``,
+   (`active_muscles`) on the trial kernel's schedule (steps up to `TRIAL_MAX_STEP_DAYS`, step
+   ends at the visits and every 1/4 day in the 6 days after a treatment) -> ``core_patients_per_s``,
    the denominator of ``overhead_ratio``; and in ``benchmarks/population.py``'s throughput
    setting (steps up to 4 days, the 13 muscles receiving >= 0.001 U) for reference.
 3. Naive baseline: the same trial one subject at a time (`simulate_chunk` with n = 1), on a sample.
-4. The previous pipeline's model stage (`run_model`: every stage kept at every grid point, then
-   picked at the visits) on one chunk, against the compiled one (`visit_course`) on the same chunk.
+4. One chunk through the stage-by-stage model (`run_model`: every stage kept at every grid point,
+   then picked at the visits), the compiled kernel on the daily grid (`visit_course(...,
+   daily_grid=True)`, the reference) and on the integrator's own steps (the default).
 5. Calibration: one objective evaluation (every published row, 400 subjects per arm as
    `neuromod calibrate` fits) timed; the full fit's time is measured (full run) or projected as
    evaluations x that time (``--quick``).
@@ -32,6 +33,15 @@ glue in `run_model` 22 % (3.2 s: broadcasting doses, picking grid points, copies
 grid points x every area 18 % (2.6 s), everything else (cohort, raters, endpoint counts) < 3 %.
 After (same run): 4.5 s, 95 % of it in the compiled kernel, which is the integrator plus
 a few flops per grid point for the scored areas' skin; cohort, raters and counts < 5 %.
+
+Skin on the integrator's own steps (issue 10, branch speed2; cProfile, 10,000 subjects, one arm,
+load average ~7 on the 2 cores): 2.84 s, of which the compiled kernel (`_step_kernel`) 2.39 s
+(84 %), cohort draws 0.17 s, rater draws and endpoint counts ~0.2 s. The kernel takes ~180
+integrator steps per subject (~75 of them in the first day after the injection, where occupancy
+rises steeply) instead of ~406 grid stops: one chunk of 1,000 subjects runs 3.3x faster than the
+daily-grid kernel in the same run. The kernel is the core's own cost (the core on the same
+schedule, `muscle_course` with step ends at the visits and every 1/4 day in the 6 days after a
+treatment, runs at 1/1.3-1/1.4 of the trial's time), so what is left is the integrator's.
 """
 
 from __future__ import annotations
