@@ -28,6 +28,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/trial_speed.py
+	$(BIN)/python benchmarks/simulate_speed.py
 	$(BIN)/python benchmarks/population.py $(BENCH_FLAGS)
 	$(BIN)/python benchmarks/personal.py
 	$(BIN)/python benchmarks/api.py
@@ -41,6 +42,7 @@ bench-quick: $(STAMP)
 bench-quick-all: $(STAMP)
 	$(BIN)/python benchmarks/population.py --quick
 	$(BIN)/python benchmarks/trial_speed.py --quick
+	$(BIN)/python benchmarks/simulate_speed.py --quick
 	$(BIN)/python benchmarks/personal.py --quick
 
 clean:

@@ -9,13 +9,14 @@ Measures (each trial size in a fresh process, so its peak resident memory is its
    yearly visits to day 3650 (1,000 subjects): peak memory whatever the follow-up.
 2. The kinetic core (`muscle_course`) on the one-arm trial's own cohort and doses, timed alone
    (cohort drawn before the clock starts), two ways: with the muscles the trial integrates
-   (`active_muscles`) and the longest step (1 day) its daily skin grid imposes, outputs at the
-   visits only -> ``core_patients_per_s``,
+   (`active_muscles`) on the trial kernel's schedule (steps up to `TRIAL_MAX_STEP_DAYS`, step
+   ends at the visits and every 1/4 day in the 6 days after a treatment) -> ``core_patients_per_s``,
    the denominator of ``overhead_ratio``; and in ``benchmarks/population.py``'s throughput
    setting (steps up to 4 days, the 13 muscles receiving >= 0.001 U) for reference.
 3. Naive baseline: the same trial one subject at a time (`simulate_chunk` with n = 1), on a sample.
-4. The previous pipeline's model stage (`run_model`: every stage kept at every grid point, then
-   picked at the visits) on one chunk, against the compiled one (`visit_course`) on the same chunk.
+4. One chunk through the stage-by-stage model (`run_model`: every stage kept at every grid point,
+   then picked at the visits), the compiled kernel on the daily grid (`visit_course(...,
+   daily_grid=True)`, the reference) and on the integrator's own steps (the default).
 5. Calibration: one objective evaluation (every published row, 400 subjects per arm as
    `neuromod calibrate` fits) timed; the full fit's time is measured (full run) or projected as
    evaluations x that time (``--quick``).
@@ -32,6 +33,15 @@ glue in `run_model` 22 % (3.2 s: broadcasting doses, picking grid points, copies
 grid points x every area 18 % (2.6 s), everything else (cohort, raters, endpoint counts) < 3 %.
 After (same run): 4.5 s, 95 % of it in the compiled kernel, which is the integrator plus
 a few flops per grid point for the scored areas' skin; cohort, raters and counts < 5 %.
+
+Skin on the integrator's own steps (issue 10, branch speed2; cProfile, 10,000 subjects, one arm,
+load average ~7 on the 2 cores): 2.84 s, of which the compiled kernel (`_step_kernel`) 2.39 s
+(84 %), cohort draws 0.17 s, rater draws and endpoint counts ~0.2 s. The kernel takes ~180
+integrator steps per subject (~75 of them in the first day after the injection, where occupancy
+rises steeply) instead of ~406 grid stops: one chunk of 1,000 subjects runs 3.3x faster than the
+daily-grid kernel in the same run. The kernel is the core's own cost (the core on the same
+schedule, `muscle_course` with step ends at the visits and every 1/4 day in the 6 days after a
+treatment, runs at 1/1.3-1/1.4 of the trial's time), so what is left is the integrator's.
 """
 
 from __future__ import annotations
@@ -87,7 +97,8 @@ def child_trial(subjects: int, arms: int, last_visit: int = 252) -> dict:
 def _core_setup(n: int):
     """The one-arm trial's cohort and doses, drawn as `simulate_chunk` draws them."""
     from neuromod.model.junction import JunctionRates
-    from neuromod.model.simulate import half_block_units, integration_grid
+    from neuromod.model.simulate import FINE_WINDOW_DAYS, half_block_units
+    from neuromod.model.visit_course import SKIN_STEP_AFTER_TREATMENT_DAYS
     from neuromod.reference.anatomy import load_face_map
     from neuromod.reference.parameters import default_parameters
     from neuromod.trials.population import enrol
@@ -103,16 +114,19 @@ def _core_setup(n: int):
     patients = cohort.patients
     rates = JunctionRates.from_parameters(params.junction, patients.light_chain_decay_scale, patients.availability_scale)
     treatments = np.asarray(prepared.plan.treatment_days, dtype=float)
-    grid = integration_grid(np.arange(0.0, max(spec.follow_up_days) + 1.0), treatments)
+    visits = np.array([0.0] + list(spec.follow_up_days))
+    # the trial kernel's schedule: the visits, and step ends every SKIN_STEP_AFTER_TREATMENT_DAYS
+    # in the first FINE_WINDOW_DAYS after each treatment
+    fine = (treatments[:, None] + np.arange(0.0, FINE_WINDOW_DAYS, SKIN_STEP_AFTER_TREATMENT_DAYS)).ravel()
     return {
         "params": params, "face_map": face_map, "spec": spec, "prepared": prepared, "cohort": cohort,
-        "doses": doses, "rates": rates, "treatments": treatments, "grid": grid,
+        "doses": doses, "rates": rates, "treatments": treatments,
         "half_block": half_block_units(face_map, patients, params),
-        "visits": np.array([0.0] + list(spec.follow_up_days)),
+        "visits": visits, "schedule": np.union1d(visits, fine[fine <= visits[-1]]),
     }
 
 
-def _core_seconds(setup: dict, muscles: np.ndarray, max_step: float) -> float:
+def _core_seconds(setup: dict, muscles: np.ndarray, max_step: float, outputs: str = "visits") -> float:
     from neuromod.model.junction import JunctionRates
     from neuromod.model.kinetics import muscle_course
 
@@ -125,7 +139,7 @@ def _core_seconds(setup: dict, muscles: np.ndarray, max_step: float) -> float:
         rates = JunctionRates.from_parameters(params.junction, patients.light_chain_decay_scale[rows],
                                               patients.availability_scale[rows])
         began = time.perf_counter()
-        muscle_course(setup["visits"], setup["treatments"], setup["doses"][rows][..., muscles],
+        muscle_course(setup[outputs], setup["treatments"], setup["doses"][rows][..., muscles],
                       setup["half_block"][rows][:, muscles], rates, params.junction, params.muscle,
                       setup["prepared"].profile[muscles], max_step_days=max_step)
         elapsed += time.perf_counter() - began
@@ -135,7 +149,7 @@ def _core_seconds(setup: dict, muscles: np.ndarray, max_step: float) -> float:
 
 def child_core(n: int) -> dict:
     """The kinetic core on the one-arm trial's cohort: the trial's setting and the sparse one."""
-    from neuromod.model.visit_course import active_muscles
+    from neuromod.model.visit_course import TRIAL_MAX_STEP_DAYS, active_muscles
 
     setup = _core_setup(n)
     dose = setup["prepared"].dose_per_muscle
@@ -143,8 +157,9 @@ def child_core(n: int) -> dict:
                            setup["params"].junction.hill_coefficient)  # the muscles the trial integrates
     sparse = np.flatnonzero(dose >= SPARSE_MIN_UNITS)
     small = {**setup, "doses": setup["doses"][:50], "half_block": setup["half_block"][:50]}
-    _core_seconds(small, every, 1.0), _core_seconds(small, sparse, SPARSE_MAX_STEP)  # load compiled kernels
-    trial_setting = _core_seconds(setup, every, 1.0)
+    _core_seconds(small, every, TRIAL_MAX_STEP_DAYS, "schedule")  # load compiled kernels
+    _core_seconds(small, sparse, SPARSE_MAX_STEP)
+    trial_setting = _core_seconds(setup, every, TRIAL_MAX_STEP_DAYS, "schedule")
     trial_cpu = setup["cpu_s"]
     sparse_setting = _core_seconds(setup, sparse, SPARSE_MAX_STEP)
     return {"patients": n, "trial_setting_s": trial_setting, "sparse_setting_s": sparse_setting,
@@ -153,7 +168,8 @@ def child_core(n: int) -> dict:
 
 
 def child_stages(n: int) -> dict:
-    """One chunk through the previous model stage (run_model) and the compiled one (visit_course)."""
+    """One chunk through the stage-by-stage path (run_model), the compiled kernel on the daily grid
+    (the reference, as before this change) and on the integrator's own steps (the default)."""
     from neuromod.model.simulate import run_model
     from neuromod.model.visit_course import visit_course
 
@@ -162,22 +178,27 @@ def child_stages(n: int) -> dict:
     visits = list(setup["spec"].follow_up_days)
     groups = list(prepared.danger.values())
 
-    def compiled():
-        return visit_course(visits, setup["treatments"], setup["doses"], cohort.patients, face_map, params,
-                            prepared.profile, prepared.scored, cohort.onset_threshold, groups)
+    def compiled(daily_grid: bool):
+        return lambda: visit_course(visits, setup["treatments"], setup["doses"], cohort.patients, face_map, params,
+                                    prepared.profile, prepared.scored, cohort.onset_threshold, groups,
+                                    daily_grid=daily_grid)
 
     def previous():
         return run_model(np.arange(0.0, max(visits) + 1.0), setup["treatments"], setup["doses"], cohort.patients,
                          face_map, params, prepared.profile)
 
     timings, results = {}, {}
-    for name, function in (("visit_course", compiled), ("run_model", previous)):
+    for name, function in (("steps", compiled(False)), ("daily", compiled(True)), ("run_model", previous)):
         function()
         began = time.perf_counter()
         results[name] = function()
         timings[name] = time.perf_counter() - began
     picked = results["run_model"].contraction_depth_mm[:, prepared.scored][:, :, visits]
-    timings["max_depth_difference_mm"] = float(np.max(np.abs(picked - results["visit_course"].contraction_depth_mm)))
+    timings["daily_vs_run_model_mm"] = float(np.max(np.abs(picked - results["daily"].contraction_depth_mm)))
+    timings["steps_vs_daily_mm"] = float(np.max(np.abs(results["steps"].contraction_depth_mm
+                                                       - results["daily"].contraction_depth_mm)))
+    timings["steps_per_subject"] = float(results["steps"].steps.mean())
+    timings["daily_steps_per_subject"] = float(results["daily"].steps.mean())
     return timings
 
 
@@ -254,15 +275,17 @@ def main() -> None:
     core = _in_child("--child", "core", str(core_n))
     core_rate = core_n / core["trial_setting_s"]
     sparse_rate = core_n / core["sparse_setting_s"]
-    print(f"kinetic core, {core_n:,} patients, trial setting ({core['muscles']} muscles, steps <= 1 day): "
+    print(f"kinetic core, {core_n:,} patients, trial schedule ({core['muscles']} muscles, steps <= 8 days, "
+          f"step ends at the visits and every 1/4 day in the 6 days after a treatment): "
           f"{core_rate:,.0f} patients/s -> trial overhead {core_rate / trial_rate:.2f}x")
     print(f"kinetic core, sparse setting ({core['sparse_muscles']} muscles, steps <= {SPARSE_MAX_STEP:g} days): "
           f"{sparse_rate:,.0f} patients/s -> trial {sparse_rate / trial_rate:.2f}x slower than it")
     stages = _in_child("--child", "stages", "1000")
     print(f"model stage, one chunk of 1,000: run_model (every grid point kept) {stages['run_model']:.3f} s, "
-          f"visit_course (compiled, visits only) {stages['visit_course']:.3f} s -> "
-          f"{stages['run_model'] / stages['visit_course']:.1f}x; largest depth difference "
-          f"{stages['max_depth_difference_mm']:.1e} mm")
+          f"compiled on the daily grid {stages['daily']:.3f} s ({stages['daily_steps_per_subject']:.0f} steps/subject, "
+          f"depths equal to run_model's within {stages['daily_vs_run_model_mm']:.1e} mm), on the integrator's "
+          f"steps {stages['steps']:.3f} s ({stages['steps_per_subject']:.0f} steps/subject) -> "
+          f"{stages['daily'] / stages['steps']:.1f}x; largest depth change {stages['steps_vs_daily_mm']:.1e} mm")
     naive = naive_rate(20 if args.quick else 100)
     print(f"naive baseline (one subject at a time, same engine): {naive:,.0f} subjects/s -> "
           f"trial {trial_rate / naive:,.0f}x faster")

@@ -10,6 +10,14 @@ so a failure leaves nothing behind.
 
 from __future__ import annotations
 
+import os
+
+# The command line's matrix products are small (a plan's spread: a few injections x the face
+# map's cells), and a pool of BLAS threads costs more to start and synchronise than it saves:
+# 1-4 s of a cold ``simulate`` on a busy 2-core machine. Set before NumPy loads; an explicit
+# setting wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import csv
 import json
 import sys

@@ -147,6 +147,14 @@ def _lag_tables(levels: tuple[float, ...], turnover_days: float) -> tuple[FloatA
     return lag_weights(np.asarray(levels), turnover_days)
 
 
+def _writable(values: npt.ArrayLike) -> FloatArray:
+    """C-contiguous, writable float64 (a copy only where needed). Numba compiles, caches and
+    loads one version per signature, and read-only arrays (a broadcast view that happens to be
+    contiguous, e.g. for one patient) are a different signature: loading a second one from the
+    cache costs a cold ``simulate`` ~0.1-0.3 s."""
+    return np.require(values, dtype=np.float64, requirements=("C", "W"))
+
+
 def kinetic_inputs(
     days: FloatArray,
     treatment_days: FloatArray,
@@ -175,13 +183,13 @@ def kinetic_inputs(
     n_terms, n_treatments = LIGHT_CHAIN + 1, treatments.size
     chain_rates, coefficients = bateman_terms(*rates.by_treatment(treatments, junction).chain(), LIGHT_CHAIN)
     shape = (n_patients, n_treatments, n_terms)
-    chain_rates = np.ascontiguousarray(np.broadcast_to(chain_rates, shape))
-    coefficients = np.ascontiguousarray(np.broadcast_to(coefficients, shape))
+    chain_rates = _writable(np.broadcast_to(chain_rates, shape))
+    coefficients = _writable(np.broadcast_to(coefficients, shape))
     if profile is None:
         profile = np.ones((n_muscles, 1))
     profile_power = np.ascontiguousarray((np.asarray(profile, dtype=float) ** junction.hill_coefficient).T)
-    inverse_half_block = np.ascontiguousarray(np.broadcast_to(1.0 / np.asarray(half_block_units, dtype=float),
-                                                              (n_patients, n_muscles)))
+    inverse_half_block = _writable(np.broadcast_to(1.0 / np.asarray(half_block_units, dtype=float),
+                                                   (n_patients, n_muscles)))
     constants = np.array([
         junction.hill_coefficient, junction.max_blocked_fraction, junction.sprout_transmission_share,
         junction.sprout_maturation_rate_per_day, np.log(2.0) / junction.sprout_retraction_half_life_days,
@@ -190,7 +198,7 @@ def kinetic_inputs(
     ])
     first_level = int(np.argmin(np.abs(levels - min(FIRST_STEP_DAYS, max_step_days))))
     return KineticInputs(levels, round(1.0 / FINEST_STEP_DAYS), output_ticks, treatment_ticks, first_level,
-                         lag_half, lag_end, chain_rates, coefficients, np.ascontiguousarray(doses),
+                         lag_half, lag_end, chain_rates, coefficients, _writable(doses),
                          inverse_half_block, profile_power, constants)
 
 
@@ -268,84 +276,105 @@ def level_tick_counts(levels, ticks_per_day):  # pragma: no cover - compiled
 
 
 @njit(cache=True, fastmath=True, error_model="numpy", inline="always")
-def advance(p, t, target, level, given, levels, level_ticks, treatment_ticks, first_level, lag_half, lag_end,
-            coefficients, doses, inverse_half_block, profile_power, c, lagged, maturity, loss, occ_start, occ_half,
-            occ_end, ratio_half, ratio_end, decay, factor_half, factor_end, unit_half, unit_end):  # pragma: no cover
-    """Integrate patient ``p`` from tick ``t`` to tick ``target`` (a step end: an output day).
+def step(p, t, target, level, given, levels, level_ticks, treatment_ticks, first_level, lag_half, lag_end,
+         coefficients, doses, inverse_half_block, profile_power, c, lagged, maturity, loss, occ_start, occ_half,
+         occ_end, ratio_half, ratio_end, decay, factor_half, factor_end, unit_half, unit_end):  # pragma: no cover
+    """One accepted step of patient ``p`` from tick ``t`` (``t < target``) towards tick ``target``.
 
-    ``lagged``, ``maturity``, ``loss`` (the states) and ``occ_start`` (occupancy at ``t``), each
-    (n_muscles,), and ``decay`` (exp(-rate * time since each treatment)) carry the patient
-    between calls; the other arrays are work space. ``level`` is the current step level and
-    ``given`` the treatments already applied. Returns ``(t, level, given, steps)`` with
-    ``t == target``. Inlined into its callers (no per-call overhead at every output day).
+    Applies the treatments due at ``t``, then takes the longest step the error control accepts
+    that ends neither beyond ``target`` nor beyond the next treatment. ``lagged``, ``maturity``,
+    ``loss`` (the states) and ``occ_start`` (occupancy at ``t``), each (n_muscles,), and
+    ``decay`` (exp(-rate * time since each treatment)) carry the patient between calls; the
+    other arrays are work space. ``level`` is the current step level and ``given`` the
+    treatments already applied. Returns ``(t, level, given, tries)``: the new tick (the step
+    taken is ``levels[level]`` days long unless the level was lowered after it: callers take
+    the difference of ticks), the level for the next step, treatments applied, and the tries
+    this step cost (rejected ones included). Inlined into its callers.
     """
     n_treatments, n_muscles = doses.shape[1], doses.shape[2]
     n_terms = coefficients.shape[2]
     finest = levels.size - 1
     hill, tolerance = c[0], c[8]
+    tries = 0
+    while given < n_treatments and treatment_ticks[given] <= t:
+        decay[given, :] = 1.0
+        given += 1
+        level = max(level, first_level)
+    boundary = target
+    if given < n_treatments:
+        boundary = min(boundary, treatment_ticks[given])
+    while level < finest and (t % level_ticks[level] != 0 or t + level_ticks[level] > boundary):
+        level += 1
+    while True:
+        tries += 1
+        for k in range(given):
+            half = 0.0
+            full = 0.0
+            for i in range(n_terms):
+                term = coefficients[p, k, i] * decay[k, i]
+                half += term * factor_half[level, k, i]
+                full += term * factor_end[level, k, i]
+            unit_half[k] = half
+            unit_end[k] = full
+        for m in range(n_muscles):
+            light_half = 0.0
+            light_end = 0.0
+            for k in range(given):
+                light_half += doses[p, k, m] * unit_half[k]
+                light_end += doses[p, k, m] * unit_end[k]
+            ratio_half[m] = light_half * inverse_half_block[p, m]
+            ratio_end[m] = light_end * inverse_half_block[p, m]
+        occupancy(ratio_half, profile_power, hill, occ_half)
+        occupancy(ratio_end, profile_power, hill, occ_end)
+        worst = 0.0
+        for m in range(n_muscles):
+            chord = 0.5 * (occ_start[m] + occ_end[m])
+            worst = max(worst, abs(occ_half[m] - chord) / max(chord, 1e-3))
+        if worst <= tolerance or level == finest:
+            break
+        level += 1
+    h = levels[level]
+    for m in range(n_muscles):
+        o0 = lagged[m]
+        o_half = (lag_half[level, 0] * o0 + lag_half[level, 1] * occ_start[m]
+                  + lag_half[level, 2] * occ_half[m] + lag_half[level, 3] * occ_end[m])
+        o_end = (lag_end[level, 0] * o0 + lag_end[level, 1] * occ_start[m]
+                 + lag_end[level, 2] * occ_half[m] + lag_end[level, 3] * occ_end[m])
+        s0 = maturity[m]
+        a0 = loss[m]
+        ds1, da1 = _stage(o0, s0, a0, c)
+        ds2, da2 = _stage(o_half, s0 + 0.5 * h * ds1, a0 + 0.5 * h * da1, c)
+        ds3, da3 = _stage(o_half, s0 + 0.5 * h * ds2, a0 + 0.5 * h * da2, c)
+        ds4, da4 = _stage(o_end, s0 + h * ds3, a0 + h * da3, c)
+        maturity[m] = s0 + h / 6.0 * (ds1 + 2.0 * ds2 + 2.0 * ds3 + ds4)
+        loss[m] = a0 + h / 6.0 * (da1 + 2.0 * da2 + 2.0 * da3 + da4)
+        lagged[m] = o_end
+        occ_start[m] = occ_end[m]
+    for k in range(given):
+        for i in range(n_terms):
+            value = decay[k, i] * factor_end[level, k, i]
+            decay[k, i] = value if value > NEGLIGIBLE_FACTOR else 0.0
+    t += level_ticks[level]
+    if worst < 0.125 * tolerance and level > 0 and t % level_ticks[level - 1] == 0:
+        level -= 1
+    return t, level, given, tries
+
+
+@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def advance(p, t, target, level, given, levels, level_ticks, treatment_ticks, first_level, lag_half, lag_end,
+            coefficients, doses, inverse_half_block, profile_power, c, lagged, maturity, loss, occ_start, occ_half,
+            occ_end, ratio_half, ratio_end, decay, factor_half, factor_end, unit_half, unit_end):  # pragma: no cover
+    """Integrate patient ``p`` from tick ``t`` to tick ``target`` (a step end: an output day) by
+    :func:`step` after step. Returns ``(t, level, given, steps)`` with ``t == target``; the
+    arguments as :func:`step`'s. Inlined into its callers (no per-call overhead at every output day).
+    """
     steps = 0
     while t < target:
-        while given < n_treatments and treatment_ticks[given] <= t:
-            decay[given, :] = 1.0
-            given += 1
-            level = max(level, first_level)
-        boundary = target
-        if given < n_treatments:
-            boundary = min(boundary, treatment_ticks[given])
-        while level < finest and (t % level_ticks[level] != 0 or t + level_ticks[level] > boundary):
-            level += 1
-        while True:
-            steps += 1
-            for k in range(given):
-                half = 0.0
-                full = 0.0
-                for i in range(n_terms):
-                    term = coefficients[p, k, i] * decay[k, i]
-                    half += term * factor_half[level, k, i]
-                    full += term * factor_end[level, k, i]
-                unit_half[k] = half
-                unit_end[k] = full
-            for m in range(n_muscles):
-                light_half = 0.0
-                light_end = 0.0
-                for k in range(given):
-                    light_half += doses[p, k, m] * unit_half[k]
-                    light_end += doses[p, k, m] * unit_end[k]
-                ratio_half[m] = light_half * inverse_half_block[p, m]
-                ratio_end[m] = light_end * inverse_half_block[p, m]
-            occupancy(ratio_half, profile_power, hill, occ_half)
-            occupancy(ratio_end, profile_power, hill, occ_end)
-            worst = 0.0
-            for m in range(n_muscles):
-                chord = 0.5 * (occ_start[m] + occ_end[m])
-                worst = max(worst, abs(occ_half[m] - chord) / max(chord, 1e-3))
-            if worst <= tolerance or level == finest:
-                break
-            level += 1
-        h = levels[level]
-        for m in range(n_muscles):
-            o0 = lagged[m]
-            o_half = (lag_half[level, 0] * o0 + lag_half[level, 1] * occ_start[m]
-                      + lag_half[level, 2] * occ_half[m] + lag_half[level, 3] * occ_end[m])
-            o_end = (lag_end[level, 0] * o0 + lag_end[level, 1] * occ_start[m]
-                     + lag_end[level, 2] * occ_half[m] + lag_end[level, 3] * occ_end[m])
-            s0 = maturity[m]
-            a0 = loss[m]
-            ds1, da1 = _stage(o0, s0, a0, c)
-            ds2, da2 = _stage(o_half, s0 + 0.5 * h * ds1, a0 + 0.5 * h * da1, c)
-            ds3, da3 = _stage(o_half, s0 + 0.5 * h * ds2, a0 + 0.5 * h * da2, c)
-            ds4, da4 = _stage(o_end, s0 + h * ds3, a0 + h * da3, c)
-            maturity[m] = s0 + h / 6.0 * (ds1 + 2.0 * ds2 + 2.0 * ds3 + ds4)
-            loss[m] = a0 + h / 6.0 * (da1 + 2.0 * da2 + 2.0 * da3 + da4)
-            lagged[m] = o_end
-            occ_start[m] = occ_end[m]
-        for k in range(given):
-            for i in range(n_terms):
-                value = decay[k, i] * factor_end[level, k, i]
-                decay[k, i] = value if value > NEGLIGIBLE_FACTOR else 0.0
-        t += level_ticks[level]
-        if worst < 0.125 * tolerance and level > 0 and t % level_ticks[level - 1] == 0:
-            level -= 1
+        t, level, given, tries = step(
+            p, t, target, level, given, levels, level_ticks, treatment_ticks, first_level, lag_half, lag_end,
+            coefficients, doses, inverse_half_block, profile_power, c, lagged, maturity, loss, occ_start, occ_half,
+            occ_end, ratio_half, ratio_end, decay, factor_half, factor_end, unit_half, unit_end)
+        steps += tries
     return t, level, given, steps
 
 

@@ -3,24 +3,36 @@
 :func:`neuromod.model.simulate.run_model` keeps every stage's arrays at every point of the
 integration grid — (patients x muscles x grid points) floats, several times over — which a
 one-patient course needs and a virtual trial does not: its raters look at a few scored areas
-at a few visit days. :func:`visit_course` runs the same equations on the same grid
-(:func:`neuromod.model.simulate.integration_grid`: daily, every 1.5 hours just after each
-treatment), one thread per patient: the kinetic integrator (:func:`neuromod.model.kinetics.advance`)
-carries the patient from one grid point to the next, and at each point the area strength,
-the fold, the crease memory and the static line are updated in registers. Only what the
-trial's endpoints read leaves the kernel:
+at a few visit days. :func:`visit_course` runs the same equations one thread per patient and
+lets only what the trial's endpoints read leave the kernel:
 
 * line depth at maximum contraction and residual expression of each scored area at each visit;
 * the baseline depth (day 0);
-* the first day each subject notices the effect (daily check of area strength);
-* the largest blocked fraction of each danger-muscle group over the days (adverse events).
+* the first day each subject notices the effect (area strength fallen by their threshold);
+* the largest blocked fraction of each danger-muscle group (adverse events).
 
-Memory is (patients x scored areas x visits), whatever the horizon: a visit at day 3650 costs
-the same memory as one at day 252 (the grid itself, a few thousand floats, is shared by all
-patients). Work is the integrator's steps, which the daily grid bounds below by the days of
-follow-up. The arithmetic is that of ``run_model`` followed by
-:func:`neuromod.model.skin.skin_response` step for step, so results agree with it to rounding
-(``tests/test_trial_speed.py`` checks both and a stored regression fixture).
+**On the integrator's own steps** (the default): :func:`neuromod.model.kinetics.step` takes its
+adaptive steps (up to :data:`TRIAL_MAX_STEP_DAYS`; :data:`SKIN_STEP_AFTER_TREATMENT_DAYS` in the
+first days after a treatment) between the points that matter — treatments and visits — and the
+skin state follows each step exactly: each lag (fold, crease memory) is first-order linear with
+a goal taken linear over the step, solved in closed form with ``exp(-h / tau)`` (fade/rise switch
+kept; :func:`skin_step_factors`); the static line as in ``skin_response`` with the step's length.
+Onset is the first whole day at or after the crossing of the threshold, located within the step
+by its chord (the daily check's day, to within one day when the crossing lies within a few hours
+of midnight). The danger muscles' peak within a step is that of the cubic through the blocked
+fraction and its slope at the step ends (error O(h^4); the step ends alone would miss it by up
+to 4e-3 at 8-day steps). Work per subject is the integrator's steps (~180 for a 252-day trial,
+~600 for ten years), not the calendar days.
+
+**On the daily grid** (``daily_grid=True``, the reference): the grid of
+:func:`neuromod.model.simulate.integration_grid` (daily, every 1.5 hours just after each
+treatment), the arithmetic of ``run_model`` followed by :func:`neuromod.model.skin.skin_response`
+step for step, so it agrees with it to rounding. The default path differs from it by the daily
+recurrence's own discretisation error (a 1-day step against 1-day lags: up to ~0.006 mm of depth
+in the second week) and is closer to a 1.5-hour grid (within 0.002 mm or 1 %); the bounds are
+stated and checked in ``tests/test_trial_speed.py``.
+
+Memory is (patients x scored areas x visits) either way, whatever the horizon.
 """
 
 from __future__ import annotations
@@ -31,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit, prange
 
-from neuromod.model.junction import JunctionRates, blocked_fraction
+from neuromod.model.junction import JunctionRates, blocked_fraction, sprout_rate
 from neuromod.model.kinetics import (
     LAGGED,
     LOSS,
@@ -46,10 +58,11 @@ from neuromod.model.kinetics import (
     level_tick_counts,
     patient_tables,
     start_tick,
+    step,
 )
 from neuromod.model.muscle import strength
 from neuromod.model.patient import Patients
-from neuromod.model.simulate import half_block_units, integration_grid
+from neuromod.model.simulate import FINE_WINDOW_DAYS, half_block_units, integration_grid
 from neuromod.reference.anatomy import FaceMap
 from neuromod.reference.parameters import ModelParameters
 
@@ -97,6 +110,35 @@ class VisitCourse:
     steps: npt.NDArray[np.int64]
 
 
+#: Longest kinetic step (days) of the trial kernel: the longest power of two for which the
+#: integrator, reporting only at sparse days, stays within 1e-4 (relative) of a stiff solver
+#: (``tests/test_kinetics.py`` checks every step limit up to this one).
+TRIAL_MAX_STEP_DAYS = 8.0
+#: Longest step (days) in the first ``FINE_WINDOW_DAYS`` after each treatment, when strength falls
+#: over hours to days and the skin's 1-day lags follow it: the skin's drive is taken linear over
+#: a step, which a quarter day keeps within 0.002 mm (or 1 %) of a 1.5-hour grid
+#: (``tests/test_trial_speed.py``); the integrator may take shorter steps there, never longer.
+SKIN_STEP_AFTER_TREATMENT_DAYS = 0.25
+
+
+def skin_step_factors(levels: FloatArray, skin) -> FloatArray:
+    """(n_levels, 8) the skin recurrence's factors over one kinetic step of each length ``h`` (days).
+
+    Each lag ``dx/dt = (g(t) - x) / tau`` driven by a goal ``g`` linear over the step, from
+    ``g0`` to ``g1``, is solved exactly: ``x1 = g1 + (x0 - g0) e - (g1 - g0) (1 - e) tau / h``
+    with ``e = exp(-h / tau)``; columns: ``e`` and ``(1 - e) tau / h`` for the fold fading, the
+    fold (and crease memory) rising, the crease memory fading; then the static line's repair
+    factor ``1 - exp(-h / repair time)`` and ``h``.
+    """
+    levels = np.asarray(levels, dtype=float)
+    columns = []
+    for tau in (skin.fade_time_days, skin.rise_time_days, skin.crease_memory_fade_days):
+        e = np.exp(-levels / tau)
+        columns += [e, -np.expm1(-levels / tau) * tau / levels]
+    columns += [-np.expm1(-levels / skin.static_repair_time_days), levels]
+    return np.ascontiguousarray(np.stack(columns, axis=1))
+
+
 def visit_course(
     visits: list[int],
     treatment_days: FloatArray,
@@ -108,6 +150,8 @@ def visit_course(
     scored: list[int],
     onset_threshold: FloatArray,
     muscle_groups: list[list[int]],
+    daily_grid: bool = False,
+    max_step_days: float = TRIAL_MAX_STEP_DAYS,
 ) -> VisitCourse:
     """The course of ``patients`` under ``doses``, reduced at ``visits`` (see module docstring).
 
@@ -118,33 +162,23 @@ def visit_course(
     (n_muscles, n_bins) dose profile; scored: face-map area indices;
     onset_threshold: (n_patients,) strength drop each patient notices; muscle_groups: lists of
     face-map muscle indices whose largest blocked fraction is reported (danger muscles).
+    daily_grid: the reference path, ``run_model``'s integration grid with the skin's daily
+    recurrence (slower; what ``tests/test_trial_speed.py`` bounds the default against);
+    otherwise the skin follows the integrator's own steps, up to ``max_step_days`` long.
     """
     n = patients.count
     last_day = int(max(visits))
-    days = np.arange(0.0, last_day + 1.0)
-    grid = integration_grid(days, treatment_days)
-    day_index = np.searchsorted(grid, days)
-    is_day = np.zeros(grid.size, dtype=np.bool_)
-    is_day[day_index] = True
-    visit_index = day_index[np.asarray(visits, dtype=np.int64)]
     doses = np.broadcast_to(np.asarray(doses, dtype=float), (n,) + np.shape(doses)[1:])
     half_block = half_block_units(face_map, patients, params)
     index = active_muscles(doses, 1.0 / half_block, profile, params.junction.hill_coefficient)
     rates = JunctionRates.from_parameters(params.junction, patients.light_chain_decay_scale,
                                           patients.availability_scale)
-    inputs = kinetic_inputs(grid, treatment_days, doses[..., index], half_block[:, index], rates, params.junction,
-                            params.muscle, profile[index])
     weights = face_map.area_weights()
     untouched = np.delete(weights, index, axis=1).sum(axis=1)[scored]
     group_of = np.full(index.size, -1, dtype=np.int64)
     for g, members in enumerate(muscle_groups):
         group_of[np.isin(index, members)] = g
     skin = params.skin
-    dt = np.diff(grid, prepend=grid[0])
-    # the step factors of skin_response's recurrence, computed as it computes them
-    factors = np.ascontiguousarray(np.stack([
-        np.exp(-dt / skin.fade_time_days), np.exp(-dt / skin.rise_time_days),
-        np.exp(-dt / skin.crease_memory_fade_days), 1.0 - np.exp(-dt / skin.static_repair_time_days), dt]))
     deepen_per_day = np.ascontiguousarray(
         (skin.static_deepening_mm_per_year / 365.25 * patients.deepening_factor).reshape(n))
     n_scored, n_visits = len(scored), len(visits)
@@ -154,13 +188,170 @@ def visit_course(
     onset = np.full((n, n_scored), -1.0)  # never (yet); not inf: fastmath assumes finite values
     max_blocked = np.zeros((n, len(muscle_groups)))
     steps = np.zeros(n, dtype=np.int64)
-    _visit_kernel(*inputs.arguments, np.ascontiguousarray(weights[np.ix_(scored, index)]), untouched,
-                  np.ascontiguousarray(patients.baseline_strain_ratio[:, scored]),
-                  np.ascontiguousarray(patients.baseline_static_mm[:, scored]), deepen_per_day,
-                  np.array([skin.film_thickness_mm, skin.crease_memory_share, skin.onset_strain_spread]), factors, grid, is_day,
-                  visit_index, np.ascontiguousarray(onset_threshold, dtype=float), group_of,
-                  depth, area_strength, baseline, onset, max_blocked, steps)
+    area_arguments = (np.ascontiguousarray(weights[np.ix_(scored, index)]), untouched,
+                      np.ascontiguousarray(patients.baseline_strain_ratio[:, scored]),
+                      np.ascontiguousarray(patients.baseline_static_mm[:, scored]), deepen_per_day,
+                      np.array([skin.film_thickness_mm, skin.crease_memory_share, skin.onset_strain_spread,
+                                params.junction.release_turnover_days, FINE_WINDOW_DAYS, SKIN_STEP_AFTER_TREATMENT_DAYS]))
+    outputs = (np.ascontiguousarray(onset_threshold, dtype=float), group_of,
+               depth, area_strength, baseline, onset, max_blocked, steps)
+    if daily_grid:
+        days = np.arange(0.0, last_day + 1.0)
+        grid = integration_grid(days, treatment_days)
+        day_index = np.searchsorted(grid, days)
+        is_day = np.zeros(grid.size, dtype=np.bool_)
+        is_day[day_index] = True
+        visit_index = day_index[np.asarray(visits, dtype=np.int64)]
+        inputs = kinetic_inputs(grid, treatment_days, doses[..., index], half_block[:, index], rates,
+                                params.junction, params.muscle, profile[index])
+        dt = np.diff(grid, prepend=grid[0])
+        # the step factors of skin_response's recurrence, computed as it computes them
+        factors = np.ascontiguousarray(np.stack([
+            np.exp(-dt / skin.fade_time_days), np.exp(-dt / skin.rise_time_days),
+            np.exp(-dt / skin.crease_memory_fade_days), 1.0 - np.exp(-dt / skin.static_repair_time_days), dt]))
+        _visit_kernel(*inputs.arguments, *area_arguments, factors, grid, is_day, visit_index, *outputs)
+    else:
+        inputs = kinetic_inputs(np.concatenate([[0.0], np.asarray(visits, dtype=float)]), treatment_days,
+                                doses[..., index], half_block[:, index], rates, params.junction, params.muscle,
+                                profile[index], max_step_days=max_step_days)
+        _step_kernel(*inputs.arguments, *area_arguments, skin_step_factors(inputs.levels, skin), *outputs)
     return VisitCourse(depth, area_strength, baseline, np.where(onset < 0.0, np.inf, onset), max_blocked, steps)
+
+
+@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def step_peak(start, start_slope, end, end_slope, length):  # pragma: no cover - compiled
+    """Largest value over a step of the cubic (Hermite) through the values and slopes at its
+    ends (``length`` days; slopes per day): a smooth course's peak between step ends, to O(h^4)
+    (the ends alone would miss it by O(h^2))."""
+    top = max(start, end)
+    if not (start_slope > 0.0 and end_slope < 0.0):
+        return top
+    # p(s) = start + length*start_slope*s + a*s^2 + b*s^3 on s in [0, 1]; p'(s) = 0 between the ends
+    a = 3.0 * (end - start) - length * (2.0 * start_slope + end_slope)
+    b = 2.0 * (start - end) + length * (start_slope + end_slope)
+    c = length * start_slope
+    if abs(b) < 1e-12 * (abs(a) + abs(c)):
+        s = -c / (2.0 * a)
+    else:
+        root = np.sqrt(max(4.0 * a * a - 12.0 * b * c, 0.0))
+        s = (-2.0 * a - root) / (6.0 * b)  # the root where p'' = -root < 0: the maximum
+    if 0.0 < s < 1.0:
+        top = max(top, start + c * s + a * s * s + b * s * s * s)
+    return top
+
+
+@njit(cache=True, fastmath=True, parallel=True, error_model="numpy")
+def _step_kernel(levels, ticks_per_day, output_ticks, treatment_ticks, first_level, lag_half, lag_end, chain_rates,
+                 coefficients, doses, inverse_half_block, profile_power, c, weights, untouched, strain0, static0,
+                 deepen_per_day, skin_c, factors, onset_threshold, group_of,
+                 depth, area_strength, baseline, onset, max_blocked, taken):  # pragma: no cover - compiled
+    """The course on the integrator's own steps; output_ticks: day 0, then the visits."""
+    n_patients, n_treatments, n_muscles = doses.shape
+    n_terms = chain_rates.shape[2]
+    n_levels = levels.size
+    n_scored = weights.shape[0]
+    film, memory_share, onset_spread, turnover = skin_c[0], skin_c[1], skin_c[2], skin_c[3]
+    window_ticks = np.int64(skin_c[4] * ticks_per_day + 0.5)
+    fine_ticks = np.int64(skin_c[5] * ticks_per_day + 0.5)
+    level_ticks = level_tick_counts(levels, ticks_per_day)
+    start = start_tick(output_ticks, treatment_ticks)
+    for p in prange(n_patients):
+        state = np.zeros((8, n_muscles))
+        lagged, maturity, loss = state[LAGGED], state[MATURITY], state[LOSS]
+        occ_start, occ_half, occ_end = state[OCC_START], state[OCC_HALF], state[OCC_END]
+        ratio_half, ratio_end = state[RATIO_HALF], state[RATIO_END]
+        decay = np.zeros((n_treatments, n_terms))
+        factor_half = np.empty((n_levels, n_treatments, n_terms))
+        factor_end = np.empty((n_levels, n_treatments, n_terms))
+        patient_tables(p, levels, chain_rates, factor_half, factor_end)
+        unit_half = np.zeros(n_treatments)
+        unit_end = np.zeros(n_treatments)
+        force = np.ones(n_muscles)
+        last_blocked = np.zeros(n_muscles)  # blocked fraction and its slope (1/day) at the last step end
+        last_slope = np.zeros(n_muscles)
+        fold = np.empty(n_scored)
+        memory = np.empty(n_scored)
+        static = np.empty(n_scored)
+        previous = np.empty(n_scored)  # area strength at the start of the step
+        goal = np.empty(n_scored)  # dynamic target depth at the start of the step
+        for a in range(n_scored):  # untreated at the start: every muscle at full strength
+            now = untouched[a]
+            for m in range(n_muscles):
+                now += weights[a, m]
+            z = (strain0[p, a] * now - 1.0) / onset_spread
+            softplus = z + np.log1p(np.exp(-z)) if z > 0.0 else np.log1p(np.exp(z))
+            target = film * np.sqrt(onset_spread * softplus)
+            fold[a] = (1.0 - memory_share) * target
+            memory[a] = memory_share * target
+            static[a] = static0[p, a]
+            baseline[p, a] = static[a] + target
+            previous[a] = now
+            goal[a] = target
+        level = 0
+        given = 0
+        t = start
+        steps = 0
+        for o in range(1, output_ticks.size):
+            while t < output_ticks[o]:
+                began = t
+                until = output_ticks[o]
+                for k in range(n_treatments):  # within the window after a treatment: the skin's finer steps
+                    if treatment_ticks[k] <= t < treatment_ticks[k] + window_ticks:
+                        until = min(until, (t // fine_ticks + 1) * fine_ticks)
+                t, level, given, tries = step(
+                    p, t, until, level, given, levels, level_ticks, treatment_ticks, first_level,
+                    lag_half, lag_end, coefficients, doses, inverse_half_block, profile_power, c, lagged, maturity,
+                    loss, occ_start, occ_half, occ_end, ratio_half, ratio_end, decay, factor_half, factor_end,
+                    unit_half, unit_end)
+                steps += tries
+                q = 0  # the level of the step just taken, from its length in ticks
+                while level_ticks[q] != t - began:
+                    q += 1
+                h = factors[q, 7]
+                for m in range(n_muscles):
+                    blocked = blocked_fraction(lagged[m], maturity[m], c[1], c[2])
+                    force[m] = strength(blocked, loss[m])
+                    if group_of[m] >= 0:  # the peak within the step, from values and slopes at its ends
+                        slope = c[1] * (((occ_start[m] - lagged[m]) / turnover) * (1.0 - c[2] * maturity[m])
+                                        - c[2] * lagged[m] * sprout_rate(lagged[m], maturity[m], c[3], c[4]))
+                        top = step_peak(last_blocked[m], last_slope[m], blocked, slope, h)
+                        max_blocked[p, group_of[m]] = max(max_blocked[p, group_of[m]], top)
+                        last_blocked[m] = blocked
+                        last_slope[m] = slope
+                for a in range(n_scored):
+                    now = untouched[a]
+                    for m in range(n_muscles):
+                        now += weights[a, m] * force[m]
+                    z = (strain0[p, a] * now - 1.0) / onset_spread
+                    softplus = z + np.log1p(np.exp(-z)) if z > 0.0 else np.log1p(np.exp(z))
+                    target = film * np.sqrt(onset_spread * softplus)
+                    # the lags, exact for a goal linear over the step (skin_step_factors)
+                    start_goal = (1.0 - memory_share) * goal[a]
+                    end_goal = (1.0 - memory_share) * target
+                    col = 0 if end_goal < fold[a] else 2
+                    fold[a] = (end_goal + (fold[a] - start_goal) * factors[q, col]
+                               - (end_goal - start_goal) * factors[q, col + 1])
+                    start_goal = memory_share * goal[a]
+                    end_goal = memory_share * target
+                    col = 4 if end_goal < memory[a] else 2
+                    memory[a] = (end_goal + (memory[a] - start_goal) * factors[q, col]
+                                 - (end_goal - start_goal) * factors[q, col + 1])
+                    fold_now = min(max(previous[a], 0.0), 1.0)
+                    repair = (1.0 - fold_now) * static[a] * factors[q, 6]
+                    static[a] = static[a] + deepen_per_day[p] * fold_now * h - repair
+                    # onset: the first whole day at or after the crossing, which the step's chord locates
+                    drop = 1.0 - onset_threshold[p]
+                    if onset[p, a] < 0.0 and now <= drop:
+                        crossing = began / ticks_per_day
+                        if previous[a] > drop:
+                            crossing += h * (previous[a] - drop) / (previous[a] - now)
+                        onset[p, a] = max(np.ceil(crossing - 1e-9), 1.0)
+                    previous[a] = now
+                    goal[a] = target
+            for a in range(n_scored):
+                depth[p, a, o - 1] = static[a] + (fold[a] + memory[a])
+                area_strength[p, a, o - 1] = previous[a]
+        taken[p] = steps
 
 
 @njit(cache=True, fastmath=True, parallel=True, error_model="numpy")

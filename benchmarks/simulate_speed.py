@@ -1,0 +1,101 @@
+"""Benchmark: `neuromod simulate` of one label plan, from the shell and warm in a running process.
+
+Measures, each in the same run so the ratios hold on a busy machine:
+
+1. From the shell (fresh processes, wall time, best of ``--repeats``): the interpreter with NumPy
+   alone (the floor), ``import neuromod.cli`` (imports), ``neuromod simulate PLAN`` (imports,
+   numba's cache load, the work, the table) and ``neuromod simulate PLAN --out DIR`` (plus the
+   CSV and the two PNGs: matplotlib's import and rendering).
+2. In one process set up as `neuromod serve`'s (``neuromod.cli`` imported first): the first ``neuromod.model.simulate.simulate(plan, 180)`` (the baseline: it
+   loads the compiled kernels from numba's cache) and the warm calls after it (what the clinic
+   API pays per request), with their ratio; and where a warm call's time goes (cProfile).
+
+Last line: ``RESULT simulate_shell_s=... simulate_out_shell_s=... import_s=... first_call_s=... warm_ms=... cold_over_warm=...``.
+
+    .venv/bin/python benchmarks/simulate_speed.py [--quick] [--repeats N]
+
+Measured on the 2-core development machine shared with other engineers' jobs (load average
+6-9), so wall times are several times an idle machine's; see docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PLAN = Path(__file__).resolve().parents[1] / "src" / "neuromod" / "examples" / "glabella_botox.yaml"
+NEUROMOD = Path(sys.executable).with_name("neuromod")
+
+
+def _shell_seconds(command: list[str], repeats: int) -> float:
+    """Best wall time of ``command`` over ``repeats`` fresh processes (the best is the least disturbed)."""
+    best = float("inf")
+    for _ in range(repeats):
+        began = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        best = min(best, time.perf_counter() - began)
+    return best
+
+
+def in_process(warm_calls: int) -> dict:
+    """First and warm ``simulate`` calls in this process, and a profile of the warm ones."""
+    began = time.perf_counter()
+    import neuromod.cli  # noqa: F401 - as `neuromod serve` does: the CLI's settings (one BLAS thread) apply
+    from neuromod.model.simulate import simulate
+    from neuromod.schemas.plan import load_plan
+
+    imported = time.perf_counter() - began
+    plan = load_plan(PLAN)
+    began = time.perf_counter()
+    simulate(plan, 180)
+    first = time.perf_counter() - began
+    times = []
+    profile = cProfile.Profile()
+    for _ in range(warm_calls):
+        began = time.perf_counter()
+        simulate(plan, 180)
+        times.append(time.perf_counter() - began)
+    profile.enable()
+    for _ in range(3):
+        simulate(plan, 180)
+    profile.disable()
+    text = io.StringIO()
+    pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(6)
+    return {"import_model_s": imported, "first_s": first, "warm_s": sorted(times)[len(times) // 2],
+            "profile": text.getvalue()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (< 60 s)")
+    parser.add_argument("--repeats", type=int, help="fresh processes per shell measurement (default 5; --quick 2)")
+    args = parser.parse_args()
+    repeats = args.repeats or (2 if args.quick else 5)
+    print("neuromod simulate speed (model estimates for planning and education, not medical advice).")
+    _shell_seconds([str(NEUROMOD), "simulate", str(PLAN)], 1)  # numba's cache and the OS page cache filled
+    floor = _shell_seconds([sys.executable, "-c", "import numpy"], repeats)
+    imports = _shell_seconds([sys.executable, "-c", "import neuromod.cli"], repeats)
+    table = _shell_seconds([str(NEUROMOD), "simulate", str(PLAN)], repeats)
+    with tempfile.TemporaryDirectory() as folder:
+        with_out = _shell_seconds([str(NEUROMOD), "simulate", str(PLAN), "--out", str(Path(folder) / "x")], repeats)
+    print(f"shell, best of {repeats}: python + numpy {floor:.2f} s; import neuromod.cli {imports:.2f} s; "
+          f"neuromod simulate {table:.2f} s (imports {imports / table:.0%}); with --out (CSV + 2 PNG) {with_out:.2f} s")
+    run = in_process(20 if args.quick else 50)
+    print(f"in process: first simulate(plan, 180) {run['first_s']:.3f} s (loads the compiled kernels: the baseline), "
+          f"warm {1000 * run['warm_s']:.1f} ms (median) -> first/warm {run['first_s'] / run['warm_s']:.0f}x")
+    print("where a warm call goes (cProfile, 3 calls):")
+    print("\n".join(line for line in run["profile"].splitlines() if line.strip())[-900:])
+    print(f"RESULT simulate_shell_s={table:.2f} simulate_out_shell_s={with_out:.2f} import_s={imports:.2f} "
+          f"first_call_s={run['first_s']:.3f} warm_ms={1000 * run['warm_s']:.1f} "
+          f"cold_over_warm={run['first_s'] / run['warm_s']:.0f}")
+
+
+if __name__ == "__main__":
+    main()
