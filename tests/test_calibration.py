@@ -7,11 +7,12 @@ unknown, 15 % for medians) widened by the simulation's own sampling error at 800
 """
 
 import math
+import re
 
 import pytest
 import yaml
 
-from neuromod.reference.parameters import default_parameters, prior_parameters
+from neuromod.reference.parameters import ParameterUncertainty, default_parameters, prior_parameters
 from neuromod.trials.calibrate import (
     load_rows,
     median_log_sd,
@@ -92,6 +93,8 @@ def test_calibrate_is_reproducible_and_writes_only_into_its_out_folder(tmp_path)
     assert set(document["uncertainty"]["log_sd"]) == {"population.expectation_days"}
     assert document["uncertainty"]["correlation"] == {"population.expectation_days": [1.0]}
     assert document["log_likelihood"] < 0 and document["deviance"] >= 0
+    posterior = ParameterUncertainty.from_document(document["uncertainty"])
+    assert posterior.names == ("population.expectation_days",) and posterior.log_sd[0] > 0
     assert resources.files("neuromod").joinpath("data", "calibrated.yaml").read_bytes() == shipped
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["calibrated.yaml"]
 
@@ -147,3 +150,21 @@ def test_calibrate_refuses_bad_options_before_any_work(tmp_path):
                           (["--only", "nope"], "--only: unknown parameter(s) nope")):
         result = _calibrate(*args, "--no-report")
         assert result.returncode == 2 and result.stderr.startswith(f"error: {message}"), result.stderr
+
+
+def test_calibrated_file_is_read_strictly(monkeypatch):
+    """calibrated.yaml's keys are checked: an unknown key or a correlation that is not square
+    in the order of log_sd is refused, naming what is wrong."""
+    import neuromod.reference.parameters as parameters
+
+    good = {"version": 2, "values": {"population.expectation_days": 60.0},
+            "uncertainty": {"method": "m", "prior_log_sd": 0.69, "log_sd": {"population.expectation_days": 0.1},
+                            "correlation": {"population.expectation_days": [1.0]}}}
+    monkeypatch.setattr(parameters, "_packaged", lambda name: good)
+    assert parameters._calibrated() == good
+    for bad, message in (({**good, "fitted_at": "now"}, "unknown key(s) ['fitted_at']"),
+                         ({**good, "uncertainty": {**good["uncertainty"], "correlation": {
+                             "population.expectation_days": [1.0, 0.0]}}}, "square matrix")):
+        monkeypatch.setattr(parameters, "_packaged", lambda name, bad=bad: bad)
+        with pytest.raises(ValueError, match=re.escape(message)):
+            parameters._calibrated()

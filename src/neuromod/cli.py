@@ -362,6 +362,8 @@ def calibrate_command(
         if fitted is None:
             log("cross-validation: the installed fit's Jacobian (one evaluation per parameter)")
             fitted = cal.fit_at(params, prior, rows, names, subjects, seed, log)
+            uncertainty = fitted.laplace.as_uncertainty(
+                f"Laplace at the installed fit: J from forward differences at {subjects} subjects per arm")
         folds = cal.cross_validate(fitted, prior, rows, subjects, seed, fold_evaluations, log)
         written.append(cal.write_cross_validation(folds, out))
         held = [r for fold in folds for r in fold.held_out]

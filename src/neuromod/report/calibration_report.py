@@ -28,6 +28,7 @@ from neuromod.trials.calibrate import (  # noqa: E402
     SAFETY_AGREEMENT_FACTOR,
     SAFETY_SUBJECTS_FACTOR,
     CalibrationRow,
+    NO_TRIAL_LEFT_OUT,
     FitResult,
     Fold,
     RowResult,
@@ -172,6 +173,21 @@ def cross_validation_lines(folds: list[Fold] | None, subjects: int) -> list[str]
         f"**{passed} of {len(held)} rows reproduced out of sample** (in sample, by the full fit: {inside} of "
         f"{len(held)}); {subjects} subjects per arm (the fit's).",
         "",
+    ]
+    check = next((fold for fold in folds if fold.trial_key == NO_TRIAL_LEFT_OUT), None)
+    if check is not None:
+        gain = (check.objective_start - check.objective_end) / max(check.objective_start, 1e-12)
+        lines += [
+            f"Optimum check: with no trial left out, the same steps move the objective {check.objective_start:.1f} → "
+            f"{check.objective_end:.1f} ({100 * gain:.0f} %). "
+            + ("The start is close to an optimum: the folds' changes come from the rows they leave out."
+               if gain < 0.05 else
+               "**The start is not an optimum of this likelihood** (e.g. a fit made under another objective): the "
+               "folds partly continue the fit, so their predictions are not purely out of sample; refit first "
+               "(`neuromod calibrate --cross-validate`)."),
+            "",
+        ]
+    lines += [
         "Each trial (`trial_key`: product, units per area, population) is left out in turn. The fold starts",
         "at the full fit with its Jacobian without the trial's rows (exact at the optimum: every row is its own",
         "residual) and takes Levenberg-Marquardt steps on the remaining rows and the priors, one evaluation",

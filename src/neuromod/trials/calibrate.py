@@ -48,7 +48,7 @@ import yaml
 from neuromod.reference.anatomy import load_face_map
 from neuromod.reference.clinical import load_adverse_events
 from neuromod.reference.files import read_csv
-from neuromod.reference.parameters import ModelParameters, apply_overrides
+from neuromod.reference.parameters import ModelParameters, ParameterUncertainty, apply_overrides
 from neuromod.trials.trial import CourseCache, TrialSpec, parse_trial, run_trial
 
 FloatArray = npt.NDArray[np.float64]
@@ -454,6 +454,11 @@ class Laplace:
         return cls(list(names), {n: float(s) for n, s in zip(names, sd)},
                    {n: [float(c) for c in corr[i]] for i, n in enumerate(names)})
 
+    def as_uncertainty(self, method: str) -> ParameterUncertainty:
+        """The same approximation in the form ``data/calibrated.yaml`` is read into."""
+        return ParameterUncertainty(tuple(self.names), tuple(self.log_sd[n] for n in self.names),
+                                    tuple(tuple(self.correlation[n]) for n in self.names), method)
+
 
 @dataclass(frozen=True)
 class FitResult:
@@ -528,6 +533,10 @@ FOLD_TOLERANCE = 0.01
 FOLD_DAMPING = 0.01
 
 
+#: the check fold (every row kept), first in :func:`cross_validate`'s list.
+NO_TRIAL_LEFT_OUT = "(none left out: optimum check)"
+
+
 @dataclass(frozen=True)
 class Fold:
     """One trial left out: its rows predicted by a refit that never saw them."""
@@ -562,11 +571,15 @@ def cross_validate(full: FitResult, prior: ModelParameters, rows: list[Calibrati
     ``max_evaluations``. Every evaluation simulates all trials, so the held-out rows are predicted
     at the fold's best parameters without an extra run; if no step was accepted, the prediction is
     the full fit's (the trial's rows did not move the fit measurably).
+
+    The first fold, :data:`NO_TRIAL_LEFT_OUT`, keeps every row: the check that ``full`` is an
+    optimum. If it improves much with the same budget, the folds partly continue an unfinished fit
+    rather than measure prediction (e.g. ``--report-only`` on a fit made under another objective).
     """
     problem = Objective(prior, rows, full.names, subjects_per_arm, seed, log)
     keys = trials or list(dict.fromkeys(row.trial_key for row in rows))
     folds = []
-    for number, key in enumerate(keys, 1):
+    for number, key in enumerate([NO_TRIAL_LEFT_OUT, *keys]):
         out = np.array([row.trial_key == key for row in rows] + [False] * len(full.names))
         keep = ~out
         x, r, jac = full.x.copy(), full.residuals.copy(), full.jacobian.copy()
