@@ -224,25 +224,30 @@ def conflict_lines(fitted: FitResult | None, rows: list[CalibrationRow]) -> list
         return ["Needs the fit's Jacobian: run a fit, or `--report-only --cross-validate`."]
     found = conflicts(fitted, rows)
     lines = [
-        "Pairs of rows on the same product, endpoint and arm, from different trials or sources, that the fit",
-        "misses in opposite directions (at least 1 SD each) or that cannot both be met (the same plan, endpoint",
-        "and day with disjoint tolerances). *Pull* is `-J[row, parameter] x residual`: the direction in which",
-        "the row would move the log parameter (the gradient of half its squared residual, reversed), at the",
-        f"fit ({fitted.results[0].simulated_n if fitted.results else 0} subjects per efficacy arm). At the",
-        "optimum the pulls of all rows and the prior on each parameter sum to zero: the fit follows the rows",
-        "with the larger pull (more subjects, a tighter error model), and the row it follows is named.",
+        "Pairs of rows of the same product (efficacy or safety), from different trials or sources, each missed",
+        "by at least 1 SD, that pull a fitted parameter in opposite directions, and pairs that cannot both be",
+        "met (the same plan, endpoint and day with disjoint tolerances: *irreconcilable*, listed first). *Pull*",
+        "is `-J[row, parameter] x residual`: the direction in which the row would move the log parameter (the",
+        "gradient of half its squared residual, reversed), at the fit",
+        f"({fitted.results[0].simulated_n if fitted.results else 0} subjects per efficacy arm); the strongest",
+        "12 pairs by the smaller of the two opposed pulls. At the optimum the pulls of all rows and the prior",
+        "on each parameter sum to zero: the fit follows the row with the smaller residual, named in the last",
+        "column. Pulls of safety rows on parameters of the wrinkle stages (depth, raters) are Monte Carlo:",
+        "such a parameter changes which virtual subjects enter a moderate-or-severe trial, not their ptosis.",
         "",
     ]
     if not found:
         return lines + ["No such pair at this fit."]
-    lines += ["| product | endpoint | row (published, simulated, residual) | row (published, simulated, residual) | "
+    lines += ["| product | kind | row, arm, endpoint, day (published, simulated, residual) | the other row | "
               "parameter | pulls | follows |", "|---|---|---|---|---|---|---|"]
     for c in found:
         a, b = c.first, c.second
         lines.append(
-            f"| {a.row.product} | {a.row.model_endpoint}{' (irreconcilable)' if c.irreconcilable else ''} | "
-            f"{a.row.id} ({a.row.value:g}, {_fmt(a.simulated)}, {a.likelihood.residual:+.1f}) | "
-            f"{b.row.id} ({b.row.value:g}, {_fmt(b.simulated)}, {b.likelihood.residual:+.1f}) | "
+            f"| {a.row.product} | {'irreconcilable' if c.irreconcilable else 'opposed pulls'} | "
+            f"{a.row.id} {a.row.arm} {a.row.model_endpoint} {a.row.day or ''} ({a.row.value:g}, {_fmt(a.simulated)}, "
+            f"{a.likelihood.residual:+.1f}) | "
+            f"{b.row.id} {b.row.arm} {b.row.model_endpoint} {b.row.day or ''} ({b.row.value:g}, {_fmt(b.simulated)}, "
+            f"{b.likelihood.residual:+.1f}) | "
             f"{_pull_cells(c)} | {c.followed.row.id} |")
     return lines
 

@@ -380,7 +380,8 @@ def _get(params: ModelParameters, name: str) -> float:
 class Objective:
     """The fit's residual function in log-parameter space: rows (capped residuals) then priors.
 
-    Counts and logs every evaluation; keeps the last evaluation's row results."""
+    Counts and logs every evaluation; keeps the last evaluation's row results. ``prior`` centres
+    the priors' residuals; ``base`` (default ``prior``) gives the parameters not in ``names``."""
 
     prior: ModelParameters
     rows: list[CalibrationRow]
@@ -390,6 +391,7 @@ class Objective:
     log: Callable[[str], None] = print
     evaluations: int = 0
     last: list[RowResult] = field(default_factory=list)
+    base: ModelParameters | None = None
 
     @property
     def lower(self) -> FloatArray:
@@ -404,7 +406,7 @@ class Objective:
         return np.log([_get(self.prior, n) for n in self.names])
 
     def params_at(self, x: FloatArray) -> ModelParameters:
-        return apply_overrides(self.prior, dict(zip(self.names, np.exp(x).tolist())))
+        return apply_overrides(self.base or self.prior, dict(zip(self.names, np.exp(x).tolist())))
 
     def results_at(self, x: FloatArray) -> list[RowResult]:
         results = evaluate(self.params_at(x), self.rows, self.subjects_per_arm, self.seed)
@@ -517,7 +519,7 @@ def fit_at(params: ModelParameters, prior: ModelParameters, rows: list[Calibrati
     """The :class:`FitResult` of given parameters (e.g. the installed fit) without optimising:
     rows, residuals and a forward-difference Jacobian there (1 + one evaluation per parameter)."""
     names = names or list(FITTED)
-    problem = Objective(prior, rows, names, subjects_per_arm, seed, log)
+    problem = Objective(prior, rows, names, subjects_per_arm, seed, log, base=params)
     x = np.clip(np.log([_get(params, n) for n in names]), problem.lower, problem.upper)
     jacobian = problem.jacobian(x)
     results = problem.results_at(x)
@@ -576,7 +578,7 @@ def cross_validate(full: FitResult, prior: ModelParameters, rows: list[Calibrati
     optimum. If it improves much with the same budget, the folds partly continue an unfinished fit
     rather than measure prediction (e.g. ``--report-only`` on a fit made under another objective).
     """
-    problem = Objective(prior, rows, full.names, subjects_per_arm, seed, log)
+    problem = Objective(prior, rows, full.names, subjects_per_arm, seed, log, base=full.params)
     keys = trials or list(dict.fromkeys(row.trial_key for row in rows))
     folds = []
     for number, key in enumerate([NO_TRIAL_LEFT_OUT, *keys]):
@@ -668,33 +670,34 @@ class Conflict:
 
 
 def conflicts(full: FitResult, rows: list[CalibrationRow], limit: int = 12) -> list[Conflict]:
-    """Pairs of rows (same product and model endpoint, different trials or sources) missed in
-    opposite directions by at least 1 SD each, or irreconcilable (the same plan, endpoint and day
-    with disjoint tolerances), with the parameter on which their pulls are most opposed; the
-    strongest ``limit`` pairs."""
+    """Pairs of rows of the same product and kind (efficacy or safety), from different trials or
+    sources, each missed by at least 1 SD, whose pulls on some fitted parameter are opposed (one
+    row would raise it, the other lower it), or irreconcilable (the same plan, endpoint and day with
+    disjoint tolerances); each with the parameter on which their pulls are most opposed; the
+    strongest ``limit`` pairs (by the smaller of the two opposed pulls)."""
     found = []
     r = full.residuals[:len(rows)]
     for i, a in enumerate(full.results):
         for j in range(i + 1, len(rows)):
             b = full.results[j]
-            if (a.row.product, a.row.model_endpoint, a.row.arm) != (b.row.product, b.row.model_endpoint, b.row.arm):
+            if (a.row.product, a.row.kind) != (b.row.product, b.row.kind):
                 continue
             if a.row.trial_key == b.row.trial_key and a.row.source == b.row.source:
                 continue
-            same_plan = a.row.areas == b.row.areas and a.row.sex == b.row.sex and a.row.day == b.row.day
+            same_plan = (a.row.areas, a.row.sex, a.row.day, a.row.model_endpoint, a.row.arm) == (
+                b.row.areas, b.row.sex, b.row.day, b.row.model_endpoint, b.row.arm)
             irreconcilable = same_plan and (a.high < b.low or b.high < a.low)
-            opposed = r[i] * r[j] < 0 and min(abs(r[i]), abs(r[j])) >= 1.0
-            if not (irreconcilable or opposed):
-                continue
             pulls_a, pulls_b = -full.jacobian[i] * r[i], -full.jacobian[j] * r[j]
             strength = np.where(pulls_a * pulls_b < 0, np.minimum(abs(pulls_a), abs(pulls_b)), 0.0)
-            k = int(np.argmax(strength)) if strength.size else 0
-            if strength.size and (strength[k] > 0 or irreconcilable):
-                if strength[k] == 0:
-                    k = int(np.argmax(np.abs(pulls_a) + np.abs(pulls_b)))
-                found.append((float(strength[k]), Conflict(a, b, full.names[k], float(pulls_a[k]), float(pulls_b[k]),
-                                                           irreconcilable)))
-    found.sort(key=lambda item: (-item[0], item[1].first.row.id, item[1].second.row.id))
+            k = int(np.argmax(strength))
+            missed = min(abs(r[i]), abs(r[j])) >= 1.0
+            if not (irreconcilable or (missed and strength[k] > 0)):
+                continue
+            if strength[k] == 0:
+                k = int(np.argmax(np.abs(pulls_a) + np.abs(pulls_b)))
+            found.append((float(strength[k]), Conflict(a, b, full.names[k], float(pulls_a[k]), float(pulls_b[k]),
+                                                       irreconcilable)))
+    found.sort(key=lambda item: (-item[1].irreconcilable, -item[0], item[1].first.row.id, item[1].second.row.id))
     return [conflict for _, conflict in found[:limit]]
 
 
