@@ -116,6 +116,13 @@ def test_trial_command_draws_option(tmp_path):
     assert plain.returncode == 0, plain.stderr
     assert json.loads(plain.stdout) == json.loads(json.dumps(run_trial(parse_trial({**TRIAL, "subjects_per_arm": 100}),
                                                                        progress=False)))
+    default = _cli("trial", trial, "--json", "--parameter-draws", 2, "--draw-subjects", 50)
+    assert default.returncode == 0, default.stderr
+    doc = json.loads(default.stdout)
+    point = doc["arms"]["ona"]["areas"]["glabella"]["inv_none_mild"]["30"]
+    interval = doc["arms"]["ona"]["intervals"]["areas"]["glabella"]["inv_none_mild"]["30"]
+    assert _inside(point, interval["monte_carlo"]) and doc["intervals"]["level"] == 0.95
+    assert interval["parameter"] is None or _inside(point, interval["parameter"])  # None: no posterior shipped
     for option, value, message in (("--parameter-draws", 201, "--parameter-draws: must be less than or equal to 200"),
                                    ("--parameter-draws", -1, "--parameter-draws: must be greater than or equal to 0"),
                                    ("--draw-subjects", 0, "--draw-subjects: must be greater than or equal to 1")):
