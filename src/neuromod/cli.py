@@ -36,10 +36,10 @@ from neuromod.schemas.plan import PlanError, load_plan
 from neuromod.schemas.types import (
     LIMITS,
     AnyUnits,
+    DrawSubjects,
     FiniteFloat,
     HorizonDays,
     InputError,
-    DrawSubjects,
     LocalWorkers,
     ParameterDraws,
     ProjectionYears,
