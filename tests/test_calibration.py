@@ -7,12 +7,16 @@ unknown, 15 % for medians) widened by the simulation's own sampling error at 800
 """
 
 import math
+import re
 
 import pytest
+import yaml
 
-from neuromod.reference.parameters import default_parameters, prior_parameters
+from neuromod.reference.parameters import ParameterUncertainty, default_parameters, prior_parameters
 from neuromod.trials.calibrate import (
     load_rows,
+    median_log_sd,
+    row_likelihood,
     simulated_value,
     tolerance,
     trial_documents,
@@ -93,8 +97,58 @@ def test_calibrate_is_reproducible_and_writes_only_into_its_out_folder(tmp_path)
     written = (tmp_path / "a" / "calibrated.yaml").read_bytes()
     assert written == (tmp_path / "b" / "calibrated.yaml").read_bytes()
     assert b"--seed 7" in written and b"population.expectation_days" in written
+    document = yaml.safe_load(written)
+    assert set(document["uncertainty"]["log_sd"]) == {"population.expectation_days"}
+    assert document["uncertainty"]["correlation"] == {"population.expectation_days": [1.0]}
+    assert document["log_likelihood"] < 0 and document["deviance"] >= 0
+    posterior = ParameterUncertainty.from_document(document["uncertainty"])
+    assert posterior.names == ("population.expectation_days",) and posterior.log_sd[0] > 0
     assert resources.files("neuromod").joinpath("data", "calibrated.yaml").read_bytes() == shipped
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["calibrated.yaml"]
+
+
+def test_cross_validation_predicts_every_held_out_row_from_a_fold_without_it(tmp_path):
+    """A tiny fit (two parameters, rows of three trials incl. a safety arm, 100 subjects) and its
+    leave-one-trial-out folds: one fold per trial, each of its rows predicted, the fold's objective
+    never above its start (a step is kept only if it improves), the CSV in --out."""
+    import csv
+
+    rows = "ona-gl-pooled,ona-gl-hd-20-wk24,ae-botox-20u-eyelid_ptosis-brin-2009"
+    result = _calibrate("--only", "junction.light_chain_half_life_days,population.half_block_sd", "--rows", rows,
+                        "--subjects", 100, "--max-evaluations", 2, "--no-report", "--seed", 7, "--cross-validate",
+                        "--fold-evaluations", 2, "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "rows reproduced out of sample" in result.stderr and "fold 3/3" in result.stderr
+    table = list(csv.DictReader((tmp_path / "cross_validation.csv").open()))
+    assert {r["fold"] for r in table} == {"botox-glabella20-mixed", "botox-glabella20-female", "safety-botox-glabella20"}
+    assert sorted((r["row"], r["arm"]) for r in table) == sorted(
+        [("ona-gl-pooled", "active"), ("ona-gl-hd-20-wk24", "active"), ("ona-gl-hd-20-wk24", "placebo"),
+         ("ae-botox-20u-eyelid_ptosis-brin-2009", "active")])
+    for r in table:
+        assert float(r["fold_objective_end"]) <= float(r["fold_objective_start"]) and int(r["fold_evaluations"]) <= 2
+        assert r["out_of_sample"] != ""
+
+
+def test_every_row_has_a_likelihood_binomial_on_n_and_stated_models_elsewhere():
+    """Deviance residuals: 0 at the published value, sign of the miss, larger with n; the
+    simulated proportion floored by the Monte Carlo resolution (a published 0 % against a simulated
+    0 % costs under one unit of deviance; against 1 % it is finite). Safety rows: a factor 2 is 2 SD."""
+    rows = {(r.id, r.arm): r for r in load_rows()}
+    pooled = rows[("ona-gl-pooled", "active")]  # 84.2 % of 621
+    assert abs(row_likelihood(pooled, 84.2, 400).residual) < 1e-9
+    over, under = row_likelihood(pooled, 90.0, 400), row_likelihood(pooled, 78.0, 400)
+    assert over.residual > 0 > under.residual and over.log_likelihood < row_likelihood(pooled, 84.2, 400).log_likelihood
+    # the binomial deviance residual of a 5.8-point miss in 621 subjects: about 3.9 SD (normal approx. 5.8 / 1.46)
+    assert 3.5 < over.residual < 4.5
+    placebo_zero = rows[("ona-fhl-label-1", "placebo")]  # published 0 %
+    assert 0 < row_likelihood(placebo_zero, 0.0, 400).residual < 1.0  # 0 of 400 is consistent with p ~ 1/800
+    assert 1.0 < row_likelihood(placebo_zero, 1.0, 400).residual < 10
+    brin = rows[("ae-botox-20u-eyelid_ptosis-brin-2009", "active")]
+    assert abs(row_likelihood(brin, 2.4, 2000).residual - 2.0) < 1e-9  # twice the published rate: 2 SD
+    assert row_likelihood(brin, 0.0, 2000).residual < -5  # floored at half a subject in 2000, not -inf
+    median = rows[("ona-gl-pooled-dur", "active")]
+    assert 0.07 < median_log_sd(median) < 0.12
+    assert len([r for r in rows.values() if r.is_safety]) == 10
 
 
 def test_calibrate_refuses_bad_options_before_any_work(tmp_path):
@@ -104,3 +158,21 @@ def test_calibrate_refuses_bad_options_before_any_work(tmp_path):
                           (["--only", "nope"], "--only: unknown parameter(s) nope")):
         result = _calibrate(*args, "--no-report")
         assert result.returncode == 2 and result.stderr.startswith(f"error: {message}"), result.stderr
+
+
+def test_calibrated_file_is_read_strictly(monkeypatch):
+    """calibrated.yaml's keys are checked: an unknown key or a correlation that is not square
+    in the order of log_sd is refused, naming what is wrong."""
+    import neuromod.reference.parameters as parameters
+
+    good = {"version": 2, "values": {"population.expectation_days": 60.0},
+            "uncertainty": {"method": "m", "prior_log_sd": 0.69, "log_sd": {"population.expectation_days": 0.1},
+                            "correlation": {"population.expectation_days": [1.0]}}}
+    monkeypatch.setattr(parameters, "_packaged", lambda name: good)
+    assert parameters._calibrated() == good
+    for bad, message in (({**good, "fitted_at": "now"}, "unknown key(s) ['fitted_at']"),
+                         ({**good, "uncertainty": {**good["uncertainty"], "correlation": {
+                             "population.expectation_days": [1.0, 0.0]}}}, "square matrix")):
+        monkeypatch.setattr(parameters, "_packaged", lambda name, bad=bad: bad)
+        with pytest.raises(ValueError, match=re.escape(message)):
+            parameters._calibrated()

@@ -44,10 +44,12 @@ from neuromod.schemas.plan import PlanError, load_plan
 from neuromod.schemas.types import (
     LIMITS,
     AnyUnits,
+    DrawSubjects,
     FiniteFloat,
     HorizonDays,
     InputError,
     LocalWorkers,
+    ParameterDraws,
     ProjectionYears,
     check_value,
 )
@@ -235,8 +237,18 @@ def trial_command(
     dask: Optional[str] = typer.Option(None, "--dask", help="Dask scheduler address (tcp://host:8786)"),
     workers: Optional[int] = typer.Option(
         None, "--workers", help=f"start a local Dask cluster of N worker processes, 1-{LIMITS.trial.max_local_workers}"),
+    parameter_draws: Optional[int] = typer.Option(
+        None, "--parameter-draws",
+        help=f"with --json: parameter sets drawn from the calibration's posterior for each endpoint's interval, "
+             f"0-{LIMITS.trial.max_parameter_draws} (default: neuromod.trials.uncertainty.DEFAULT_DRAWS, 8; "
+             "0: no intervals, the plain document)"),
+    draw_subjects: Optional[int] = typer.Option(
+        None, "--draw-subjects",
+        help=f"subjects per arm of each parameter draw, at most the trial's, 1-{LIMITS.trial.max_subjects_per_arm:,} "
+             "(default: one chunk, 1,000)"),
 ) -> None:
-    """Run a virtual trial: endpoints per arm, as a table and PNGs, or as JSON."""
+    """Run a virtual trial: endpoints per arm, as a table and PNGs, or as JSON (with intervals
+    from parameter uncertainty and Monte Carlo error beside every endpoint; docs/trials.md)."""
     from neuromod.trials.trial import (
         TrialError,
         check_dask_address,
@@ -245,7 +257,12 @@ def trial_command(
         run_trial,
         with_subjects,
     )
+    from neuromod.trials.uncertainty import DEFAULT_DRAW_SUBJECTS, DEFAULT_DRAWS, trial_with_intervals
 
+    parameter_draws = _checked(ParameterDraws, DEFAULT_DRAWS if parameter_draws is None else parameter_draws,
+                               "--parameter-draws", f"0-{LIMITS.trial.max_parameter_draws} draws")
+    draw_subjects = _checked(DrawSubjects, DEFAULT_DRAW_SUBJECTS if draw_subjects is None else draw_subjects,
+                             "--draw-subjects", f"1-{LIMITS.trial.max_subjects_per_arm} subjects per arm")
     if workers is not None:
         workers = _checked(LocalWorkers, workers, "--workers", f"1-{LIMITS.trial.max_local_workers} processes")
     if dask is not None and workers is not None:
@@ -263,7 +280,10 @@ def trial_command(
     except TrialError as error:
         _fail(str(error))
     try:
-        result = run_trial(spec, chunk_runner=runner)
+        if as_json:
+            result = trial_with_intervals(spec, parameter_draws, draw_subjects, chunk_runner=runner)
+        else:
+            result = run_trial(spec, chunk_runner=runner)
     finally:
         if runner is not None:
             runner.close()
@@ -297,8 +317,15 @@ def calibrate_command(
                                        help="comma-separated subset of the fitted parameters (the others keep their priors)"),
     rows_option: Optional[str] = typer.Option(None, "--rows", help="comma-separated subset of the published row ids"),
     docs: Path = typer.Option(Path("docs"), "--docs", help="with --install: folder for calibration.md and figures"),
+    cross_validate: bool = typer.Option(
+        False, "--cross-validate",
+        help="leave-one-trial-out cross-validation from the fit (or, with --report-only, the installed fit): "
+             "cross_validation.csv in --out and a table in the report"),
+    fold_evaluations: int = typer.Option(4, "--fold-evaluations", min=1, max=50,
+                                         help="evaluations per cross-validation fold, 1-50"),
 ) -> None:
-    """Fit the shared population parameters to the published trials; write the fit and its report.
+    """Fit the shared population parameters to the published trials (efficacy and safety rows,
+    a likelihood per row); write the fit with its Laplace uncertainty and its report.
 
     The fit starts from the priors of parameters.yaml (not from the installed fit), so the same
     options and seed give the same calibrated.yaml. Everything goes to --out; the package's
@@ -306,7 +333,12 @@ def calibrate_command(
     """
     import shutil
 
-    from neuromod.reference.parameters import apply_overrides, default_parameters, prior_parameters
+    from neuromod.reference.parameters import (
+        ParameterUncertainty,
+        apply_overrides,
+        default_parameters,
+        prior_parameters,
+    )
     from neuromod.trials import calibrate as cal
 
     if report_only and no_report:
@@ -323,19 +355,34 @@ def calibrate_command(
     if out.exists() and not out.is_dir():
         _fail(f"--out: {out} exists and is not a folder")
     written = []
+    log = lambda line: typer.echo(line, err=True)  # noqa: E731  (progress on stderr)
+    prior = prior_parameters()
+    fitted, uncertainty = None, None
     if report_only:
         params = default_parameters()
     else:
-        prior = prior_parameters()
-        fitted, value = cal.fit(prior, rows, subjects_per_arm=subjects, seed=seed, max_evaluations=evaluations,
-                                names=names, log=lambda line: typer.echo(line, err=True))
-        document = cal.calibrated_document(fitted, prior, value, subjects, seed, evaluations)
+        fitted = cal.fit(prior, rows, subjects_per_arm=subjects, seed=seed, max_evaluations=evaluations,
+                         names=names, log=log)
+        document = cal.calibrated_document(fitted, prior, subjects, seed, evaluations)
         written.append(cal.write_calibrated(document, out / "calibrated.yaml"))
         params = apply_overrides(prior, document["values"])
+        uncertainty = ParameterUncertainty.from_document(document["uncertainty"])
+    folds = None
+    if cross_validate:
+        if fitted is None:
+            log("cross-validation: the installed fit's Jacobian (one evaluation per parameter)")
+            fitted = cal.fit_at(params, prior, rows, names, subjects, seed, log)
+            uncertainty = fitted.laplace.as_uncertainty(
+                f"Laplace at the installed fit: J from forward differences at {subjects} subjects per arm")
+        folds = cal.cross_validate(fitted, prior, rows, subjects, seed, fold_evaluations, log)
+        written.append(cal.write_cross_validation(folds, out))
+        held = [r for fold in folds for r in fold.held_out]
+        log(f"cross-validation: {sum(r.passed for r in held)} of {len(held)} rows reproduced out of sample")
     if not no_report:
         from neuromod.report.calibration_report import write_calibration_report
 
-        written.append(write_calibration_report(params, rows, out, report_subjects, notes=docs / "calibration_notes.md"))
+        written.append(write_calibration_report(params, rows, out, report_subjects, notes=docs / "calibration_notes.md",
+                                                fitted=fitted, folds=folds, uncertainty=uncertainty))
     if install:
         if not report_only:
             target = Path(str(resources.files("neuromod").joinpath("data", "calibrated.yaml")))

@@ -50,6 +50,7 @@ class TrialLimits:
     max_seed: int
     max_local_workers: int
     dask_connect_timeout_s: float
+    max_parameter_draws: int
 
 
 @dataclass(frozen=True)

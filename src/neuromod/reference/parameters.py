@@ -228,10 +228,69 @@ def prior_parameters() -> ModelParameters:
     return parse_parameters(_packaged("parameters.yaml"))
 
 
+#: Keys a ``data/calibrated.yaml`` document may hold (written by ``neuromod calibrate``);
+#: ``fitted_on`` only in files written before the fit became reproducible byte for byte.
+CALIBRATED_KEYS = {"version", "fitted_on", "method", "objective", "deviance", "log_likelihood", "values",
+                   "priors", "uncertainty"}
+UNCERTAINTY_KEYS = {"method", "prior_log_sd", "log_sd", "correlation"}
+
+
+def _calibrated() -> dict[str, Any] | None:
+    """The packaged calibration document, its keys checked (ValueError naming an unknown key)."""
+    document = _packaged("calibrated.yaml")
+    if document is None:
+        return None
+    unknown = sorted(set(document) - CALIBRATED_KEYS)
+    if unknown or not isinstance(document.get("values"), dict):
+        raise ValueError(f"calibrated.yaml: unknown key(s) {unknown} or no 'values' mapping; allowed: "
+                         f"{', '.join(sorted(CALIBRATED_KEYS))}")
+    uncertainty = document.get("uncertainty")
+    if uncertainty is not None:
+        if not isinstance(uncertainty, dict) or set(uncertainty) != UNCERTAINTY_KEYS:
+            raise ValueError(f"calibrated.yaml: uncertainty must hold exactly {', '.join(sorted(UNCERTAINTY_KEYS))}")
+        names = list(uncertainty["log_sd"])
+        if list(uncertainty["correlation"]) != names or any(
+                len(row) != len(names) for row in uncertainty["correlation"].values()):
+            raise ValueError("calibrated.yaml: uncertainty.correlation must be a square matrix in the order of log_sd")
+        unknown = sorted(set(names) - set(document["values"]))
+        if unknown:
+            raise ValueError(f"calibrated.yaml: uncertainty of unfitted parameter(s) {', '.join(unknown)}")
+    return document
+
+
 @lru_cache(maxsize=1)
 def default_parameters() -> ModelParameters:
     """The packaged parameter set: ``data/parameters.yaml`` with the fitted values of
     ``data/calibrated.yaml`` (written by ``neuromod calibrate``) applied on top."""
     params = prior_parameters()
-    calibrated = _packaged("calibrated.yaml")
+    calibrated = _calibrated()
     return apply_overrides(params, calibrated["values"]) if calibrated else params
+
+
+@dataclass(frozen=True)
+class ParameterUncertainty:
+    """The fit's Laplace approximation (``data/calibrated.yaml``'s ``uncertainty``): the log
+    parameters are jointly normal around the fitted values with SDs ``log_sd`` (natural log) and
+    correlation matrix ``correlation`` (rows and columns in the order of ``names``)."""
+
+    names: tuple[str, ...]
+    log_sd: tuple[float, ...]
+    correlation: tuple[tuple[float, ...], ...]
+    method: str
+
+    @classmethod
+    def from_document(cls, uncertainty: dict[str, Any]) -> "ParameterUncertainty":
+        names = tuple(uncertainty["log_sd"])
+        return cls(names, tuple(float(uncertainty["log_sd"][n]) for n in names),
+                   tuple(tuple(float(c) for c in uncertainty["correlation"][n]) for n in names),
+                   str(uncertainty["method"]))
+
+
+@lru_cache(maxsize=1)
+def parameter_uncertainty() -> ParameterUncertainty | None:
+    """The packaged fit's parameter uncertainty; None when calibrated.yaml has none (a fit
+    written before the likelihood calibration)."""
+    calibrated = _calibrated()
+    if not calibrated or "uncertainty" not in calibrated:
+        return None
+    return ParameterUncertainty.from_document(calibrated["uncertainty"])

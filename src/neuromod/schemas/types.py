@@ -43,6 +43,10 @@ VisitDay = Annotated[WholeNumber, Field(ge=1, le=LIMITS.trial.max_follow_up_day)
 ProjectionYears = Annotated[WholeNumber, Field(ge=1, le=LIMITS.projection.max_years)]
 #: Local Dask worker processes, 1 - trial.max_local_workers.
 LocalWorkers = Annotated[WholeNumber, Field(ge=1, le=LIMITS.trial.max_local_workers)]
+#: Parameter sets drawn for a trial's intervals (trial --parameter-draws), 0 (none) - trial.max_parameter_draws.
+ParameterDraws = Annotated[WholeNumber, Field(ge=0, le=LIMITS.trial.max_parameter_draws)]
+#: Subjects per arm of each parameter draw (trial --draw-subjects), 1 - trial.max_subjects_per_arm.
+DrawSubjects = Annotated[WholeNumber, Field(ge=1, le=LIMITS.trial.max_subjects_per_arm)]
 #: An FWS grade, 0 (none) - 3 (severe).
 Grade = Annotated[FiniteFloat, Field(ge=0, le=3)]
 #: A fraction, 0 - 1.

@@ -1,34 +1,57 @@
-"""Calibration: fit the shared population parameters to the published pivotal trials.
+"""Calibration: fit the shared population parameters to the published trials, with a likelihood
+per row, a Laplace approximation of the parameters' uncertainty and leave-one-trial-out
+cross-validation.
 
-Each row of ``data/published/calibration_trials.csv`` is an endpoint of one published arm.
-Rows that share product, units per area and population form one virtual trial (with a
-placebo arm where the row reports one); the trial's own endpoint definition is mapped to
-the model's endpoint in ``data/calibration_endpoints.csv``. Nothing belongs to a single
-trial: every arm runs with the same parameters, and only what the trial specified
-(product, units, areas, population, endpoint, day) differs.
+Rows. Each row of ``data/published/calibration_trials.csv`` is an endpoint of one published arm
+(active, and placebo where reported); each ptosis rate of ``data/published/safety.csv`` after a
+single-area plan is a *safety row* (a dose range gives one row per end of the range). Rows that
+share product, units per area and population form one virtual trial (with a placebo arm where a
+row reports one); the trial's endpoint definition is mapped to the model's in
+``data/calibration_endpoints.csv``. Nothing belongs to a single trial: every arm runs with the same
+parameters, and only what the trial specified (product, units, areas, population, endpoint, day)
+differs.
 
-A row is *reproduced* when the simulated value lies in the published value's 95 % Wilson
-interval for ``n_active`` subjects, within 8 percentage points where ``n`` is unknown, or,
-for medians in days, within 15 % (assumption: one monthly visit around a ~4-month median).
+Reproduced (the pass/fail of the tables, unchanged): the simulated value lies in the published
+value's 95 % Wilson interval for ``n_active``, within 8 percentage points where ``n`` is unknown,
+within 15 % for medians in days, and within a factor of 2 either way for safety rates.
 
-Objective (minimised by trust-region least squares on log-transformed parameters, common
-random numbers):
-``sum over rows of ((simulated - published) / tolerance half-width)^2``.
+Likelihood (each row's standardised residual ``r``; ``-2 log L = sum r^2`` + constants), see
+``docs/calibration.md``:
+
+* percentages with ``n``: binomial on ``n``, deviance residual
+  ``sign(sim - pub) * sqrt(2 * binomial deviance)``, the simulated proportion floored away from
+  0 and 1 by half a subject of the virtual arm (its Monte Carlo resolution);
+* percentages without ``n``: normal, the 8-point half-width as 2 SD (SD 4 points);
+* medians in days: log-normal, variance = the published median's (the 15 % half-width as 2 SD)
+  plus the simulated median's visit rounding (uniform over the visit spacing at that day:
+  spacing^2 / 12);
+* safety rates (no ``n`` in the table): log-normal, a factor of 2 as 2 SD.
+
+Weak priors on the log parameters (centred on ``parameters.yaml``, SD :data:`PRIOR_LOG_SD`) are
+extra residuals, so weakly identified parameters stay near their priors and the Gauss-Newton
+Hessian ``J^T J`` is invertible. Residuals are capped at +-:data:`RESIDUAL_CAP` (a row missed by
+more than 10 SD adds a constant and no gradient; its log-likelihood is reported uncapped).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import numpy.typing as npt
 import yaml
 
+from neuromod.reference.anatomy import load_face_map
+from neuromod.reference.clinical import load_adverse_events
 from neuromod.reference.files import read_csv
-from neuromod.reference.parameters import ModelParameters, apply_overrides
+from neuromod.reference.parameters import ModelParameters, ParameterUncertainty, apply_overrides
 from neuromod.trials.trial import CourseCache, TrialSpec, parse_trial, run_trial
+
+FloatArray = npt.NDArray[np.float64]
 
 #: Parameters the calibration fits, with (lower, upper) bounds. All are shared by every trial.
 FITTED: dict[str, tuple[float, float]] = {
@@ -54,11 +77,32 @@ FITTED: dict[str, tuple[float, float]] = {
 VISITS = [1, 2, 3, 4, 7, 14, 28, 30, 60, 90, 120, 150, 168, 180, 210, 240, 252, 270, 300, 330, 365]
 MEDIAN_TOLERANCE = 0.15
 UNKNOWN_N_TOLERANCE_PP = 8.0
+#: agreement of a simulated adverse-event rate with a published one: within this factor either
+#: way (safety.csv gives no n for most rows; the published rates for one product and dose differ
+#: by up to 4.5x between sources: Botox 20 U 1.2-5.4 %).
+SAFETY_AGREEMENT_FACTOR = 2.0
+#: assumption: a tolerance half-width is about 2 standard deviations (a 95 % interval), for the
+#: rows whose error has no n (percentages without n, medians, safety rates).
+HALF_WIDTH_SDS = 2.0
+#: assumption: each fitted parameter's prior is log-normal around its parameters.yaml value with
+#: this SD (one SD = a factor of 2): weak against the rows, firm enough that a parameter the rows
+#: do not identify stays within a few-fold of its source.
+PRIOR_LOG_SD = math.log(2.0)
+#: residuals are capped here (a row missed by more than 10 SD adds a constant, no gradient).
+RESIDUAL_CAP = 10.0
+#: safety arms run this many times the efficacy arms' subjects: rates near 1 % need ~5x the
+#: subjects for a Monte Carlo error comparable to the rows' error model, and arms followed to day
+#: 60 cost about a sixth of an arm followed to day 365 (measured: 0.5 s per 2000 subjects).
+SAFETY_SUBJECTS_FACTOR = 5
+SAFETY_VISITS = [30, 60]
+#: published onset medians come from daily diaries: their resolution is one day.
+DIARY_RESOLUTION_DAYS = 1.0
 
 
 @dataclass(frozen=True)
 class CalibrationRow:
-    """One published endpoint (``arm`` is ``active`` or ``placebo``)."""
+    """One published endpoint (``arm`` is ``active`` or ``placebo``); ``kind`` is ``efficacy``
+    (calibration_trials.csv) or ``safety`` (safety.csv: ``model_endpoint`` is the event)."""
 
     id: str
     product: str
@@ -72,19 +116,24 @@ class CalibrationRow:
     n: int | None
     arm: str
     source: str
+    kind: str = "efficacy"
 
     @property
     def is_median(self) -> bool:
         return self.model_endpoint.startswith("median")
 
     @property
+    def is_safety(self) -> bool:
+        return self.kind == "safety"
+
+    @property
     def trial_key(self) -> str:
         areas = "-".join(f"{a}{u:g}" for a, u in self.areas.items())
-        return f"{self.product}-{areas}-{self.sex}"
+        return f"safety-{self.product}-{areas}" if self.is_safety else f"{self.product}-{areas}-{self.sex}"
 
 
 def load_rows() -> list[CalibrationRow]:
-    """Every published endpoint, active and placebo, as calibration targets."""
+    """Every published endpoint, active and placebo, and every safety rate, as calibration targets."""
     mapping = {r["row_id"]: r for r in read_csv("calibration_endpoints.csv")}
     rows = []
     for raw in read_csv("published/calibration_trials.csv"):
@@ -101,20 +150,48 @@ def load_rows() -> list[CalibrationRow]:
         rows.append(CalibrationRow(value=float(raw["active_pct"]), arm="active", **common))
         if raw["placebo_pct"].strip():
             rows.append(CalibrationRow(value=float(raw["placebo_pct"]), arm="placebo", **common))
+    return rows + load_safety_rows()
+
+
+def _source_tag(source: str) -> str:
+    """``Brin MF et al. ... 2009`` -> ``brin-2009``: a row id part from the first word and year."""
+    word = re.match(r"[A-Za-z0-9-]+", source.strip())
+    year = re.search(r"(19|20)\d\d", source)
+    tag = word.group(0).lower() if word else "source"
+    return f"{tag}-{year.group(0)}" if year and year.group(0) not in tag else tag
+
+
+def load_safety_rows() -> list[CalibrationRow]:
+    """The rates of ``published/safety.csv`` a virtual arm reports: an event with a rule in
+    ``data/adverse_events.yaml`` after a plan in one face-map area with its units given (a range
+    ``50-125`` gives a row at each end: the published rate held across the range). Rows on other
+    events (headache, antibodies after repeated treatments) or areas (``upper_face``) are not rows."""
+    events, areas = load_adverse_events().events, set(load_face_map().areas)
+    rows = []
+    for raw in read_csv("published/safety.csv"):
+        if raw["event"] not in events or raw["area"] not in areas or not raw["dose_units"].strip():
+            continue
+        for units in sorted({float(u) for u in raw["dose_units"].split("-")}):
+            rows.append(CalibrationRow(
+                id=f"ae-{raw['product']}-{units:g}u-{raw['event']}-{_source_tag(raw['source'])}",
+                product=raw["product"], areas={raw["area"]: units}, sex="mixed", endpoint=raw["event"],
+                model_endpoint=raw["event"], reason=raw["note"] or "published rate", day=None,
+                value=float(raw["rate_pct"]), n=None, arm="active", source=raw["source"], kind="safety"))
     return rows
 
 
 def trial_documents(rows: list[CalibrationRow], subjects_per_arm: int = 2000, seed: int = 2026) -> dict[str, dict]:
-    """One trial document (the ``trials/*.yaml`` contract) per published arm set."""
+    """One trial document (the ``trials/*.yaml`` contract) per published arm set; safety arms
+    run :data:`SAFETY_SUBJECTS_FACTOR` times the subjects to day 60."""
     documents: dict[str, dict] = {}
     for row in rows:
         doc = documents.setdefault(row.trial_key, {
             "name": row.trial_key,
             "seed": seed,
-            "subjects_per_arm": subjects_per_arm,
+            "subjects_per_arm": subjects_per_arm * (SAFETY_SUBJECTS_FACTOR if row.is_safety else 1),
             "population": {"sex": row.sex, "age": [18, 75], "baseline": "moderate_or_severe"},
             "arms": [{"name": "active", "product": row.product, "areas": dict(row.areas)}],
-            "follow_up_days": list(VISITS),
+            "follow_up_days": list(SAFETY_VISITS if row.is_safety else VISITS),
             "published": [],
         })
         if row.arm == "placebo" and len(doc["arms"]) == 1:
@@ -136,6 +213,8 @@ def wilson_interval(pct: float, n: int, z: float = 1.959964) -> tuple[float, flo
 
 def tolerance(row: CalibrationRow) -> tuple[float, float]:
     """The interval a simulated value must fall in to reproduce ``row``."""
+    if row.is_safety:
+        return row.value / SAFETY_AGREEMENT_FACTOR, row.value * SAFETY_AGREEMENT_FACTOR
     if row.is_median:
         return row.value * (1 - MEDIAN_TOLERANCE), row.value * (1 + MEDIAN_TOLERANCE)
     if row.n:
@@ -143,9 +222,87 @@ def tolerance(row: CalibrationRow) -> tuple[float, float]:
     return row.value - UNKNOWN_N_TOLERANCE_PP, row.value + UNKNOWN_N_TOLERANCE_PP
 
 
+def visit_spacing(day: float, visits: list[int] = VISITS) -> float:
+    """Days between the visits around ``day`` (the mean of both gaps when ``day`` is a visit):
+    the resolution of a median read off those visits."""
+    v = sorted(visits)
+    if day <= v[0]:
+        return float(v[1] - v[0])
+    if day >= v[-1]:
+        return float(v[-1] - v[-2])
+    i = int(np.searchsorted(v, day))
+    if v[i] == day:
+        return (v[i + 1] - v[i - 1]) / 2.0
+    return float(v[i] - v[i - 1])
+
+
+def median_log_sd(row: CalibrationRow) -> float:
+    """SD of log(simulated / published) for a median in days: the published median's own error
+    (the 15 % half-width as 2 SD) and the simulated median's rounding to the visits (onset
+    medians: the diary's day), uniform over the spacing, added in quadrature."""
+    spacing = DIARY_RESOLUTION_DAYS if "onset" in row.model_endpoint else visit_spacing(row.value)
+    published = math.log(1 + MEDIAN_TOLERANCE) / HALF_WIDTH_SDS
+    rounding = spacing / math.sqrt(12.0) / row.value
+    return math.hypot(published, rounding)
+
+
+def error_model(row: CalibrationRow) -> str:
+    """The row's likelihood, in words (the report's column)."""
+    if row.is_safety:
+        return f"log-normal, SD {math.log(SAFETY_AGREEMENT_FACTOR) / HALF_WIDTH_SDS:.2f}"
+    if row.is_median:
+        return f"log-normal, SD {median_log_sd(row):.2f}"
+    if row.n:
+        return f"binomial, n {row.n}"
+    return f"normal, SD {UNKNOWN_N_TOLERANCE_PP / HALF_WIDTH_SDS:g} points"
+
+
+def _xlogy_ratio(a: float, b: float) -> float:
+    """``a * log(a / b)``, 0 where ``a`` is 0."""
+    return 0.0 if a <= 0 else a * math.log(a / b)
+
+
+@dataclass(frozen=True)
+class RowLikelihood:
+    """A row's standardised residual (uncapped) and its log-likelihood (natural log)."""
+
+    residual: float
+    log_likelihood: float
+
+
+def row_likelihood(row: CalibrationRow, simulated: float | None, simulated_n: int) -> RowLikelihood:
+    """The row's residual and log-likelihood under its error model (module docstring).
+
+    ``simulated_n``: subjects of the virtual arm; the simulated proportion is floored at half a
+    subject from 0 and 1 (its Monte Carlo resolution). A median never reached, or a missing value,
+    is a miss at the cap."""
+    if simulated is None:
+        return RowLikelihood(RESIDUAL_CAP, -0.5 * RESIDUAL_CAP**2 - 0.5 * math.log(2 * math.pi))
+    floor = 0.5 / max(simulated_n, 1)
+    if row.is_safety or row.is_median:
+        sd = math.log(SAFETY_AGREEMENT_FACTOR) / HALF_WIDTH_SDS if row.is_safety else median_log_sd(row)
+        low = 100.0 * floor if row.is_safety else 0.5  # a median of 0 days is half a day
+        r = (math.log(max(simulated, low)) - math.log(max(row.value, low))) / sd
+        return RowLikelihood(r, -0.5 * r * r - math.log(sd) - 0.5 * math.log(2 * math.pi))
+    if row.n:
+        y = min(max(row.value / 100.0, 0.0), 1.0)
+        p = min(max(simulated / 100.0, floor), 1.0 - floor)
+        deviance = 2.0 * row.n * (_xlogy_ratio(y, p) + _xlogy_ratio(1 - y, 1 - p))
+        k = y * row.n
+        log_l = (math.lgamma(row.n + 1) - math.lgamma(k + 1) - math.lgamma(row.n - k + 1)
+                 + k * math.log(p) + (row.n - k) * math.log(1 - p))
+        return RowLikelihood(math.copysign(math.sqrt(max(deviance, 0.0)), p - y), log_l)
+    sd = UNKNOWN_N_TOLERANCE_PP / HALF_WIDTH_SDS
+    r = (simulated - row.value) / sd
+    return RowLikelihood(r, -0.5 * r * r - math.log(sd) - 0.5 * math.log(2 * math.pi))
+
+
 def simulated_value(result: dict[str, Any], row: CalibrationRow) -> float | None:
+    arm = result["arms"][row.arm]
+    if row.is_safety:
+        return arm["adverse_events_pct"][row.model_endpoint]
     area = next(iter(row.areas))
-    value = result["arms"][row.arm]["areas"][area][row.model_endpoint]
+    value = arm["areas"][area][row.model_endpoint]
     if isinstance(value, dict):
         return value.get(str(row.day))
     return value
@@ -153,10 +310,13 @@ def simulated_value(result: dict[str, Any], row: CalibrationRow) -> float | None
 
 @dataclass(frozen=True)
 class RowResult:
+    """A row against its simulated value: the tolerance (pass/fail) and the likelihood."""
+
     row: CalibrationRow
     simulated: float | None
     low: float
     high: float
+    simulated_n: int = 0
 
     @property
     def passed(self) -> bool:
@@ -170,6 +330,15 @@ class RowResult:
         half = max((self.high - self.low) / 2, 1e-9)
         return (self.simulated - self.row.value) / half
 
+    @property
+    def likelihood(self) -> RowLikelihood:
+        return row_likelihood(self.row, self.simulated, self.simulated_n)
+
+    @property
+    def residual(self) -> float:
+        """The standardised residual the fit minimises, capped at +-:data:`RESIDUAL_CAP`."""
+        return float(np.clip(self.likelihood.residual, -RESIDUAL_CAP, RESIDUAL_CAP))
+
 
 #: Compiled courses shared by successive evaluations (common random numbers: every evaluation
 #: draws the same subjects), reused exactly where only rater-stage parameters moved.
@@ -178,20 +347,140 @@ COURSES = CourseCache()
 
 def evaluate(params: ModelParameters, rows: list[CalibrationRow], subjects_per_arm: int = 2000,
              seed: int = 2026, progress: bool | None = False) -> list[RowResult]:
-    """Run every calibration trial under ``params`` and compare each row."""
-    results = []
+    """Run every calibration trial under ``params`` and compare each row (in the order of ``rows``)."""
+    by_id: dict[tuple[str, str], RowResult] = {}
     for key, document in trial_documents(rows, subjects_per_arm, seed).items():
         spec: TrialSpec = parse_trial(document)
         outcome = run_trial(spec, params=params, progress=progress, courses=COURSES)
         for row in rows:
             if row.trial_key == key:
                 low, high = tolerance(row)
-                results.append(RowResult(row, simulated_value(outcome, row), low, high))
-    return results
+                by_id[(row.id, row.arm)] = RowResult(row, simulated_value(outcome, row), low, high,
+                                                      outcome["arms"][row.arm]["n"])
+    return [by_id[(row.id, row.arm)] for row in rows]
 
 
 def objective(results: list[RowResult]) -> float:
-    return float(sum(min(r.z, 10.0) ** 2 if r.simulated is not None else 100.0 for r in results))
+    """The rows' part of the fit's objective: the sum of squared (capped) residuals, i.e. the
+    deviance, ``-2 log L`` up to a constant."""
+    return float(sum(r.residual ** 2 for r in results))
+
+
+def log_likelihood(results: list[RowResult]) -> float:
+    """The rows' total log-likelihood (uncapped)."""
+    return float(sum(r.likelihood.log_likelihood for r in results))
+
+
+def _get(params: ModelParameters, name: str) -> float:
+    stage, _, field_name = name.partition(".")
+    return float(getattr(getattr(params, stage), field_name))
+
+
+@dataclass
+class Objective:
+    """The fit's residual function in log-parameter space: rows (capped residuals) then priors.
+
+    Counts and logs every evaluation; keeps the last evaluation's row results. ``prior`` centres
+    the priors' residuals; ``base`` (default ``prior``) gives the parameters not in ``names``."""
+
+    prior: ModelParameters
+    rows: list[CalibrationRow]
+    names: list[str]
+    subjects_per_arm: int = 400
+    seed: int = 2026
+    log: Callable[[str], None] = print
+    evaluations: int = 0
+    last: list[RowResult] = field(default_factory=list)
+    base: ModelParameters | None = None
+
+    @property
+    def lower(self) -> FloatArray:
+        return np.log([FITTED[n][0] for n in self.names])
+
+    @property
+    def upper(self) -> FloatArray:
+        return np.log([FITTED[n][1] for n in self.names])
+
+    @property
+    def prior_x(self) -> FloatArray:
+        return np.log([_get(self.prior, n) for n in self.names])
+
+    def params_at(self, x: FloatArray) -> ModelParameters:
+        return apply_overrides(self.base or self.prior, dict(zip(self.names, np.exp(x).tolist())))
+
+    def results_at(self, x: FloatArray) -> list[RowResult]:
+        results = evaluate(self.params_at(x), self.rows, self.subjects_per_arm, self.seed)
+        self.evaluations += 1
+        self.last = results
+        return results
+
+    def prior_residuals(self, x: FloatArray) -> FloatArray:
+        return (np.asarray(x) - self.prior_x) / PRIOR_LOG_SD
+
+    def residuals_of(self, results: list[RowResult], x: FloatArray) -> FloatArray:
+        return np.concatenate([[r.residual for r in results], self.prior_residuals(x)])
+
+    def __call__(self, x: FloatArray, what: str = "evaluation") -> FloatArray:
+        results = self.results_at(x)
+        residuals = self.residuals_of(results, x)
+        self.log(f"{what} {self.evaluations:>3}: objective {float(residuals @ residuals):9.2f}  " +
+                 " ".join(f"{n.split('.')[-1]}={v:.4g}" for n, v in zip(self.names, np.exp(x))))
+        return residuals
+
+    def jacobian(self, x: FloatArray, step: float = 0.05) -> FloatArray:
+        """Forward differences of 5 % in each log parameter (backwards at an upper bound)."""
+        base = self(x, "jacobian")
+        columns = []
+        for j in range(len(x)):
+            h = step if x[j] + step <= self.upper[j] else -step
+            moved = np.array(x, dtype=float)
+            moved[j] += h
+            columns.append((self(moved, "jacobian") - base) / h)
+        return np.column_stack(columns)
+
+
+@dataclass(frozen=True)
+class Laplace:
+    """Gaussian approximation of the posterior of the log parameters at the optimum:
+    covariance ``(J^T J)^-1`` (Gauss-Newton Hessian of ``-log L``, priors included)."""
+
+    names: list[str]
+    log_sd: dict[str, float]
+    correlation: dict[str, list[float]]
+
+    @classmethod
+    def from_jacobian(cls, names: list[str], jacobian: FloatArray) -> "Laplace":
+        covariance = np.linalg.pinv(jacobian.T @ jacobian)
+        sd = np.sqrt(np.clip(np.diag(covariance), 1e-300, None))
+        corr = covariance / np.outer(sd, sd)
+        return cls(list(names), {n: float(s) for n, s in zip(names, sd)},
+                   {n: [float(c) for c in corr[i]] for i, n in enumerate(names)})
+
+    def as_uncertainty(self, method: str) -> ParameterUncertainty:
+        """The same approximation in the form ``data/calibrated.yaml`` is read into."""
+        return ParameterUncertainty(tuple(self.names), tuple(self.log_sd[n] for n in self.names),
+                                    tuple(tuple(self.correlation[n]) for n in self.names), method)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """The optimum: parameters, the rows there, the final Jacobian (rows then priors, log
+    parameters) and its Laplace approximation."""
+
+    params: ModelParameters
+    names: list[str]
+    x: FloatArray
+    residuals: FloatArray
+    jacobian: FloatArray
+    results: list[RowResult]
+    laplace: Laplace
+    evaluations: int
+    message: str
+
+    @property
+    def objective(self) -> float:
+        """Rows' deviance plus the priors' squared residuals."""
+        return float(self.residuals @ self.residuals)
 
 
 def fit(
@@ -202,56 +491,245 @@ def fit(
     max_evaluations: int = 150,
     names: list[str] | None = None,
     log: Callable[[str], None] = print,
-) -> tuple[ModelParameters, float]:
-    """Minimise :func:`objective` over the :data:`FITTED` parameters.
+) -> FitResult:
+    """Maximise the posterior (rows' likelihood times the weak priors) over :data:`FITTED`.
 
-    Trust-region least squares (scipy ``least_squares``) on the rows' tolerance-scaled errors,
-    in log parameter space within the bounds; finite-difference steps of 5 % are wide enough
-    to see through the graininess of integer grades under common random numbers.
+    Trust-region least squares (scipy ``least_squares``) on the rows' residuals and the priors',
+    in log parameter space within the bounds; finite-difference steps of 5 % are wide enough to
+    see through the graininess of integer grades under common random numbers. ``max_evaluations``
+    bounds scipy's iterations (each also costs one evaluation per parameter for its Jacobian).
     """
     from scipy.optimize import least_squares
 
     names = names or list(FITTED)
-    lower, upper = np.log([FITTED[n][0] for n in names]), np.log([FITTED[n][1] for n in names])
-    start = np.clip(np.log([_get(params, name) for name in names]), lower + 1e-9, upper - 1e-9)
-    evaluations = [0]
-
-    def residuals(x: np.ndarray) -> np.ndarray:
-        trial_params = apply_overrides(params, dict(zip(names, np.exp(x).tolist())))
-        results = evaluate(trial_params, rows, subjects_per_arm, seed)
-        evaluations[0] += 1
-        log(f"evaluation {evaluations[0]:>3}: objective {objective(results):9.2f}  " +
-            " ".join(f"{n.split('.')[-1]}={v:.4g}" for n, v in zip(names, np.exp(x))))
-        return np.array([np.clip(r.z, -10.0, 10.0) for r in results])
-
-    best = least_squares(residuals, start, bounds=(lower, upper), diff_step=0.05, max_nfev=max_evaluations,
-                         x_scale=1.0)
-    log(f"least squares: {best.message} ({best.nfev} evaluations)")
-    values = dict(zip(names, np.exp(best.x).tolist()))
-    return apply_overrides(params, values), float(np.sum(best.fun**2))
+    problem = Objective(params, rows, names, subjects_per_arm, seed, log)
+    start = np.clip(problem.prior_x, problem.lower + 1e-9, problem.upper - 1e-9)
+    best = least_squares(problem, start, bounds=(problem.lower, problem.upper), diff_step=0.05,
+                         max_nfev=max_evaluations, x_scale=1.0)
+    log(f"least squares: {best.message} ({best.nfev} iterations, {problem.evaluations} evaluations)")
+    results = problem.results_at(best.x)
+    residuals = problem.residuals_of(results, best.x)
+    jacobian = np.asarray(best.jac, dtype=float)
+    return FitResult(problem.params_at(best.x), names, np.asarray(best.x), residuals, jacobian, results,
+                     Laplace.from_jacobian(names, jacobian), problem.evaluations, str(best.message))
 
 
-def _get(params: ModelParameters, name: str) -> float:
-    stage, _, field = name.partition(".")
-    return float(getattr(getattr(params, stage), field))
+def fit_at(params: ModelParameters, prior: ModelParameters, rows: list[CalibrationRow], names: list[str] | None = None,
+           subjects_per_arm: int = 400, seed: int = 2026, log: Callable[[str], None] = print) -> FitResult:
+    """The :class:`FitResult` of given parameters (e.g. the installed fit) without optimising:
+    rows, residuals and a forward-difference Jacobian there (1 + one evaluation per parameter)."""
+    names = names or list(FITTED)
+    problem = Objective(prior, rows, names, subjects_per_arm, seed, log, base=params)
+    x = np.clip(np.log([_get(params, n) for n in names]), problem.lower, problem.upper)
+    jacobian = problem.jacobian(x)
+    results = problem.results_at(x)
+    residuals = problem.residuals_of(results, x)
+    return FitResult(problem.params_at(x), names, x, residuals, jacobian, results,
+                     Laplace.from_jacobian(names, jacobian), problem.evaluations, "evaluated, not optimised")
 
 
-def calibrated_document(params: ModelParameters, prior: ModelParameters, value: float,
-                        subjects_per_arm: int, seed: int, max_evaluations: int) -> dict[str, Any]:
-    """The ``data/calibrated.yaml`` document: fitted values with their provenance.
+# -- leave-one-trial-out cross-validation ------------------------------------------------
+#: a fold stops when an accepted step improves its objective by less than this share.
+FOLD_TOLERANCE = 0.01
+#: Levenberg-Marquardt damping of a fold's first step (relative to the diagonal of J^T J).
+FOLD_DAMPING = 0.01
+
+
+#: the check fold (every row kept), first in :func:`cross_validate`'s list.
+NO_TRIAL_LEFT_OUT = "(none left out: optimum check)"
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One trial left out: its rows predicted by a refit that never saw them."""
+
+    trial_key: str
+    held_out: list[RowResult]
+    in_sample: list[RowResult]
+    values: dict[str, float]
+    objective_start: float
+    objective_end: float
+    evaluations: int
+    accepted_steps: int
+    stopped: str
+
+    @property
+    def passed(self) -> int:
+        return sum(r.passed for r in self.held_out)
+
+
+def cross_validate(full: FitResult, prior: ModelParameters, rows: list[CalibrationRow], subjects_per_arm: int = 400,
+                   seed: int = 2026, max_evaluations: int = 4, log: Callable[[str], None] = print,
+                   trials: list[str] | None = None) -> list[Fold]:
+    """Leave each trial (``CalibrationRow.trial_key``) out in turn, refit without its rows and
+    predict them.
+
+    Each fold starts at the full fit ``full`` with its Jacobian (rows are separate residuals, so
+    the fold's Jacobian is the full one without the trial's rows, exactly at the optimum) and takes
+    Levenberg-Marquardt steps on the kept rows and the priors, one evaluation each, the Jacobian
+    updated by Broyden's rank-one formula after every evaluation (no finite differences); damping
+    falls after an accepted step and rises tenfold after a rejected one. It stops when an accepted
+    step improves the fold's objective by less than :data:`FOLD_TOLERANCE`, or after
+    ``max_evaluations``. Every evaluation simulates all trials, so the held-out rows are predicted
+    at the fold's best parameters without an extra run; if no step was accepted, the prediction is
+    the full fit's (the trial's rows did not move the fit measurably).
+
+    The first fold, :data:`NO_TRIAL_LEFT_OUT`, keeps every row: the check that ``full`` is an
+    optimum. If it improves much with the same budget, the folds partly continue an unfinished fit
+    rather than measure prediction (e.g. ``--report-only`` on a fit made under another objective).
+    """
+    problem = Objective(prior, rows, full.names, subjects_per_arm, seed, log, base=full.params)
+    keys = trials or list(dict.fromkeys(row.trial_key for row in rows))
+    folds = []
+    for number, key in enumerate([NO_TRIAL_LEFT_OUT, *keys]):
+        out = np.array([row.trial_key == key for row in rows] + [False] * len(full.names))
+        keep = ~out
+        x, r, jac = full.x.copy(), full.residuals.copy(), full.jacobian.copy()
+        results = full.results
+        start = best = float(r[keep] @ r[keep])
+        damping, accepted, stopped, spent = FOLD_DAMPING, 0, "evaluation limit", 0
+        log(f"fold {number}/{len(keys)} {key}: objective {start:.2f} at the full fit")
+        while spent < max_evaluations:
+            jk, rk = jac[keep], r[keep]
+            hessian = jk.T @ jk
+            step = -np.linalg.solve(hessian + damping * np.diag(np.maximum(np.diag(hessian), 1e-9)), jk.T @ rk)
+            moved = np.clip(x + step, problem.lower, problem.upper)
+            step = moved - x
+            if not np.any(step):
+                stopped = "at a bound"
+                break
+            trial_results = problem.results_at(moved)
+            spent += 1
+            new = problem.residuals_of(trial_results, moved)
+            jac = jac + np.outer(new - r - jac @ step, step) / float(step @ step)
+            value = float(new[keep] @ new[keep])
+            log(f"fold {number}/{len(keys)} {key}: evaluation {spent}: objective {value:.2f}")
+            if value < best:
+                gain = (best - value) / max(best, 1e-12)
+                x, r, results, best = moved, new, trial_results, value
+                accepted += 1
+                damping /= 3.0
+                if gain < FOLD_TOLERANCE:
+                    stopped = f"converged (improvement {100 * gain:.1f} % < {100 * FOLD_TOLERANCE:g} %)"
+                    break
+            else:
+                damping *= 10.0
+        if accepted == 0 and stopped == "evaluation limit":
+            stopped = "no step improved"
+        held = [res for res, row in zip(results, rows) if row.trial_key == key]
+        folds.append(Fold(key, held, [res for res, row in zip(full.results, rows) if row.trial_key == key],
+                          {n: float(v) for n, v in zip(full.names, np.exp(x))}, start, best, spent, accepted,
+                          stopped))
+    return folds
+
+
+def write_cross_validation(folds: list[Fold], folder: Path) -> Path:
+    """``cross_validation.csv`` in ``folder``: every held-out row, in and out of sample."""
+    import csv
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "cross_validation.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["fold", "row", "arm", "model_endpoint", "day", "published", "low", "high",
+                         "in_sample", "out_of_sample", "reproduced_out_of_sample", "fold_evaluations",
+                         "fold_accepted_steps", "fold_objective_start", "fold_objective_end", "fold_stopped"])
+        for fold in folds:
+            for held, inside in zip(fold.held_out, fold.in_sample):
+                writer.writerow([fold.trial_key, held.row.id, held.row.arm, held.row.model_endpoint, held.row.day or "",
+                                 f"{held.row.value:g}", f"{held.low:.2f}", f"{held.high:.2f}",
+                                 _number(inside.simulated), _number(held.simulated), "yes" if held.passed else "no",
+                                 fold.evaluations, fold.accepted_steps, f"{fold.objective_start:.3f}",
+                                 f"{fold.objective_end:.3f}", fold.stopped])
+    return path
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+# -- conflicts --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Conflict:
+    """Two rows on the same product and endpoint that pull a parameter in opposite directions.
+
+    ``*_pull``: ``-J[row, parameter] * residual``, the row's descent direction on the log
+    parameter (the gradient of half its squared residual, sign reversed)."""
+
+    first: RowResult
+    second: RowResult
+    parameter: str
+    first_pull: float
+    second_pull: float
+    irreconcilable: bool
+
+    @property
+    def followed(self) -> RowResult:
+        """The row the fit sits closer to (the smaller residual)."""
+        return self.first if abs(self.first.likelihood.residual) <= abs(self.second.likelihood.residual) else self.second
+
+
+def conflicts(full: FitResult, rows: list[CalibrationRow], limit: int = 12) -> list[Conflict]:
+    """Pairs of rows of the same product and kind (efficacy or safety), from different trials or
+    sources, each missed by at least 1 SD, whose pulls on some fitted parameter are opposed (one
+    row would raise it, the other lower it), or irreconcilable (the same plan, endpoint and day with
+    disjoint tolerances); each with the parameter on which their pulls are most opposed; the
+    strongest ``limit`` pairs (by the smaller of the two opposed pulls)."""
+    found = []
+    r = full.residuals[:len(rows)]
+    for i, a in enumerate(full.results):
+        for j in range(i + 1, len(rows)):
+            b = full.results[j]
+            if (a.row.product, a.row.kind) != (b.row.product, b.row.kind):
+                continue
+            if a.row.trial_key == b.row.trial_key and a.row.source == b.row.source:
+                continue
+            same_plan = (a.row.areas, a.row.sex, a.row.day, a.row.model_endpoint, a.row.arm) == (
+                b.row.areas, b.row.sex, b.row.day, b.row.model_endpoint, b.row.arm)
+            irreconcilable = same_plan and (a.high < b.low or b.high < a.low)
+            pulls_a, pulls_b = -full.jacobian[i] * r[i], -full.jacobian[j] * r[j]
+            strength = np.where(pulls_a * pulls_b < 0, np.minimum(abs(pulls_a), abs(pulls_b)), 0.0)
+            k = int(np.argmax(strength))
+            missed = min(abs(r[i]), abs(r[j])) >= 1.0
+            if not (irreconcilable or (missed and strength[k] > 0)):
+                continue
+            if strength[k] == 0:
+                k = int(np.argmax(np.abs(pulls_a) + np.abs(pulls_b)))
+            found.append((float(strength[k]), Conflict(a, b, full.names[k], float(pulls_a[k]), float(pulls_b[k]),
+                                                       irreconcilable)))
+    found.sort(key=lambda item: (-item[1].irreconcilable, -item[0], item[1].first.row.id, item[1].second.row.id))
+    return [conflict for _, conflict in found[:limit]]
+
+
+# -- files ------------------------------------------------------------------------------
+def calibrated_document(fitted: FitResult, prior: ModelParameters, subjects_per_arm: int, seed: int,
+                        max_evaluations: int) -> dict[str, Any]:
+    """The ``data/calibrated.yaml`` document: fitted values, their Laplace uncertainty and their
+    provenance.
 
     It holds nothing that changes from run to run (no date, no timing), so the same inputs and
     seed give the same file byte for byte.
     """
+    rows_deviance = objective(fitted.results)
     return {
-        "version": 1,
+        "version": 2,
         "method": (f"neuromod calibrate --subjects {subjects_per_arm} --max-evaluations {max_evaluations} "
-                   f"--seed {seed}: trust-region least squares on log parameters from the priors of "
-                   "parameters.yaml; objective sum of squared tolerance-scaled errors over "
-                   "data/published/calibration_trials.csv (see docs/calibration.md)"),
-        "objective": round(value, 3),
-        "values": {name: round(_get(params, name), 6) for name in FITTED},
+                   f"--seed {seed}: maximum a posteriori by trust-region least squares on log parameters "
+                   "from the priors of parameters.yaml; per-row likelihoods (binomial deviance, log-normal "
+                   "medians and safety rates) over data/published/calibration_trials.csv and safety.csv, "
+                   "weak log-normal priors (see docs/calibration.md)"),
+        "objective": round(fitted.objective, 3),
+        "deviance": round(rows_deviance, 3),
+        "log_likelihood": round(log_likelihood(fitted.results), 3),
+        "values": {name: round(_get(fitted.params, name), 6) for name in FITTED},
         "priors": {name: _get(prior, name) for name in FITTED},
+        "uncertainty": {
+            "method": ("Laplace: covariance of the log parameters = inverse of J^T J, the Gauss-Newton "
+                       "Hessian of -log posterior from the final Jacobian J (rows and priors)"),
+            "prior_log_sd": round(PRIOR_LOG_SD, 6),
+            "log_sd": {name: round(fitted.laplace.log_sd[name], 6) for name in fitted.names},
+            "correlation": {name: [round(c, 4) for c in fitted.laplace.correlation[name]] for name in fitted.names},
+        },
     }
 
 
@@ -272,7 +750,8 @@ def select_rows(rows: list[CalibrationRow], ids: list[str] | None) -> list[Calib
     known = {row.id for row in rows}
     unknown = sorted(set(ids) - known)
     if unknown:
-        raise ValueError(f"--rows: unknown row id(s) {', '.join(unknown)}; see data/published/calibration_trials.csv")
+        raise ValueError(f"--rows: unknown row id(s) {', '.join(unknown)}; see data/published/calibration_trials.csv "
+                         "and the ae-* ids of docs/calibration.md")
     return [row for row in rows if row.id in ids]
 
 
@@ -280,11 +759,13 @@ def write_trial_files(folder: Path, subjects_per_arm: int = 2000, seed: int = 20
     """Write one trial file per calibration trial into ``folder`` (the shipped ``trials/``)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for key, document in trial_documents(load_rows(), subjects_per_arm, seed).items():
+    rows = load_rows()
+    for key, document in trial_documents(rows, subjects_per_arm, seed).items():
         path = folder / f"{key}.yaml"
+        table = "safety.csv" if any(r.is_safety for r in rows if r.trial_key == key) else "calibration_trials.csv"
         path.write_text(
             f"# Virtual trial reproducing published arms ({key}); generated by neuromod.trials.calibrate.\n"
-            "# `published` lists the rows it is checked against (data/published/calibration_trials.csv).\n"
+            f"# `published` lists the rows it is checked against (data/published/{table}).\n"
             + yaml.safe_dump(document, sort_keys=False, default_flow_style=None)
         )
         paths.append(path)
