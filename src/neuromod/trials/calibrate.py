@@ -69,6 +69,7 @@ FITTED: dict[str, tuple[float, float]] = {
     "population.subject_sd_mm": (0.01, 0.12),
     "population.expectation_bias": (0.01, 0.4),
     "population.expectation_days": (10.0, 200.0),
+    "scores.shared_noise_fraction": (0.05, 0.95),
 }
 # Not fitted: the crease memory (skin.crease_memory_share, crease_memory_fade_days) sets when the
 # effect peaks, and the table has no row on peak timing; the objective alone would shrink it and
