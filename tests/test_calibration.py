@@ -109,8 +109,8 @@ def test_calibrate_is_reproducible_and_writes_only_into_its_out_folder(tmp_path)
 
 def test_cross_validation_predicts_every_held_out_row_from_a_fold_without_it(tmp_path):
     """A tiny fit (two parameters, rows of three trials incl. a safety arm, 100 subjects) and its
-    leave-one-trial-out folds: one fold per trial, each of its rows predicted, the fold's objective
-    never above its start (a step is kept only if it improves), the CSV in --out."""
+    leave-one-trial-out folds: one fold per trial, each refitted from the priors without the trial's
+    rows and predicting every one of them, the CSV in --out."""
     import csv
 
     rows = "ona-gl-pooled,ona-gl-hd-20-wk24,ae-botox-20u-eyelid_ptosis-brin-2009"
@@ -125,7 +125,7 @@ def test_cross_validation_predicts_every_held_out_row_from_a_fold_without_it(tmp
         [("ona-gl-pooled", "active"), ("ona-gl-hd-20-wk24", "active"), ("ona-gl-hd-20-wk24", "placebo"),
          ("ae-botox-20u-eyelid_ptosis-brin-2009", "active")])
     for r in table:
-        assert float(r["fold_objective_end"]) <= float(r["fold_objective_start"]) and int(r["fold_evaluations"]) <= 2
+        assert int(r["fold_evaluations"]) >= 1 and r["fold_stopped"]
         assert r["out_of_sample"] != ""
 
 

@@ -321,8 +321,9 @@ def calibrate_command(
         False, "--cross-validate",
         help="leave-one-trial-out cross-validation from the fit (or, with --report-only, the installed fit): "
              "cross_validation.csv in --out and a table in the report"),
-    fold_evaluations: int = typer.Option(4, "--fold-evaluations", min=1, max=50,
-                                         help="evaluations per cross-validation fold, 1-50"),
+    fold_evaluations: Optional[int] = typer.Option(
+        None, "--fold-evaluations", min=1, max=1000,
+        help="objective evaluations of each cross-validation fold's refit, 1-1000 (default: --max-evaluations)"),
 ) -> None:
     """Fit the shared population parameters to the published trials (efficacy and safety rows,
     a likelihood per row); write the fit with its Laplace uncertainty and its report.
@@ -374,7 +375,7 @@ def calibrate_command(
             fitted = cal.fit_at(params, prior, rows, names, subjects, seed, log)
             uncertainty = fitted.laplace.as_uncertainty(
                 f"Laplace at the installed fit: J from forward differences at {subjects} subjects per arm")
-        folds = cal.cross_validate(fitted, prior, rows, subjects, seed, fold_evaluations, log)
+        folds = cal.cross_validate(fitted, prior, rows, subjects, seed, fold_evaluations or evaluations, log)
         written.append(cal.write_cross_validation(folds, out))
         held = [r for fold in folds for r in fold.held_out]
         log(f"cross-validation: {sum(r.passed for r in held)} of {len(held)} rows reproduced out of sample")

@@ -530,28 +530,22 @@ def fit_at(params: ModelParameters, prior: ModelParameters, rows: list[Calibrati
 
 
 # -- leave-one-trial-out cross-validation ------------------------------------------------
-#: a fold stops when an accepted step improves its objective by less than this share.
-FOLD_TOLERANCE = 0.01
-#: Levenberg-Marquardt damping of a fold's first step (relative to the diagonal of J^T J).
-FOLD_DAMPING = 0.01
-
-
-#: the check fold (every row kept), first in :func:`cross_validate`'s list.
-NO_TRIAL_LEFT_OUT = "(none left out: optimum check)"
-
-
 @dataclass(frozen=True)
 class Fold:
-    """One trial left out: its rows predicted by a refit that never saw them."""
+    """One trial left out: its rows predicted by a fit that never saw them.
+
+    ``objective_full``: the kept rows' and priors' objective at the full fit; ``objective_fold``:
+    the same at the fold's own fit (lower where leaving the trial out frees the parameters it held);
+    ``evaluations``: the fold fit's evaluations; ``stopped``: why its least squares stopped.
+    """
 
     trial_key: str
     held_out: list[RowResult]
     in_sample: list[RowResult]
     values: dict[str, float]
-    objective_start: float
-    objective_end: float
+    objective_full: float
+    objective_fold: float
     evaluations: int
-    accepted_steps: int
     stopped: str
 
     @property
@@ -560,67 +554,36 @@ class Fold:
 
 
 def cross_validate(full: FitResult, prior: ModelParameters, rows: list[CalibrationRow], subjects_per_arm: int = 400,
-                   seed: int = 2026, max_evaluations: int = 4, log: Callable[[str], None] = print,
+                   seed: int = 2026, max_evaluations: int = 150, log: Callable[[str], None] = print,
                    trials: list[str] | None = None) -> list[Fold]:
     """Leave each trial (``CalibrationRow.trial_key``) out in turn, refit without its rows and
     predict them.
 
-    Each fold starts at the full fit ``full`` with its Jacobian (rows are separate residuals, so
-    the fold's Jacobian is the full one without the trial's rows, exactly at the optimum) and takes
-    Levenberg-Marquardt steps on the kept rows and the priors, one evaluation each, the Jacobian
-    updated by Broyden's rank-one formula after every evaluation (no finite differences); damping
-    falls after an accepted step and rises tenfold after a rejected one. It stops when an accepted
-    step improves the fold's objective by less than :data:`FOLD_TOLERANCE`, or after
-    ``max_evaluations``. Every evaluation simulates all trials, so the held-out rows are predicted
-    at the fold's best parameters without an extra run; if no step was accepted, the prediction is
-    the full fit's (the trial's rows did not move the fit measurably).
-
-    The first fold, :data:`NO_TRIAL_LEFT_OUT`, keeps every row: the check that ``full`` is an
-    optimum. If it improves much with the same budget, the folds partly continue an unfinished fit
-    rather than measure prediction (e.g. ``--report-only`` on a fit made under another objective).
+    Each fold is the full calibration again without the trial's rows: the same :func:`fit` (trust-
+    region least squares from the priors of parameters.yaml, the same fitted parameters, subjects,
+    seed and evaluation budget), so nothing the fold predicts has entered its parameters — not as a
+    row, not as a starting point. The held-out rows are then simulated at the fold's parameters
+    (the same seed: common random numbers with the full fit, so in- and out-of-sample values differ
+    by the parameters alone). ``full`` gives the in-sample values to compare with.
     """
-    problem = Objective(prior, rows, full.names, subjects_per_arm, seed, log, base=full.params)
     keys = trials or list(dict.fromkeys(row.trial_key for row in rows))
+    n_rows = len(rows)
     folds = []
-    for number, key in enumerate([NO_TRIAL_LEFT_OUT, *keys]):
-        out = np.array([row.trial_key == key for row in rows] + [False] * len(full.names))
-        keep = ~out
-        x, r, jac = full.x.copy(), full.residuals.copy(), full.jacobian.copy()
-        results = full.results
-        start = best = float(r[keep] @ r[keep])
-        damping, accepted, stopped, spent = FOLD_DAMPING, 0, "evaluation limit", 0
-        log(f"fold {number}/{len(keys)} {key}: objective {start:.2f} at the full fit")
-        while spent < max_evaluations:
-            jk, rk = jac[keep], r[keep]
-            hessian = jk.T @ jk
-            step = -np.linalg.solve(hessian + damping * np.diag(np.maximum(np.diag(hessian), 1e-9)), jk.T @ rk)
-            moved = np.clip(x + step, problem.lower, problem.upper)
-            step = moved - x
-            if not np.any(step):
-                stopped = "at a bound"
-                break
-            trial_results = problem.results_at(moved)
-            spent += 1
-            new = problem.residuals_of(trial_results, moved)
-            jac = jac + np.outer(new - r - jac @ step, step) / float(step @ step)
-            value = float(new[keep] @ new[keep])
-            log(f"fold {number}/{len(keys)} {key}: evaluation {spent}: objective {value:.2f}")
-            if value < best:
-                gain = (best - value) / max(best, 1e-12)
-                x, r, results, best = moved, new, trial_results, value
-                accepted += 1
-                damping /= 3.0
-                if gain < FOLD_TOLERANCE:
-                    stopped = f"converged (improvement {100 * gain:.1f} % < {100 * FOLD_TOLERANCE:g} %)"
-                    break
-            else:
-                damping *= 10.0
-        if accepted == 0 and stopped == "evaluation limit":
-            stopped = "no step improved"
-        held = [res for res, row in zip(results, rows) if row.trial_key == key]
-        folds.append(Fold(key, held, [res for res, row in zip(full.results, rows) if row.trial_key == key],
-                          {n: float(v) for n, v in zip(full.names, np.exp(x))}, start, best, spent, accepted,
-                          stopped))
+    for number, key in enumerate(keys, start=1):
+        kept = [row for row in rows if row.trial_key != key]
+        held = [row for row in rows if row.trial_key == key]
+        prefix = f"fold {number}/{len(keys)} {key}: "
+        log(prefix + f"refit on {len(kept)} rows (held out: {len(held)})")
+        fold_fit = fit(prior, kept, subjects_per_arm, seed, max_evaluations, names=full.names,
+                       log=lambda line, prefix=prefix: log(prefix + line))
+        keep = np.array([row.trial_key != key for row in rows] + [True] * (full.residuals.size - n_rows))
+        predicted = evaluate(fold_fit.params, held, subjects_per_arm, seed)
+        in_sample = [res for res, row in zip(full.results, rows) if row.trial_key == key]
+        folds.append(Fold(key, predicted, in_sample,
+                          {n: float(v) for n, v in zip(full.names, np.exp(fold_fit.x))},
+                          float(full.residuals[keep] @ full.residuals[keep]), fold_fit.objective,
+                          fold_fit.evaluations, fold_fit.message))
+        log(prefix + f"{sum(r.passed for r in predicted)} of {len(predicted)} held-out rows reproduced")
     return folds
 
 
@@ -634,14 +597,14 @@ def write_cross_validation(folds: list[Fold], folder: Path) -> Path:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["fold", "row", "arm", "model_endpoint", "day", "published", "low", "high",
                          "in_sample", "out_of_sample", "reproduced_out_of_sample", "fold_evaluations",
-                         "fold_accepted_steps", "fold_objective_start", "fold_objective_end", "fold_stopped"])
+                         "fold_objective_full_fit", "fold_objective_fold_fit", "fold_stopped"])
         for fold in folds:
             for held, inside in zip(fold.held_out, fold.in_sample):
                 writer.writerow([fold.trial_key, held.row.id, held.row.arm, held.row.model_endpoint, held.row.day or "",
                                  f"{held.row.value:g}", f"{held.low:.2f}", f"{held.high:.2f}",
                                  _number(inside.simulated), _number(held.simulated), "yes" if held.passed else "no",
-                                 fold.evaluations, fold.accepted_steps, f"{fold.objective_start:.3f}",
-                                 f"{fold.objective_end:.3f}", fold.stopped])
+                                 fold.evaluations, f"{fold.objective_full:.3f}", f"{fold.objective_fold:.3f}",
+                                 fold.stopped])
     return path
 
 
