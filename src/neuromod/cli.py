@@ -323,7 +323,7 @@ def calibrate_command(
              "cross_validation.csv in --out and a table in the report"),
     fold_evaluations: Optional[int] = typer.Option(
         None, "--fold-evaluations", min=1, max=1000,
-        help="objective evaluations of each cross-validation fold's refit, 1-1000 (default: --max-evaluations)"),
+        help="trust-region iterations of each cross-validation fold's refit from the full fit, 1-1000 (default 3)"),
 ) -> None:
     """Fit the shared population parameters to the published trials (efficacy and safety rows,
     a likelihood per row); write the fit with its Laplace uncertainty and its report.
@@ -375,7 +375,7 @@ def calibrate_command(
             fitted = cal.fit_at(params, prior, rows, names, subjects, seed, log)
             uncertainty = fitted.laplace.as_uncertainty(
                 f"Laplace at the installed fit: J from forward differences at {subjects} subjects per arm")
-        folds = cal.cross_validate(fitted, prior, rows, subjects, seed, fold_evaluations or evaluations, log)
+        folds = cal.cross_validate(fitted, prior, rows, subjects, seed, fold_evaluations or cal.FOLD_ITERATIONS, log)
         written.append(cal.write_cross_validation(folds, out))
         held = [r for fold in folds for r in fold.held_out]
         log(f"cross-validation: {sum(r.passed for r in held)} of {len(held)} rows reproduced out of sample")
