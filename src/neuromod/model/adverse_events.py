@@ -69,10 +69,10 @@ BoolArray = npt.NDArray[np.bool_]
 #: published/safety.csv ptosis_onset_days).
 PEAK_WINDOW_DAYS = 60
 #: Strides of the coarse-to-fine search for the grid point where a node's peak block crosses an
-#: event's threshold (:func:`_refined_peaks`): every 8th point of the z grid, then every 2nd,
+#: event's threshold (:func:`_refined_peaks`): every 16th point of the z grid, then every 4th,
 #: then each between the last below and the first above. Numerical only: the points evaluated
 #: are exactly the full grid's.
-RISK_GRID_STRIDES = (8, 2, 1)
+RISK_GRID_STRIDES = (16, 4, 1)
 
 
 #: Batches of at most this many patients are integrated on one thread (:func:`threads_for`):
@@ -307,7 +307,7 @@ def assess_safety(
     """Units and block reaching each danger muscle and the risk of each adverse event for one
     described patient (see the module docstring for the closed form).
 
-    refine: integrate only the grid points the risk reads (:func:`_refined_peaks`, ~a tenth of
+    refine: integrate only the grid points the risk reads (:func:`_refined_peaks`, ~a sixth of
     them); False integrates every point of the grid (the reference the refinement is tested against).
 
     dose_per_muscle: (n_muscles,) units per treatment from the spread stage; profile: its
