@@ -27,7 +27,8 @@ branch simspeed, load 2-4):
             + spread 5 ms (muscle-cell pairs) + run_model 2 ms (compiled skin, one thread) + ~7 ms
             scores, landmarks, patient description
     RESULT before: simulate_shell_s=2.16 import_s=1.31 first_call_s=0.599 warm_ms=84.7
-    RESULT after:  simulate_shell_s=1.78 import_s=0.97 first_call_s=0.788 warm_ms=32.0 (load 3.2)
+    RESULT after:  simulate_shell_s=1.72 import_s=1.39 first_call_s=0.447 warm_ms=18.1 (12:46 UTC, load 3.2;
+                   an earlier run with strides 8/2/1: shell 1.78 s, import 0.97 s, warm 32.0 ms)
 
 What remains of the shell time: numba's import (~0.7 s CPU) and its registry set-up at the first
 cache load (0.4-0.8 s; once per process), SciPy's special functions (~0.2 s, model/scores.py).
