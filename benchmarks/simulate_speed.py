@@ -15,7 +15,23 @@ Last line: ``RESULT simulate_shell_s=... simulate_out_shell_s=... import_s=... f
     .venv/bin/python benchmarks/simulate_speed.py [--quick] [--repeats N]
 
 Measured on the 2-core development machine shared with other engineers' jobs (load average
-6-9), so wall times are several times an idle machine's; see docs/performance.md.
+2-9), so wall times are several times an idle machine's; see docs/performance.md.
+
+Profile of one warm call (label plan, cProfile and per-stage timing, same script before and after
+branch simspeed, load 2-4):
+
+    before: 99 ms = assess_safety 82 ms (_integrate of 729 quadrature rows, parallel team wake-up)
+            + spread 17 ms (dense 31 x 35,325 products, profile loop) + run_model 17 ms (skin's
+            Python day loop ~7 ms, integrator ~8 ms) + scores and landmarks
+    after:  28 ms = assess_safety 12 ms (111 rows on one thread: the refined risk grid)
+            + spread 5 ms (muscle-cell pairs) + run_model 2 ms (compiled skin, one thread) + ~7 ms
+            scores, landmarks, patient description
+    RESULT before: simulate_shell_s=2.16 import_s=1.31 first_call_s=0.599 warm_ms=84.7
+    RESULT after:  simulate_shell_s=1.72 import_s=1.39 first_call_s=0.447 warm_ms=18.1 (12:46 UTC, load 3.2;
+                   an earlier run with strides 8/2/1: shell 1.78 s, import 0.97 s, warm 32.0 ms)
+
+What remains of the shell time: numba's import (~0.7 s CPU) and its registry set-up at the first
+cache load (0.4-0.8 s; once per process), SciPy's special functions (~0.2 s, model/scores.py).
 """
 
 from __future__ import annotations

@@ -138,3 +138,40 @@ def test_json_and_table_carry_the_safety_block(label, poor):
     table = score_table(label)
     assert "safety (model estimate" in table and "eyelid ptosis risk 1." in table and LEVATOR in table
     assert "WARNING" in score_table(poor)
+
+
+EXAMPLE_PLANS = sorted(p.name for p in (resources.files("neuromod") / "examples").iterdir() if p.name.endswith(".yaml"))
+
+
+def _safety_both_ways(plan):
+    """The plan's safety with the coarse-to-fine search of the risk grid and on the full grid."""
+    params, face_map, rules = default_parameters(), load_face_map(), load_adverse_events()
+    from neuromod.model.adverse_events import assess_safety
+    from neuromod.model.patient import describe_patient, with_product
+
+    injections = plan_injections(plan.points(face_map), plan)
+    result = spread(face_map, injections, plan.product_info.spread_factor, params.spread)
+    patient = with_product(describe_patient(plan.patient, face_map.areas, params), plan.product_info)
+    return [assess_safety(result.dose_per_muscle, result.profile, plan.treatment_days, patient, injections, face_map,
+                          params, rules, refine=refine) for refine in (True, False)]
+
+
+@pytest.mark.parametrize("plan_source", EXAMPLE_PLANS + ["low_forehead", "glabella_forehead_60_twice"])
+def test_refined_risk_grid_gives_the_full_grids_numbers(plan_source):
+    """The refined search integrates only the grid points the risk reads (~a sixth of the 729
+    rows); each row is integrated on its own, so risks, danger-muscle blocks and warnings equal
+    the full grid's (tolerance 1e-12: the same arithmetic), including brow ptosis (net block)
+    and a repeated treatment."""
+    if plan_source == "low_forehead":  # brow ptosis risk > 5 %
+        plan = parse_plan({"product": "botox", "injections": LOW_FOREHEAD})
+    elif plan_source == "glabella_forehead_60_twice":
+        plan = parse_plan({"product": "botox", "areas": {"glabella": 40, "forehead": 20}, "treatment_days": [0, 90]})
+    else:
+        plan = load_plan(resources.files("neuromod") / "examples" / plan_source)
+    refined, full = _safety_both_ways(plan)
+    assert refined.risk.keys() == full.risk.keys()
+    for name in full.risk:
+        assert refined.risk[name] == pytest.approx(full.risk[name], abs=1e-12)
+    for key, muscle in full.danger_muscles.items():
+        assert refined.danger_muscles[key].peak_blocked_fraction == pytest.approx(muscle.peak_blocked_fraction, abs=1e-12)
+    assert refined.warnings == full.warnings

@@ -106,3 +106,90 @@ def test_json_shape(botox20):
     muscle = doc["muscles"]["corrugator_supercilii_left"]
     assert muscle["dose_units"] > 0 and len(muscle["blocked_fraction"]) == 241 and len(muscle["strength"]) == 241
     assert "not medical advice" in doc["disclaimer"]
+
+
+def _skin_by_the_python_loop(days, area_strength, baseline_strain_ratio, baseline_static_mm, deepening_factor, params):
+    """The NumPy day loop ``skin_response`` ran before it was compiled (kept here as the reference)."""
+    from neuromod.model.skin import dynamic_target_depth
+
+    def follow(current, goal, fade_days, rise_days, dt):
+        return goal + (current - goal) * np.exp(-dt / np.where(goal < current, fade_days, rise_days))
+
+    target = np.moveaxis(dynamic_target_depth(baseline_strain_ratio[..., None] * area_strength, params), -1, 0)
+    folding = np.moveaxis(np.clip(area_strength, 0.0, 1.0), -1, 0)
+    deepen_per_day = params.static_deepening_mm_per_year / 365.25 * deepening_factor
+    share = params.crease_memory_share
+    fold, memory = (1.0 - share) * target[0], share * target[0]
+    dynamic, static = np.empty_like(target), np.empty_like(target)
+    dynamic[0], static[0] = target[0], baseline_static_mm
+    for t in range(1, days.size):
+        dt = days[t] - days[t - 1]
+        fold = follow(fold, (1.0 - share) * target[t], params.fade_time_days, params.rise_time_days, dt)
+        memory = follow(memory, share * target[t], params.crease_memory_fade_days, params.rise_time_days, dt)
+        dynamic[t] = fold + memory
+        repair = (1.0 - folding[t - 1]) * static[t - 1] * (1.0 - np.exp(-dt / params.static_repair_time_days))
+        static[t] = static[t - 1] + deepen_per_day * folding[t - 1] * dt - repair
+    return np.moveaxis(dynamic, 0, -1), np.moveaxis(static, 0, -1)
+
+
+def test_compiled_skin_recurrence_equals_the_python_loop():
+    """skin_response's compiled recurrence gives the NumPy loop's depths (atol 1e-12 mm) on a real
+    course: 50 varied patients, glabella + forehead treated at days 0 and 120, their area strength
+    on simulate's integration grid (daily; 1.5-hourly after each treatment), so fading, rising and
+    repair all occur."""
+    from neuromod.model.simulate import integration_grid, plan_injections, run_model
+    from neuromod.model.skin import skin_response
+    from neuromod.model.spread import spread
+    from neuromod.reference.anatomy import load_face_map
+    from neuromod.reference.parameters import default_parameters
+    from neuromod.trials.population import cohort_like
+
+    params, face_map = default_parameters(), load_face_map()
+    plan = parse_plan({"product": "botox", "areas": {"glabella": 20, "forehead": 10}, "treatment_days": [0, 120]})
+    injections = plan_injections(plan.points(face_map), plan)
+    result = spread(face_map, injections, plan.product_info.spread_factor, params.spread)
+    patients = cohort_like(plan.patient, 50, face_map.areas, np.random.default_rng(3), params).patients
+    treatments = np.array([0.0, 120.0])
+    grid = integration_grid(np.arange(0.0, 241.0), treatments)
+    doses = np.broadcast_to(result.dose_per_muscle, (1, 2, len(face_map.regions)))
+    strength = run_model(grid, treatments, doses, patients, face_map, params, result.profile).area_strength
+    args = (grid, strength, patients.baseline_strain_ratio, patients.baseline_static_mm, patients.deepening_factor,
+            params.skin)
+    compiled = skin_response(*args)
+    dynamic, static = _skin_by_the_python_loop(*args)
+    np.testing.assert_allclose(compiled.dynamic_depth, dynamic, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(compiled.static_depth, static, rtol=0, atol=1e-12)
+    assert np.ptp(static) > 0 and np.ptp(dynamic) > 0.05  # the course moves the lines
+
+
+@pytest.mark.parametrize("example", ["glabella_botox.yaml", "forehead_glabella_botox.yaml", "crows_feet_botox.yaml",
+                                     "poor_orbital_rim.yaml"])
+def test_spread_on_muscle_cell_pairs_equals_the_dense_tables(example):
+    """spread() sums over the (muscle, cell) pairs where muscles are; the dense (muscles x
+    cells) products it replaced give the same doses (relative 1e-12), lost units (1e-12 U) and
+    dose profiles (1e-12) on the example plans."""
+    from importlib import resources
+
+    from neuromod import load_plan
+    from neuromod.model.simulate import plan_injections
+    from neuromod.model.spread import dose_profile, field_density, field_sigma_mm, muscle_share, spread
+    from neuromod.reference.anatomy import load_face_map
+    from neuromod.reference.parameters import default_parameters
+
+    params, face_map = default_parameters(), load_face_map()
+    plan = load_plan(resources.files("neuromod") / "examples" / example)
+    injections = plan_injections(plan.points(face_map), plan)
+    result = spread(face_map, injections, plan.product_info.spread_factor, params.spread)
+    sigma = field_sigma_mm(injections.ona_units, injections.volume_ml, plan.product_info.spread_factor, params.spread)
+    density = field_density(injections, sigma, face_map.grid.x, face_map.grid.y) * face_map.grid.cell_area_mm2
+    doses = np.zeros_like(result.doses)
+    cell_units = np.zeros((len(face_map.regions), face_map.grid.x.size))
+    for depth in np.unique(injections.depth_mm):
+        rows = np.flatnonzero(injections.depth_mm == depth)
+        share = muscle_share(face_map, float(depth), params.spread)
+        doses[rows] = (density[rows] @ share.T) * injections.ona_units[rows, None]
+        cell_units += share * (injections.ona_units[rows] @ density[rows])[None, :]
+    np.testing.assert_allclose(result.doses, doses, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(result.lost, injections.ona_units - doses.sum(axis=1), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(result.profile, dose_profile(cell_units, face_map.region_masks), rtol=0, atol=1e-12)
+    assert 0 < result.doses.sum() < injections.ona_units.sum()  # toxin reaches muscles, some is lost

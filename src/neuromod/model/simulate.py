@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from neuromod.model.adverse_events import SafetyAssessment, assess_safety
+from neuromod.model.adverse_events import SafetyAssessment, assess_safety, threads_for
 from neuromod.model.junction import JunctionRates
 from neuromod.model.kinetics import muscle_course
 from neuromod.model.patient import Patients, describe_patient, half_block_units, with_product  # noqa: F401 (re-exported)
@@ -112,10 +112,11 @@ def run_model(
         params.junction, patients.light_chain_decay_scale, patients.availability_scale
     )
     doses = np.broadcast_to(doses, (patients.count,) + doses.shape[1:])[..., index]
-    course = muscle_course(
-        grid, treatment_days, doses, half_block_units(face_map, patients, params)[:, index], rates,
-        params.junction, params.muscle, None if profile is None else profile[index],
-    )
+    with threads_for(patients.count):
+        course = muscle_course(
+            grid, treatment_days, doses, half_block_units(face_map, patients, params)[:, index], rates,
+            params.junction, params.muscle, None if profile is None else profile[index],
+        )
     force = course.strength
     weights = face_map.area_weights()
     untouched = np.delete(weights, index, axis=1).sum(axis=1)
