@@ -45,8 +45,8 @@ def test_personal_prediction_follows_the_follow_ups(clinic):
     clear_cache()
     injector = clinic.as_role("injector")
     lot = receive_lot(clinic)
-    # back at the baseline grade by day 60: an early wear-off for this patient
-    fast = treated_patient(clinic, lot, follow_ups=[(14, 0, 0), (60, 3, 1)])
+    # at best moderate, and back at the baseline grade by six weeks: an early wear-off for this patient
+    fast = treated_patient(clinic, lot, follow_ups=[(14, 2, 1), (45, 3, 1)])
     usual = treated_patient(clinic, lot, given_name="Ana")
     answer = clinic.client.get(f"/api/patients/{fast}/prediction", headers=injector)
     assert answer.status_code == 200, answer.text
@@ -61,7 +61,7 @@ def test_personal_prediction_follows_the_follow_ups(clinic):
     assert "not medical advice" in personal["disclaimer"]
     assert personal["first_treatment_date"] == TREATED.date().isoformat()
     # the record's follow-ups are the observations: grades per area as investigator, reported onset
-    assert {"day": 60, "area": "glabella", "fws_contraction": 3, "fws_rest": 1, "rater": "investigator"} \
+    assert {"day": 45, "area": "glabella", "fws_contraction": 3, "fws_rest": 1, "rater": "investigator"} \
         in personal["observations"]
     assert {"day": 3, "onset_noticed": True, "rater": "investigator"} in personal["observations"]
     assert personal["diagnostic"]["observations"] == 3 and personal["diagnostic"]["method"] != "prior (no observations)"
@@ -71,7 +71,7 @@ def test_personal_prediction_follows_the_follow_ups(clinic):
     assert population["diagnostic"]["method"] == "prior (no observations)"
     early, typical = glabella["wear_off_day"]["median"], population["areas"]["glabella"]["wear_off_day"]["median"]
     assert early is not None and typical is not None
-    assert early < typical - 10, (early, typical)  # the day-60 grade pulls the wear-off well before the population's
+    assert early < typical - 10, (early, typical)  # the day-45 grade pulls the wear-off well before the population's
     assert personal["retreat_day"] == max(early, 90)  # never before the label interval
 
     # the due list: personal for the patient with follow-ups, population for the other
