@@ -37,15 +37,7 @@ def documents():
     return trial_documents(load_rows(), SUBJECTS, seed=99)
 
 
-#: Arms whose check awaits the refit after a documented mechanism change (docs/course.md).
-AWAITING_REFIT = {
-    "dysport-glabella50-mixed": "awaits the refit after the atrophy regain fitted to published masseter recovery "
-                                "(muscle.atrophy_recovery_rate_per_day 0.008 -> 0.0175): abo-gl-50-wk36 7.75 vs >= 8.0",
-}
-
-
-@pytest.mark.parametrize("key", [pytest.param(k, marks=pytest.mark.xfail(strict=False, reason=AWAITING_REFIT[k]))
-                                 if k in AWAITING_REFIT else k for k in sorted(CHECKED)])
+@pytest.mark.parametrize("key", sorted(CHECKED))
 def test_fitted_parameters_reproduce_published_rows(key, documents):
     result = run_trial(parse_trial(documents[key]), progress=False)
     for row in load_rows():
