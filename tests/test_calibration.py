@@ -168,3 +168,24 @@ def test_calibrated_file_is_read_strictly(monkeypatch):
         monkeypatch.setattr(parameters, "_packaged", lambda name, bad=bad: bad)
         with pytest.raises(ValueError, match=re.escape(message)):
             parameters._calibrated()
+
+
+def test_every_fitted_parameter_gets_a_finite_difference_step_of_at_least_five_percent():
+    """The fit's Jacobian moves each log parameter by 0.05 x max(1, |log value|): a parameter whose
+    value is near 1 (log ~0; e.g. population.expectation_sd, prior 1.0) still moves by >= 5 %,
+    wide enough to change some virtual subject's grade; a step relative to the log value alone
+    would be ~0 there and its column of the Jacobian empty (the fit could never move it). Two
+    parameters, one published row, 50 subjects: three evaluations."""
+    from neuromod.trials.calibrate import Objective
+
+    names = ["population.expectation_sd", "junction.light_chain_half_life_days"]
+    lines: list[str] = []
+    rows = [r for r in load_rows() if r.id == "abo-gl-50-wk4"]
+    problem = Objective(prior_parameters(), rows, names, subjects_per_arm=50, log=lines.append)
+    x = problem.prior_x
+    jacobian = problem.jacobian(x)
+    assert jacobian.shape == (len(rows) + len(names), len(names))
+    values = [[float(v) for v in re.findall(r"=([\d.]+)", line)] for line in lines]
+    base, moved_sd, moved_half_life = values
+    assert moved_sd[0] / base[0] >= 1.05 and moved_sd[1] == base[1]
+    assert moved_half_life[1] / base[1] >= 1.05 ** max(1.0, abs(math.log(base[1])))  * 0.999

@@ -5,10 +5,15 @@ FWS grades: 0 none, 1 mild, 2 moderate, 3 severe. A rater sees a line of depth `
 expected score is ``sum_k Phi((d - c_k) / sd)``, a continuous 0-3 value. The inverse maps a
 recorded baseline score back to the depth that explains it.
 
-Raters at one visit share part of their error: the frown (or smile) effort that day, the light,
-the day's face make the lines look deeper or shallower to both the investigator and the subject.
-:class:`RaterNoise` splits each rater's noise into that visit's shared deviation and the rater's
-own part, keeping each rater's total (``scores.rater_sd_mm``, ``population.subject_sd_mm``).
+Each rater's error has a part that stays with the face and a part that changes at every visit.
+The persistent part (``scores.persistent_noise_fraction`` of the variance) is the rater's stable
+impression of this face: how its lines read in that rater's eyes (skin tone and texture, the
+usual frown, the clinic's light), the same at baseline and every follow-up, so it moves which
+faces enrol but not their change from baseline. The visit-to-visit part is shared at one visit:
+the frown (or smile) effort that day, the light, the day's face make the lines look deeper or
+shallower to both the investigator and the subject. :class:`RaterNoise` splits each rater's
+noise into these parts, keeping each rater's total (``scores.rater_sd_mm``,
+``population.subject_sd_mm``).
 """
 
 from __future__ import annotations
@@ -26,31 +31,46 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass(frozen=True)
 class RaterNoise:
-    """The rating noise of one visit, on the depth scale (mm).
+    """The rating noise, on the depth scale (mm).
 
-    shared_sd_mm: the visit's deviation of the depth seen at maximum contraction, the same for
-    the investigator and the subject (``scores.shared_noise_fraction`` of the investigator's
-    variance); investigator_sd_mm: the investigator's own part; subject_sd_mm: the subject's own
-    part, on the perceived scale (where the shared deviation appears times ``subject_depth_bias``);
-    the subject's own variance is what the total ``population.subject_sd_mm`` leaves after the shared
-    part, and 0 where the shared part alone exceeds it (then the subject's total is the shared part).
+    Per face and rater, the same at every visit: investigator_persistent_sd_mm and
+    subject_persistent_sd_mm (``scores.persistent_noise_fraction`` of each rater's variance; the
+    subject's on the perceived scale). Per visit: shared_sd_mm, the visit's deviation of the
+    depth seen at maximum contraction, the same for the investigator and the subject
+    (``scores.shared_noise_fraction`` of the investigator's visit-to-visit variance);
+    investigator_sd_mm: the investigator's own part; subject_sd_mm: the subject's own part, on
+    the perceived scale (where the shared deviation appears times ``subject_depth_bias``); the
+    subject's own variance is what the subject's visit-to-visit variance leaves after the shared
+    part, and 0 where the shared part alone exceeds it.
     """
 
     shared_sd_mm: float
     investigator_sd_mm: float
     subject_sd_mm: float
     subject_depth_bias: float
+    investigator_persistent_sd_mm: float = 0.0
+    subject_persistent_sd_mm: float = 0.0
+
+    @property
+    def investigator_visit_sd_mm(self) -> float:
+        """The investigator's noise that changes from visit to visit: shared and own."""
+        return float(np.hypot(self.shared_sd_mm, self.investigator_sd_mm))
+
+    @property
+    def subject_visit_sd_mm(self) -> float:
+        """The subject's noise that changes from visit to visit, on the perceived scale."""
+        return float(np.hypot(self.subject_depth_bias * self.shared_sd_mm, self.subject_sd_mm))
 
     @property
     def investigator_total_sd_mm(self) -> float:
-        """All the noise in one investigator rating: shared and own (= ``scores.rater_sd_mm``)."""
-        return float(np.hypot(self.shared_sd_mm, self.investigator_sd_mm))
+        """All the noise in one investigator rating: persistent, shared and own (= ``scores.rater_sd_mm``)."""
+        return float(np.hypot(self.investigator_persistent_sd_mm, self.investigator_visit_sd_mm))
 
     @property
     def subject_total_sd_mm(self) -> float:
         """All the noise in one subject rating on the perceived scale (``population.subject_sd_mm``,
-        or the shared part alone where that is larger)."""
-        return float(np.hypot(self.subject_depth_bias * self.shared_sd_mm, self.subject_sd_mm))
+        or more where the shared part alone exceeds the subject's visit-to-visit share)."""
+        return float(np.hypot(self.subject_persistent_sd_mm, self.subject_visit_sd_mm))
 
     def total_sd_mm(self, rater: str) -> float:
         """The noise of one rating by ``rater`` (``investigator`` or ``self``), for the likelihood of
@@ -59,12 +79,16 @@ class RaterNoise:
 
 
 def rater_noise(params: ModelParameters) -> RaterNoise:
-    """The shared and own parts of the raters' noise (see :class:`RaterNoise`)."""
+    """The persistent, shared and own parts of the raters' noise (see :class:`RaterNoise`)."""
     scores, pop = params.scores, params.population
-    shared = np.sqrt(scores.shared_noise_fraction) * scores.rater_sd_mm
-    own = np.sqrt(1.0 - scores.shared_noise_fraction) * scores.rater_sd_mm
-    subject_own = np.sqrt(max(pop.subject_sd_mm**2 - (pop.subject_depth_bias * shared) ** 2, 0.0))
-    return RaterNoise(float(shared), float(own), float(subject_own), pop.subject_depth_bias)
+    persistent = scores.persistent_noise_fraction
+    visit_sd = np.sqrt(1.0 - persistent) * scores.rater_sd_mm
+    shared = np.sqrt(scores.shared_noise_fraction) * visit_sd
+    own = np.sqrt(1.0 - scores.shared_noise_fraction) * visit_sd
+    subject_visit_variance = (1.0 - persistent) * pop.subject_sd_mm**2
+    subject_own = np.sqrt(max(subject_visit_variance - (pop.subject_depth_bias * shared) ** 2, 0.0))
+    return RaterNoise(float(shared), float(own), float(subject_own), pop.subject_depth_bias,
+                      float(np.sqrt(persistent) * scores.rater_sd_mm), float(np.sqrt(persistent) * pop.subject_sd_mm))
 
 
 def grade_probabilities(depth_mm: FloatArray, params: ScoreParameters, sd_mm: float | None = None) -> FloatArray:

@@ -80,12 +80,21 @@ class SkinParameters:
 
 @dataclass(frozen=True)
 class ScoreParameters:
-    """Facial Wrinkle Scale raters (see :mod:`neuromod.model.scores`)."""
+    """Facial Wrinkle Scale raters (see :mod:`neuromod.model.scores`): the depths (mm) that
+    separate grades 0|1, 1|2 and 2|3 at maximum contraction, and the raters' noise."""
 
-    cutpoints_mm: tuple[float, float, float]
+    none_mild_cut_mm: float
+    mild_moderate_cut_mm: float
+    moderate_severe_cut_mm: float
     rater_sd_mm: float
     shared_noise_fraction: float
+    persistent_noise_fraction: float
     onset_strength_drop: float
+
+    @property
+    def cutpoints_mm(self) -> tuple[float, float, float]:
+        """The three cut-points in increasing order (0|1, 1|2, 2|3), mm."""
+        return (self.none_mild_cut_mm, self.mild_moderate_cut_mm, self.moderate_severe_cut_mm)
 
 
 @dataclass(frozen=True)
@@ -123,6 +132,7 @@ class PopulationParameters:
     subject_global_improvement: float
     expectation_bias: float
     expectation_days: float
+    expectation_sd: float
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ from neuromod.trials.population import (
     Cohort,
     RandomEffects,
     cohort_from_effects,
+    expectation_factor,
     draw_effects,
     subset,
 )
@@ -236,15 +237,20 @@ def _latest_treatment(setup: _Setup, day: float) -> int:
 
 def _rater_view(setup: _Setup, day: int) -> float:
     """The raters' expectation factor on line depth ``day`` days from the first treatment."""
-    pop = setup.params.population
     since = day - setup.treatment_days[_latest_treatment(setup, day)]
-    return 1.0 - pop.expectation_bias * np.exp(-since / pop.expectation_days)
+    return float(expectation_factor(since, setup.params))
 
 
 def rating_log_probability(depth_mm: FloatArray, grade: int, rater: str, params: ModelParameters) -> FloatArray:
     """log P(a ``rater`` gives FWS ``grade`` | true line depth ``depth_mm``): the rater model of the
-    virtual trials (:func:`neuromod.trials.population.investigator_grades`, ``subject_grades``)."""
-    sd = rater_noise(params).total_sd_mm(rater)  # one rating: the visit's shared part and the rater's own
+    virtual trials (:func:`neuromod.trials.population.investigator_grades`, ``subject_grades``).
+
+    One rating carries the rater's whole noise: the persistent impression of the face, the visit's
+    shared deviation and the rater's own. A patient's ratings are scored as independent given the
+    twin's depth; the persistent part makes one rater's grades of one face agree more than that,
+    so a long history counts somewhat more than it should (a twin's baseline depth offset,
+    :class:`neuromod.trials.population.RandomEffects`, absorbs much of a rater's stable impression)."""
+    sd = rater_noise(params).total_sd_mm(rater)  # one rating: persistent, shared and own parts
     if rater == "self":
         return grade_log_probability(params.population.subject_depth_bias * depth_mm, grade, params.scores, sd)
     return grade_log_probability(depth_mm, grade, params.scores, sd)
@@ -374,9 +380,8 @@ class PersonalPrediction:
         (rater noise and posterior uncertainty together): the predictive check of the benchmark."""
         a = self.area_names.index(area)
         depth = (self.contraction_mm if kind == "contraction" else self.rest_mm)[:, a, int(day)]
-        pop = self.params.population
         since = day - max(t for t in self.history.treatment_days if t <= day)
-        depth = depth * (1.0 - pop.expectation_bias * np.exp(-since / pop.expectation_days))
+        depth = depth * expectation_factor(since, self.params)
         return np.array([float(np.sum(self.weights * np.exp(rating_log_probability(depth, g, rater, self.params))))
                          for g in range(4)])
 

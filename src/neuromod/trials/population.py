@@ -46,7 +46,11 @@ class Cohort:
 
     baseline_inv, baseline_subj: (n, n_areas) integer FWS grades at contraction (day 0);
     baseline_shared_mm: (n, n_areas) the enrolment visit's deviation both raters saw
-    (:func:`visit_deviations`; 0 where no baseline was rated); onset_threshold: (n,) strength drop
+    (:func:`visit_deviations`; 0 where no baseline was rated); persistent_inv_mm,
+    persistent_subj_mm: (n, n_areas) each rater's stable impression of each face, the same at
+    every visit (:func:`rater_persistence`; 0 where no baseline was rated); expectation_scale: (n,)
+    each subject's factor (mean 1) on the raters' expectation effect (:func:`expectation_factor`);
+    onset_threshold: (n,) strength drop
     each subject notices; danger_multiplier: (n,) factor on the units reaching danger muscles;
     female, age: (n,) covariates.
     """
@@ -55,10 +59,33 @@ class Cohort:
     baseline_inv: IntArray
     baseline_subj: IntArray
     baseline_shared_mm: FloatArray
+    persistent_inv_mm: FloatArray
+    persistent_subj_mm: FloatArray
+    expectation_scale: FloatArray
     onset_threshold: FloatArray
     danger_multiplier: FloatArray
     female: npt.NDArray[np.bool_]
     age: FloatArray
+
+
+def expectation_factor(days_since_treatment: FloatArray, params: ModelParameters,
+                       scale: FloatArray | float = 1.0) -> FloatArray:
+    """The factor (0-1) on the line depth both raters see ``days_since_treatment`` days after the
+    latest treatment (placebo included): in a blinded trial any injection makes the lines look
+    shallower, fading with time, ``1 - scale * expectation_bias * exp(-days / expectation_days)``;
+    ``scale``: the subject's own factor (mean 1, log-SD ``population.expectation_sd``; 1 for the
+    typical subject). Shapes broadcast; never below 0."""
+    pop = params.population
+    decay = np.exp(-np.asarray(days_since_treatment, dtype=float) / pop.expectation_days)
+    return np.maximum(1.0 - np.asarray(scale) * pop.expectation_bias * decay, 0.0)
+
+
+def expectation_scales(n: int, rng: np.random.Generator, params: ModelParameters) -> FloatArray:
+    """``n`` subjects' factors on the expectation effect: log-normal with mean 1 and log-SD
+    ``population.expectation_sd`` (standard normals from the caller's stream, the same draws for
+    every value of the SD)."""
+    sd = params.population.expectation_sd
+    return np.exp(sd * rng.standard_normal(n) - 0.5 * sd**2)
 
 
 def visit_deviations(shape: tuple[int, ...], rng: np.random.Generator, params: ModelParameters) -> FloatArray:
@@ -72,39 +99,64 @@ def visit_deviations(shape: tuple[int, ...], rng: np.random.Generator, params: M
     return rater_noise(params).shared_sd_mm * rng.standard_normal(shape)
 
 
+@dataclass(frozen=True)
+class RaterPersistence:
+    """Each rater's stable impression of each face (mm, on each rater's scale), added to every
+    rating of it, baseline and follow-ups alike (:class:`neuromod.model.scores.RaterNoise`):
+    investigator_mm, subject_mm: (n, n_areas)."""
+
+    investigator_mm: FloatArray
+    subject_mm: FloatArray
+
+
+def rater_persistence(shape: tuple[int, ...], rng: np.random.Generator, params: ModelParameters) -> RaterPersistence:
+    """Draw the raters' persistent impressions of ``shape`` (n, n_areas) faces: standard normals
+    times each rater's persistent SD, from the caller's own stream (the visits' stream), so every
+    value of ``scores.persistent_noise_fraction`` sees the same draws (common random numbers)."""
+    noise = rater_noise(params)
+    investigator, subject = rng.standard_normal(shape), rng.standard_normal(shape)
+    return RaterPersistence(noise.investigator_persistent_sd_mm * investigator, noise.subject_persistent_sd_mm * subject)
+
+
 def investigator_grades(depth_mm: FloatArray, rng: np.random.Generator, params: ModelParameters,
-                        shared_mm: FloatArray | None = None) -> IntArray:
+                        shared_mm: FloatArray | None = None, persistent_mm: FloatArray | None = None) -> IntArray:
     """Investigator's FWS grades of lines ``depth_mm`` deep.
 
     shared_mm: the visit's deviation both raters see (:func:`visit_deviations`), to which the
-    investigator's own noise is added; None: a rating on its own, with the investigator's whole
+    investigator's persistent impression of the face ``persistent_mm`` (:func:`rater_persistence`;
+    None: 0) and own noise are added; None: a rating on its own, with the investigator's whole
     noise (``scores.rater_sd_mm``) drawn here.
     """
     noise = rater_noise(params)
     if shared_mm is None:
         return grade(depth_mm + rng.normal(0.0, noise.investigator_total_sd_mm, np.shape(depth_mm)), params.scores)
     own = rng.normal(0.0, noise.investigator_sd_mm, np.shape(depth_mm))
-    return grade(depth_mm + shared_mm + own, params.scores)
+    persistent = 0.0 if persistent_mm is None else persistent_mm
+    return grade(depth_mm + shared_mm + persistent + own, params.scores)
 
 
 def perceived_depth(depth_mm: FloatArray, rng: np.random.Generator, params: ModelParameters,
-                    shared_mm: FloatArray | None = None) -> FloatArray:
+                    shared_mm: FloatArray | None = None, persistent_mm: FloatArray | None = None) -> FloatArray:
     """The depth a subject perceives: biased towards deeper (``subject_depth_bias``), with the
-    visit's shared deviation ``shared_mm`` plus the subject's own noise, or (None) the subject's
-    whole noise (``population.subject_sd_mm``) drawn here."""
+    visit's shared deviation ``shared_mm``, the subject's persistent impression of the face
+    ``persistent_mm`` (None: 0) and own noise, or (``shared_mm`` None) the subject's whole noise
+    (``population.subject_sd_mm``) drawn here."""
     noise = rater_noise(params)
     bias = params.population.subject_depth_bias
     if shared_mm is None:
         noisy = bias * depth_mm + rng.normal(0.0, noise.subject_total_sd_mm, np.shape(depth_mm))
     else:
-        noisy = bias * (depth_mm + shared_mm) + rng.normal(0.0, noise.subject_sd_mm, np.shape(depth_mm))
+        persistent = 0.0 if persistent_mm is None else persistent_mm
+        noisy = (bias * (depth_mm + shared_mm) + persistent
+                 + rng.normal(0.0, noise.subject_sd_mm, np.shape(depth_mm)))
     return np.maximum(noisy, 0.0)
 
 
 def subject_grades(depth_mm: FloatArray, rng: np.random.Generator, params: ModelParameters,
-                   shared_mm: FloatArray | None = None) -> IntArray:
-    """The subject's own FWS grades of lines ``depth_mm`` deep (``shared_mm`` as in :func:`perceived_depth`)."""
-    return grade(perceived_depth(depth_mm, rng, params, shared_mm), params.scores)
+                   shared_mm: FloatArray | None = None, persistent_mm: FloatArray | None = None) -> IntArray:
+    """The subject's own FWS grades of lines ``depth_mm`` deep (``shared_mm``, ``persistent_mm``
+    as in :func:`perceived_depth`)."""
+    return grade(perceived_depth(depth_mm, rng, params, shared_mm, persistent_mm), params.scores)
 
 
 def _draw(spec: PopulationSpec, n: int, n_areas: int, rng: np.random.Generator, params: ModelParameters,
@@ -131,11 +183,15 @@ def _draw(spec: PopulationSpec, n: int, n_areas: int, rng: np.random.Generator, 
     )
     contraction = static + dynamic
     shared = visit_deviations((n, n_areas), visit_rng, params)
+    persistent = rater_persistence((n, n_areas), visit_rng, params)
     cohort = Cohort(
         patients=patients,
-        baseline_inv=investigator_grades(contraction, rng, params, shared),
-        baseline_subj=subject_grades(contraction, rng, params, shared),
+        baseline_inv=investigator_grades(contraction, rng, params, shared, persistent.investigator_mm),
+        baseline_subj=subject_grades(contraction, rng, params, shared, persistent.subject_mm),
         baseline_shared_mm=shared,
+        persistent_inv_mm=persistent.investigator_mm,
+        persistent_subj_mm=persistent.subject_mm,
+        expectation_scale=expectation_scales(n, visit_rng, params),
         onset_threshold=params.scores.onset_strength_drop * np.exp(pop.onset_threshold_sd * rng.standard_normal(n)),
         danger_multiplier=np.exp(pop.danger_dose_sd * rng.standard_normal(n)),
         female=female,
@@ -266,6 +322,9 @@ def cohort_from_effects(
         baseline_inv=grades,
         baseline_subj=grades.copy(),
         baseline_shared_mm=np.zeros(grades.shape),
+        persistent_inv_mm=np.zeros(grades.shape),
+        persistent_subj_mm=np.zeros(grades.shape),
+        expectation_scale=np.ones(n),
         onset_threshold=params.scores.onset_strength_drop * np.exp(pop.onset_threshold_sd * effects.onset_threshold),
         danger_multiplier=np.exp(pop.danger_dose_sd * effects.danger_dose),
         female=np.full(n, description.sex == "female"),

@@ -60,6 +60,7 @@ from neuromod.schemas.types import LIMITS
 from neuromod.trials.population import (
     Cohort,
     enrol,
+    expectation_factor,
     investigator_grades,
     perceived_depth,
     subject_grades,
@@ -233,7 +234,8 @@ class CourseCache:
     """
 
     #: Parameters (stage, names) that act only after the course.
-    RATER_STAGE = ("population", ("subject_depth_bias", "subject_sd_mm", "expectation_bias", "expectation_days"))
+    RATER_STAGE = ("population", ("subject_depth_bias", "subject_sd_mm", "expectation_bias", "expectation_days",
+                                  "expectation_sd"))
 
     def __init__(self, max_bytes: int = 256 * 2**20) -> None:
         self.max_bytes = max_bytes
@@ -302,16 +304,20 @@ def simulate_chunk(
 
     course = compute() if courses is None else courses.get(
         courses.key(prepared, population, n, follow_up_days, seed, params), prepared, compute)
-    visits = np.asarray(follow_up_days)
-    pop = params.population
-    expectation = 1.0 - pop.expectation_bias * np.exp(-visits / pop.expectation_days)
+    visits = np.asarray(follow_up_days, dtype=float)
+    latest = treatments[np.maximum(np.searchsorted(treatments, visits, side="right") - 1, 0)]
+    expectation = expectation_factor(visits - latest, params, cohort.expectation_scale[:, None, None])
     depth = course.contraction_depth_mm * expectation
     shared = visit_deviations(depth.shape, visit_rng, params)  # both raters see the visit's deviation
-    inv = investigator_grades(depth, rng, params, shared)
-    subj = subject_grades(depth, rng, params, shared)
-    perceived_now = perceived_depth(depth, rng, params, shared)
+    # each rater's impression of the face, the same at every visit as at baseline
+    persistent_inv = cohort.persistent_inv_mm[:, prepared.scored, None]
+    persistent_subj = cohort.persistent_subj_mm[:, prepared.scored, None]
+    inv = investigator_grades(depth, rng, params, shared, persistent_inv)
+    subj = subject_grades(depth, rng, params, shared, persistent_subj)
+    perceived_now = perceived_depth(depth, rng, params, shared, persistent_subj)
     baseline_shared = cohort.baseline_shared_mm[:, prepared.scored, None]
-    perceived_then = perceived_depth(course.baseline_depth_mm[..., None], rng, params, baseline_shared)
+    perceived_then = perceived_depth(course.baseline_depth_mm[..., None], rng, params, baseline_shared,
+                                     persistent_subj)
     events = {"neutralizing_antibodies": antibodies}
     for g, name in enumerate(groups):  # the same rule as adverse_events.cohort_events, on the kernel's peaks
         offset = (course.max_blocked[:, len(groups) + offset_groups.index(name)] if name in offset_groups else None)
