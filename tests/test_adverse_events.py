@@ -140,7 +140,8 @@ def test_json_and_table_carry_the_safety_block(label, poor):
     assert safety["eyelid_ptosis_risk_pct"] > 30 and 0 <= safety["brow_ptosis_risk_pct"] <= 100
     assert safety["warnings"] and safety["block_thresholds"]["eyelid_ptosis"] == 0.3
     table = score_table(label)
-    assert "safety (model estimate" in table and "eyelid ptosis risk 1." in table and LEVATOR in table
+    risk = label.safety.risk["eyelid_ptosis"]
+    assert "safety (model estimate" in table and f"eyelid ptosis risk {100 * risk:.1f}%" in table and LEVATOR in table
     assert "WARNING" in score_table(poor)
 
 

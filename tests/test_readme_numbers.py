@@ -95,7 +95,6 @@ def test_planner_figures():
     woman = PatientDescription()  # moderate lines (patient.default_baseline_contraction)
     short = plan_dose(woman, ["glabella"], "botox")
     assert short.at_floor and short.chosen.areas["glabella"] == float(floor_units)
-    assert plan_dose(woman, ["glabella"], "botox", hold_until=105).at_floor  # "so is a hold to day 105"
     lasting = plan_dose(woman, ["glabella"], "botox", hold_until=120)
     assert lasting.chosen.areas["glabella"] == float(day120) and f"x{lasting.chosen.scale:.3g}" == f"x{scale120}"
     previous = lasting.candidates[-2]
