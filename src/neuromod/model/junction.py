@@ -47,7 +47,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
+from neuromod.model._jit import njit  # numba.njit, deferred while the ahead-of-time kernels serve
 
 from neuromod.reference.parameters import JunctionParameters
 
