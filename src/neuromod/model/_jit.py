@@ -105,13 +105,14 @@ def load_numba() -> Any:
 
     for deferred in _deferred:
         deferred.dispatcher = numba.njit(**deferred.options)(deferred.py_func)
+    placeholder = prange  # this module's own name is rebound in the loop too
     for name, module in list(sys.modules.items()):
         if not name.startswith("neuromod.") or module is None:
             continue
         for key, value in list(vars(module).items()):
             if isinstance(value, _Deferred):
                 setattr(module, key, value.dispatcher)
-            elif value is prange:
+            elif value is placeholder:
                 setattr(module, key, numba.prange)
     _numba = numba
     _deferred.clear()

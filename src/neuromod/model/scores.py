@@ -27,7 +27,7 @@ FloatArray = npt.NDArray[np.float64]
 # the rational approximations SciPy's ``ndtr`` itself evaluates (Cephes Math Library 2.8, S. L.
 # Moshier, ndtr.c: erf on |x| < 1, erfc from exp(-x^2) P(x)/Q(x) below 8 and R(x)/S(x) above;
 # relative error ~1e-16), in the same order of operations: equal to ``scipy.special.ndtr``
-# bit for bit on 3 million points in [-40, 40] (tests/test_scores.py checks to 1e-15).
+# bit for bit on 3 million points in [-40, 40] (tests/test_aot.py checks to 1e-15).
 _ERFC_P = (2.46196981473530512524e-10, 5.64189564831068821977e-1, 7.46321056442269912687e0,
            4.86371970985681366614e1, 1.96520832956077098242e2, 5.26445194995477358631e2,
            9.34528527171957607540e2, 1.02755188689515710272e3, 5.57535335369399327526e2)
