@@ -31,6 +31,7 @@ import importlib.util
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache, update_wrapper
@@ -52,6 +53,7 @@ FORCE_JIT_VARIABLE = "NEUROMOD_JIT"
 SERIAL_BATCH_PATIENTS = 128
 
 _numba: Any = None
+_loading = threading.Lock()  # the clinic API may need the JIT from two request threads at once
 #: Every function decorated through :func:`njit` whose compilation waits for numba.
 _deferred: list[_Deferred] = []
 #: Modules holding functions decorated through :func:`njit` (their sources make the build digest).
@@ -76,7 +78,9 @@ class _Deferred:
         update_wrapper(self, py_func)
 
     def __call__(self, *arguments: Any) -> Any:
-        load_numba()
+        numba = load_numba()
+        if self.dispatcher is None:  # decorated while another thread was loading numba
+            self.dispatcher = numba.njit(**self.options)(self.py_func)
         return self.dispatcher(*arguments)
 
 
@@ -101,6 +105,14 @@ def load_numba() -> Any:
     global _numba
     if _numba is not None:
         return _numba
+    with _loading:
+        if _numba is None:
+            _numba = _compile_deferred()
+    return _numba
+
+
+def _compile_deferred() -> Any:
+    """:func:`load_numba`'s work, under its lock."""
     import numba
 
     for deferred in _deferred:
@@ -114,7 +126,6 @@ def load_numba() -> Any:
                 setattr(module, key, value.dispatcher)
             elif value is placeholder:
                 setattr(module, key, numba.prange)
-    _numba = numba
     _deferred.clear()
     return numba
 

@@ -13,6 +13,8 @@ own part, keeping each rater's total (``scores.rater_sd_mm``, ``population.subje
 
 from __future__ import annotations
 
+import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,38 +48,81 @@ _ERF_U = (3.35617141647503099647e1, 5.21357949780152679795e2, 4.5943238297098012
 _MAX_LOG = 7.09782712893383996843e2
 
 
+_SQRT_HALF = float(np.sqrt(0.5))
+
+
 def _polynomial(x: FloatArray, coefficients: tuple[float, ...], monic: bool = False) -> FloatArray:
     """Horner's rule, highest power first; ``monic``: a leading coefficient 1 not listed."""
-    value = x + coefficients[0] if monic else np.full_like(x, coefficients[0])
-    for c in coefficients[1:]:
+    value = x + coefficients[0] if monic else coefficients[0] * x + coefficients[1]
+    for c in coefficients[1 if monic else 2:]:
         value = value * x + c
     return value
 
 
 def _erf_inner(x: FloatArray) -> FloatArray:
-    """erf(x), accurate for |x| <= 1 (the other entries are computed and discarded)."""
+    """erf(x) for |x| <= 1."""
     squared = x * x
     return x * _polynomial(squared, _ERF_T) / _polynomial(squared, _ERF_U, monic=True)
 
 
 def _erfc_positive(x: FloatArray) -> FloatArray:
-    """erfc(x) for x >= 0."""
-    near = x < 8.0
-    p = np.where(near, _polynomial(x, _ERFC_P), _polynomial(x, _ERFC_R))
-    q = np.where(near, _polynomial(x, _ERFC_Q, monic=True), _polynomial(x, _ERFC_S, monic=True))
-    tail = np.where(x * x > _MAX_LOG, 0.0, (np.exp(-x * x) * p) / q)
-    return np.where(x < 1.0, 1.0 - _erf_inner(x), tail)
+    """erfc(x) for x >= 0 (1-d), each entry by the one approximation its range uses."""
+    out = np.empty_like(x)
+    low, near = x < 1.0, x < 8.0
+    out[low] = 1.0 - _erf_inner(x[low])
+    middle = near & ~low
+    xm = x[middle]
+    out[middle] = (np.exp(-xm * xm) * _polynomial(xm, _ERFC_P)) / _polynomial(xm, _ERFC_Q, monic=True)
+    far = ~near  # and NaN
+    xf = x[far]
+    out[far] = np.where(xf * xf > _MAX_LOG, 0.0,
+                        (np.exp(-xf * xf) * _polynomial(xf, _ERFC_R)) / _polynomial(xf, _ERFC_S, monic=True))
+    return out
+
+
+def _normal_cdf_scalar(a: float) -> float:
+    """:func:`normal_cdf` of one number in Python floats (a NumPy call per operation costs ~1 us;
+    ``math.exp`` is the C library's, as Cephes')."""
+    x = a * _SQRT_HALF
+    z = abs(x)
+    if z < _SQRT_HALF:
+        return 0.5 + 0.5 * _erf_inner(x)
+    if z < 1.0:
+        erfc = 1.0 - _erf_inner(z)
+    elif z < 8.0:
+        erfc = (math.exp(-z * z) * _polynomial(z, _ERFC_P)) / _polynomial(z, _ERFC_Q, monic=True)
+    elif z * z > _MAX_LOG:
+        erfc = 0.0
+    else:  # and NaN
+        erfc = (math.exp(-z * z) * _polynomial(z, _ERFC_R)) / _polynomial(z, _ERFC_S, monic=True)
+    upper = 0.5 * erfc
+    return 1.0 - upper if x > 0 else upper
 
 
 def normal_cdf(value: npt.ArrayLike) -> FloatArray:
-    """Phi(value), the standard normal distribution function (``scipy.special.ndtr``; see above)."""
+    """Phi(value), the standard normal distribution function: ``scipy.special.ndtr`` itself where
+    SciPy is loaded already (a trial, a calibration: 5-7x faster on large arrays), else the same
+    approximations in NumPy (see above; the two agree to the last bit)."""
+    special = sys.modules.get("scipy.special")
+    return special.ndtr(value) if special is not None else numpy_normal_cdf(value)
+
+
+def numpy_normal_cdf(value: npt.ArrayLike) -> FloatArray:
+    """:func:`normal_cdf` without SciPy: Cephes' approximations (see above), each entry by the one
+    its range uses; NumPy float64 for a scalar, an array of ``value``'s shape otherwise."""
     a = np.asarray(value, dtype=float)
-    with np.errstate(all="ignore"):  # the discarded branches overflow for large |a|
-        x = a * np.sqrt(0.5)
-        z = np.abs(x)
-        upper = 0.5 * _erfc_positive(z)
-        result = np.where(z < np.sqrt(0.5), 0.5 + 0.5 * _erf_inner(x), np.where(x > 0, 1.0 - upper, upper))
-    return result if result.ndim else result[()]
+    if a.ndim == 0:
+        return np.float64(_normal_cdf_scalar(float(a)))
+    x = np.ravel(a) * _SQRT_HALF
+    z = np.abs(x)
+    result = np.empty_like(x)
+    inner = z < _SQRT_HALF
+    result[inner] = 0.5 + 0.5 * _erf_inner(x[inner])
+    outer = ~inner
+    with np.errstate(over="ignore", invalid="ignore"):  # exp(-x^2) underflows far out, as in Cephes
+        upper = 0.5 * _erfc_positive(z[outer])
+    result[outer] = np.where(x[outer] > 0, 1.0 - upper, upper)
+    return result.reshape(a.shape) if a.ndim else result[0]
 
 
 @dataclass(frozen=True)
