@@ -48,7 +48,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.polynomial.hermite_e import hermegauss
 
-from neuromod.model._jit import SERIAL_BATCH_PATIENTS, threads_for  # noqa: F401 (re-exported)
+from neuromod.model._jit import threads_for
 from neuromod.model.junction import JunctionRates
 from neuromod.model.kinetics import muscle_course
 from neuromod.model.patient import Patients, half_block_units, repeat_patient

@@ -31,7 +31,7 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from neuromod.model._jit import SERIAL_BATCH_PATIENTS, njit, prange, run_kernel  # numba.njit, deferred while the ahead-of-time kernels serve
+from neuromod.model._jit import SERIAL_BATCH_PATIENTS, njit, prange, run_kernel
 from neuromod.model.junction import (
     LIGHT_CHAIN,
     JunctionRates,

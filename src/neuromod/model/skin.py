@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from neuromod.model._jit import njit, run_kernel  # numba.njit, deferred while the ahead-of-time kernels serve
 
+from neuromod.model._jit import njit, run_kernel
 from neuromod.reference.parameters import SkinParameters
 
 FloatArray = npt.NDArray[np.float64]

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from neuromod.model._jit import njit, prange  # numba.njit, deferred until a trial kernel runs
+from neuromod.model._jit import njit, prange
 from neuromod.model.junction import JunctionRates, blocked_fraction, sprout_rate
 from neuromod.model.kinetics import (
     LAGGED,
