@@ -13,8 +13,8 @@ Measures, each in the same run so the ratios hold on a busy machine:
    the warm calls after it (what the clinic API pays per request), with their ratio; and where a
    warm call's time goes (cProfile).
 
-Last line: ``RESULT simulate_shell_s=... simulate_jit_shell_s=... jit_over_aot=... simulate_out_shell_s=...
-import_s=... first_call_s=... warm_ms=... cold_over_warm=...``.
+Last line: ``RESULT simulate_shell_s=... simulate_jit_shell_s=... jit_over_aot=... simulate_cpu_s=...
+simulate_out_shell_s=... import_s=... first_call_s=... warm_ms=... cold_over_warm=...``.
 
     .venv/bin/python benchmarks/simulate_speed.py [--quick] [--repeats N]
 
@@ -45,6 +45,7 @@ import cProfile
 import io
 import os
 import pstats
+import resource
 import subprocess
 import sys
 import tempfile
@@ -57,16 +58,26 @@ NEUROMOD = Path(sys.executable).with_name("neuromod")
 
 def _shell_seconds(command: list[str], repeats: int, force_jit: bool = False) -> float:
     """Best wall time of ``command`` over ``repeats`` fresh processes (the best is the least
-    disturbed); ``force_jit``: with ``NEUROMOD_JIT=1`` (numba's JIT instead of the ahead-of-time kernels)."""
+    disturbed); ``force_jit``: with ``NEUROMOD_JIT=1`` (numba's JIT instead of the ahead-of-time kernels).
+    The CPU time (user + system) of each run is kept in :data:`CPU_SECONDS` (less sensitive to the
+    machine's other jobs than wall time)."""
     env = {k: v for k, v in os.environ.items() if k != "NEUROMOD_JIT"}
     if force_jit:
         env["NEUROMOD_JIT"] = "1"
-    best = float("inf")
+    best, cpu = float("inf"), float("inf")
     for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         began = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True, env=env)
         best = min(best, time.perf_counter() - began)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = min(cpu, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    CPU_SECONDS[(tuple(command), force_jit)] = cpu
     return best
+
+
+#: Least CPU seconds (user + system) of a :func:`_shell_seconds` measurement, by (command, force_jit).
+CPU_SECONDS: dict[tuple, float] = {}
 
 
 def in_process(warm_calls: int) -> dict:
@@ -119,6 +130,10 @@ def main() -> None:
           f"neuromod simulate {table:.2f} s (imports {imports / table:.0%}); with --out (CSV + 2 PNG) {with_out:.2f} s")
     print(f"shell, the peer: neuromod simulate on numba's JIT (NEUROMOD_JIT=1) {jit_table:.2f} s -> "
           f"JIT / ahead-of-time {jit_table / table:.2f}x")
+    cpu, jit_cpu = CPU_SECONDS[(tuple(command), False)], CPU_SECONDS[(tuple(command), True)]
+    floor_cpu = CPU_SECONDS[((sys.executable, "-c", "import numpy"), False)]
+    print(f"shell, CPU seconds (user + system, least of {repeats}): python + numpy {floor_cpu:.2f}; "
+          f"neuromod simulate {cpu:.2f} ahead-of-time, {jit_cpu:.2f} JIT")
     run = in_process(20 if args.quick else 50)
     kernels = "ahead-of-time kernels" if run["ahead_of_time"] else "numba's JIT (no ahead-of-time build: make setup)"
     print(f"in process ({kernels}; numba imported: {run['numba_loaded']}): first simulate(plan, 180) "
@@ -127,6 +142,7 @@ def main() -> None:
     print("where a warm call goes (cProfile, 3 calls):")
     print("\n".join(line for line in run["profile"].splitlines() if line.strip())[-900:])
     print(f"RESULT simulate_shell_s={table:.2f} simulate_jit_shell_s={jit_table:.2f} jit_over_aot={jit_table / table:.2f} "
+          f"simulate_cpu_s={cpu:.2f} "
           f"simulate_out_shell_s={with_out:.2f} import_s={imports:.2f} "
           f"first_call_s={run['first_s']:.3f} warm_ms={1000 * run['warm_s']:.1f} "
           f"cold_over_warm={run['first_s'] / run['warm_s']:.0f}")
