@@ -74,7 +74,8 @@ def test_the_build_exports_the_single_plan_kernels():
     loaded = _jit.aot_kernels()
     assert loaded is not None, "not built or stale: run `make setup`"
     module, exports = loaded
-    assert set(exports) == {"kinetics___integrate", "skin___skin_recurrence"}
+    # the integrator and the skin recurrence: every kernel simulate runs (whatever their names)
+    assert {name.split("__")[0] for name in exports} == {"kinetics", "skin"}
     assert all(callable(getattr(module, name)) for name in exports)
 
 
@@ -124,6 +125,24 @@ def test_a_stale_build_is_never_used(tmp_path, monkeypatch):
         monkeypatch.undo()
         _jit.aot_kernels.cache_clear()
     assert _jit.aot_kernels() is not None
+
+
+def test_numba_code_compiled_elsewhere_calls_the_deferred_functions():
+    # a module that imports numba itself and calls the model's scalar functions, imported before
+    # numba was loaded (still plain Python, deferred): numba types and inlines them as dispatchers
+    code = ("from neuromod.model import junction\n"
+            "assert type(junction.blocked_fraction).__name__ == '_Deferred'\n"
+            "from numba import njit\n"
+            "blocked = junction.blocked_fraction\n"
+            "@njit\n"
+            "def twice(occupied, maturity):\n"
+            "    return 2.0 * blocked(occupied, maturity, 0.9, 0.3)\n"
+            "print(twice(0.5, 0.2))\n")
+    env = {k: v for k, v in os.environ.items() if k != _jit.FORCE_JIT_VARIABLE}
+    run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert float(run.stdout) == pytest.approx(2.0 * 0.9 * 0.5 * (1.0 - 0.3 * 0.2), rel=1e-15)
 
 
 def _skin_arguments(order: str) -> tuple:

@@ -77,11 +77,25 @@ class _Deferred:
         self.dispatcher: Any = None
         update_wrapper(self, py_func)
 
-    def __call__(self, *arguments: Any) -> Any:
+    def _compiled(self) -> Any:
         numba = load_numba()
         if self.dispatcher is None:  # decorated while another thread was loading numba
             self.dispatcher = numba.njit(**self.options)(self.py_func)
-        return self.dispatcher(*arguments)
+        return self.dispatcher
+
+    def __call__(self, *arguments: Any) -> Any:
+        return self._compiled()(*arguments)
+
+    # Where numba code compiled elsewhere (``from numba import njit`` in a module that imported
+    # this function before numba was loaded) meets a deferred function among its globals: numba
+    # types it by ``_numba_type_`` and inlines it by ``targetoptions`` / ``py_func``, as a dispatcher.
+    @property
+    def targetoptions(self) -> dict:
+        return self.options
+
+    @property
+    def _numba_type_(self) -> Any:
+        return load_numba().core.types.Dispatcher(self._compiled())
 
 
 def njit(**options: Any) -> Callable[[Callable], Any]:
