@@ -12,21 +12,28 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-setup: $(STAMP)
+# simulate's kernels compiled ahead of time (numba pycc, gcc) into neuromod/model/_aot_kernels*.so,
+# rebuilt when the model's compiled sources change; without it the numba JIT serves (slower to start)
+AOT_SOURCES := $(addprefix src/neuromod/model/,_jit.py _aot_build.py kinetics.py junction.py muscle.py skin.py)
+AOT := src/neuromod/model/_aot_kernels.json
+$(AOT): $(STAMP) $(AOT_SOURCES)
+	$(BIN)/python -m neuromod.model._aot_build
+
+setup: $(STAMP) $(AOT)
 
 # the clinic app on SQLite (var/clinic.sqlite) with the demo clinic; prints the URL and demo sign-ins
-run: $(STAMP)
+run: setup
 	$(BIN)/neuromod serve --db sqlite:///var/clinic.sqlite --demo --host 127.0.0.1 --port $(or $(PORT),8000)
 
 # simulate the shipped example plans into reports/latest
-report: $(STAMP)
+report: setup
 	$(BIN)/neuromod report --out reports/latest
 
-test: $(STAMP)
+test: setup
 	$(BIN)/lint-imports
 	MPLBACKEND=Agg $(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: setup
 	$(BIN)/python benchmarks/trial_speed.py
 	$(BIN)/python benchmarks/simulate_speed.py
 	$(BIN)/python benchmarks/population.py $(BENCH_FLAGS)
@@ -36,10 +43,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/clinic_personal.py
 
 # each benchmark's --quick finishes in under 60 s; bench-quick is the engine's (population.py)
-bench-quick: $(STAMP)
+bench-quick: setup
 	$(BIN)/python benchmarks/population.py --quick
 
-bench-quick-all: $(STAMP)
+bench-quick-all: setup
 	$(BIN)/python benchmarks/population.py --quick
 	$(BIN)/python benchmarks/trial_speed.py --quick
 	$(BIN)/python benchmarks/simulate_speed.py --quick

@@ -3,14 +3,18 @@
 Measures, each in the same run so the ratios hold on a busy machine:
 
 1. From the shell (fresh processes, wall time, best of ``--repeats``): the interpreter with NumPy
-   alone (the floor), ``import neuromod.cli`` (imports), ``neuromod simulate PLAN`` (imports,
-   numba's cache load, the work, the table) and ``neuromod simulate PLAN --out DIR`` (plus the
-   CSV and the two PNGs: matplotlib's import and rendering).
-2. In one process set up as `neuromod serve`'s (``neuromod.cli`` imported first): the first ``neuromod.model.simulate.simulate(plan, 180)`` (the baseline: it
-   loads the compiled kernels from numba's cache) and the warm calls after it (what the clinic
-   API pays per request), with their ratio; and where a warm call's time goes (cProfile).
+   alone (the floor), ``import neuromod.cli`` (imports), ``neuromod simulate PLAN`` (imports, the
+   work, the table) with the ahead-of-time kernels (``make setup`` builds them:
+   :mod:`neuromod.model._jit`) and, its peer, with numba's JIT (``NEUROMOD_JIT=1``: numba's import
+   and its cache load of the compiled kernels), their ratio, and ``neuromod simulate PLAN --out
+   DIR`` (plus the CSV and the two PNGs: matplotlib's import and rendering).
+2. In one process set up as `neuromod serve`'s (``neuromod.cli`` imported first): the first
+   ``neuromod.model.simulate.simulate(plan, 180)`` (data files read, face-map rasters built) and
+   the warm calls after it (what the clinic API pays per request), with their ratio; and where a
+   warm call's time goes (cProfile).
 
-Last line: ``RESULT simulate_shell_s=... simulate_out_shell_s=... import_s=... first_call_s=... warm_ms=... cold_over_warm=...``.
+Last line: ``RESULT simulate_shell_s=... simulate_jit_shell_s=... jit_over_aot=... simulate_cpu_s=...
+simulate_out_shell_s=... import_s=... first_call_s=... warm_ms=... cold_over_warm=...``.
 
     .venv/bin/python benchmarks/simulate_speed.py [--quick] [--repeats N]
 
@@ -39,7 +43,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
+import resource
 import subprocess
 import sys
 import tempfile
@@ -50,20 +56,35 @@ PLAN = Path(__file__).resolve().parents[1] / "src" / "neuromod" / "examples" / "
 NEUROMOD = Path(sys.executable).with_name("neuromod")
 
 
-def _shell_seconds(command: list[str], repeats: int) -> float:
-    """Best wall time of ``command`` over ``repeats`` fresh processes (the best is the least disturbed)."""
-    best = float("inf")
+def _shell_seconds(command: list[str], repeats: int, force_jit: bool = False) -> float:
+    """Best wall time of ``command`` over ``repeats`` fresh processes (the best is the least
+    disturbed); ``force_jit``: with ``NEUROMOD_JIT=1`` (numba's JIT instead of the ahead-of-time kernels).
+    The CPU time (user + system) of each run is kept in :data:`CPU_SECONDS` (less sensitive to the
+    machine's other jobs than wall time)."""
+    env = {k: v for k, v in os.environ.items() if k != "NEUROMOD_JIT"}
+    if force_jit:
+        env["NEUROMOD_JIT"] = "1"
+    best, cpu = float("inf"), float("inf")
     for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         began = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
+        subprocess.run(command, check=True, capture_output=True, env=env)
         best = min(best, time.perf_counter() - began)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = min(cpu, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    CPU_SECONDS[(tuple(command), force_jit)] = cpu
     return best
+
+
+#: Least CPU seconds (user + system) of a :func:`_shell_seconds` measurement, by (command, force_jit).
+CPU_SECONDS: dict[tuple, float] = {}
 
 
 def in_process(warm_calls: int) -> dict:
     """First and warm ``simulate`` calls in this process, and a profile of the warm ones."""
     began = time.perf_counter()
     import neuromod.cli  # noqa: F401 - as `neuromod serve` does: the CLI's settings (one BLAS thread) apply
+    from neuromod.model._jit import aot_kernels
     from neuromod.model.simulate import simulate
     from neuromod.schemas.plan import load_plan
 
@@ -85,7 +106,8 @@ def in_process(warm_calls: int) -> dict:
     text = io.StringIO()
     pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(6)
     return {"import_model_s": imported, "first_s": first, "warm_s": sorted(times)[len(times) // 2],
-            "profile": text.getvalue()}
+            "profile": text.getvalue(), "ahead_of_time": aot_kernels() is not None,
+            "numba_loaded": "numba" in sys.modules}
 
 
 def main() -> None:
@@ -95,20 +117,33 @@ def main() -> None:
     args = parser.parse_args()
     repeats = args.repeats or (2 if args.quick else 5)
     print("neuromod simulate speed (model estimates for planning and education, not medical advice).")
-    _shell_seconds([str(NEUROMOD), "simulate", str(PLAN)], 1)  # numba's cache and the OS page cache filled
+    command = [str(NEUROMOD), "simulate", str(PLAN)]
+    _shell_seconds(command, 1)  # the OS page cache filled
+    _shell_seconds(command, 1, force_jit=True)  # numba's cache filled
     floor = _shell_seconds([sys.executable, "-c", "import numpy"], repeats)
     imports = _shell_seconds([sys.executable, "-c", "import neuromod.cli"], repeats)
-    table = _shell_seconds([str(NEUROMOD), "simulate", str(PLAN)], repeats)
+    table = _shell_seconds(command, repeats)
+    jit_table = _shell_seconds(command, repeats, force_jit=True)
     with tempfile.TemporaryDirectory() as folder:
-        with_out = _shell_seconds([str(NEUROMOD), "simulate", str(PLAN), "--out", str(Path(folder) / "x")], repeats)
+        with_out = _shell_seconds([*command, "--out", str(Path(folder) / "x")], repeats)
     print(f"shell, best of {repeats}: python + numpy {floor:.2f} s; import neuromod.cli {imports:.2f} s; "
           f"neuromod simulate {table:.2f} s (imports {imports / table:.0%}); with --out (CSV + 2 PNG) {with_out:.2f} s")
+    print(f"shell, the peer: neuromod simulate on numba's JIT (NEUROMOD_JIT=1) {jit_table:.2f} s -> "
+          f"JIT / ahead-of-time {jit_table / table:.2f}x")
+    cpu, jit_cpu = CPU_SECONDS[(tuple(command), False)], CPU_SECONDS[(tuple(command), True)]
+    floor_cpu = CPU_SECONDS[((sys.executable, "-c", "import numpy"), False)]
+    print(f"shell, CPU seconds (user + system, least of {repeats}): python + numpy {floor_cpu:.2f}; "
+          f"neuromod simulate {cpu:.2f} ahead-of-time, {jit_cpu:.2f} JIT")
     run = in_process(20 if args.quick else 50)
-    print(f"in process: first simulate(plan, 180) {run['first_s']:.3f} s (loads the compiled kernels: the baseline), "
+    kernels = "ahead-of-time kernels" if run["ahead_of_time"] else "numba's JIT (no ahead-of-time build: make setup)"
+    print(f"in process ({kernels}; numba imported: {run['numba_loaded']}): first simulate(plan, 180) "
+          f"{run['first_s']:.3f} s (data files, face-map rasters), "
           f"warm {1000 * run['warm_s']:.1f} ms (median) -> first/warm {run['first_s'] / run['warm_s']:.0f}x")
     print("where a warm call goes (cProfile, 3 calls):")
     print("\n".join(line for line in run["profile"].splitlines() if line.strip())[-900:])
-    print(f"RESULT simulate_shell_s={table:.2f} simulate_out_shell_s={with_out:.2f} import_s={imports:.2f} "
+    print(f"RESULT simulate_shell_s={table:.2f} simulate_jit_shell_s={jit_table:.2f} jit_over_aot={jit_table / table:.2f} "
+          f"simulate_cpu_s={cpu:.2f} "
+          f"simulate_out_shell_s={with_out:.2f} import_s={imports:.2f} "
           f"first_call_s={run['first_s']:.3f} warm_ms={1000 * run['warm_s']:.1f} "
           f"cold_over_warm={run['first_s'] / run['warm_s']:.0f}")
 

@@ -42,19 +42,17 @@ than ``same_point_radius_mm`` to one another form one depot, and their units add
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
 import numpy.typing as npt
 from numpy.polynomial.hermite_e import hermegauss
-from scipy.special import ndtr
 
+from neuromod.model._jit import threads_for
 from neuromod.model.junction import JunctionRates
 from neuromod.model.kinetics import muscle_course
 from neuromod.model.patient import Patients, half_block_units, repeat_patient
+from neuromod.model.scores import normal_cdf
 from neuromod.model.spread import Injections
 from neuromod.reference.anatomy import FaceMap
 from neuromod.reference.clinical import AdverseEventRules
@@ -73,26 +71,6 @@ PEAK_WINDOW_DAYS = 60
 #: then each between the last below and the first above. Numerical only: the points evaluated
 #: are exactly the full grid's.
 RISK_GRID_STRIDES = (16, 4, 1)
-
-
-#: Batches of at most this many patients are integrated on one thread (:func:`threads_for`):
-#: waking the parallel team costs ~1 ms on an idle machine and 5-7 ms on the busy 2-core one,
-#: more than integrating 100 patients' danger muscles (measured: 99 rows 7 ms on one thread).
-SERIAL_BATCH_PATIENTS = 128
-
-
-@contextmanager
-def threads_for(n_patients: int) -> Iterator[None]:
-    """Numba's parallel kernels launched from this thread use one thread for a small batch
-    (``n_patients <= SERIAL_BATCH_PATIENTS``), else the configured count; restored after.
-    Numba's thread count is per launching thread, so concurrent API requests do not interfere."""
-    before = numba.get_num_threads()
-    if n_patients <= SERIAL_BATCH_PATIENTS:
-        numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
 
 
 def event_muscles(face_map: FaceMap, rules: AdverseEventRules) -> dict[str, list[int]]:
@@ -148,7 +126,7 @@ def breach_doses(injections: Injections, face_map: FaceMap, rules: AdverseEventR
             continue
         distance = np.stack([np.hypot(injections.x_mm - face_map.regions[j].cx_mm,
                                       injections.y_mm - face_map.regions[j].cy_mm) for j in js])  # (muscles, points)
-        point_probability = ndtr((rule.rim_distance_mm - distance.min(axis=0)) / rule.placement_sd_mm)
+        point_probability = normal_cdf((rule.rim_distance_mm - distance.min(axis=0)) / rule.placement_sd_mm)
         k = int(np.argmax(point_probability))
         units[js[int(np.argmin(distance[:, k]))]] = rule.share_of_point * float(injections.ona_units[k])
         breaches[name] = PlanBreach(float(1.0 - np.prod(1.0 - point_probability)), units)
@@ -465,7 +443,7 @@ def _exceedance_probability(z: FloatArray, peak: FloatArray, threshold: float) -
         return 0.0
     k = int(above[0])
     if k == 0:
-        return float(ndtr(-z[0]))
+        return float(normal_cdf(-z[0]))
     low, high = peak[k - 1], peak[k]
     crossing = z[k - 1] + (z[k] - z[k - 1]) * (threshold - low) / max(high - low, 1e-300)
-    return float(ndtr(-crossing))
+    return float(normal_cdf(-crossing))

@@ -47,8 +47,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
+from neuromod.model._jit import njit
 from neuromod.reference.parameters import JunctionParameters
 
 FloatArray = npt.NDArray[np.float64]

@@ -30,8 +30,8 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit, prange
 
+from neuromod.model._jit import SERIAL_BATCH_PATIENTS, njit, prange, run_kernel
 from neuromod.model.junction import (
     LIGHT_CHAIN,
     JunctionRates,
@@ -231,7 +231,7 @@ def muscle_course(
     out = np.zeros((4, n_patients, n_muscles, days.size))
     out[3] = 1.0  # full strength until the integration says otherwise
     taken = np.zeros(n_patients, dtype=np.int64)
-    _integrate(*inputs.arguments, out, taken)
+    run_kernel(_integrate, *inputs.arguments, out, taken, ahead_of_time=n_patients <= SERIAL_BATCH_PATIENTS)
     return MuscleCourse(days, out[0], out[1], out[2], out[3], taken)
 
 

@@ -18,7 +18,7 @@ Scalar equations compiled with numba; :mod:`neuromod.model.kinetics` integrates 
 
 from __future__ import annotations
 
-from numba import njit
+from neuromod.model._jit import njit
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")

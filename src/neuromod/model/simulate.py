@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from neuromod.model.adverse_events import SafetyAssessment, assess_safety, threads_for
+from neuromod.model._jit import threads_for
+from neuromod.model.adverse_events import SafetyAssessment, assess_safety
 from neuromod.model.junction import JunctionRates
 from neuromod.model.kinetics import muscle_course
 from neuromod.model.patient import Patients, describe_patient, half_block_units, with_product  # noqa: F401 (re-exported)

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
+from neuromod.model._jit import njit, run_kernel
 from neuromod.reference.parameters import SkinParameters
 
 FloatArray = npt.NDArray[np.float64]
@@ -84,7 +84,7 @@ def skin_response(
     dynamic = np.empty_like(target)
     static = np.empty_like(target)
     deepen = np.ascontiguousarray(np.broadcast_to(deepen_per_day, target.shape[1:]), dtype=float)
-    _skin_recurrence(days, target, folding, np.ascontiguousarray(np.broadcast_to(baseline_static_mm, target.shape[1:]), dtype=float), deepen,
+    run_kernel(_skin_recurrence, days, target, folding, np.ascontiguousarray(np.broadcast_to(baseline_static_mm, target.shape[1:]), dtype=float), deepen,
                      float(memory_share), float(params.fade_time_days), float(params.rise_time_days),
                      float(params.crease_memory_fade_days), float(params.static_repair_time_days), dynamic, static)
     return SkinState(np.moveaxis(dynamic, 0, -1), np.moveaxis(static, 0, -1))

@@ -41,8 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit, prange
 
+from neuromod.model._jit import njit, prange
 from neuromod.model.junction import JunctionRates, blocked_fraction, sprout_rate
 from neuromod.model.kinetics import (
     LAGGED,
