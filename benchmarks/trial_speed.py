@@ -97,8 +97,7 @@ def child_trial(subjects: int, arms: int, last_visit: int = 252) -> dict:
 def _core_setup(n: int):
     """The one-arm trial's cohort and doses, drawn as `simulate_chunk` draws them."""
     from neuromod.model.junction import JunctionRates
-    from neuromod.model.simulate import FINE_WINDOW_DAYS, half_block_units
-    from neuromod.model.visit_course import SKIN_STEP_AFTER_TREATMENT_DAYS
+    from neuromod.model.simulate import half_block_units
     from neuromod.reference.anatomy import load_face_map
     from neuromod.reference.parameters import default_parameters
     from neuromod.trials.population import enrol
@@ -115,18 +114,15 @@ def _core_setup(n: int):
     rates = JunctionRates.from_parameters(params.junction, patients.light_chain_decay_scale, patients.availability_scale)
     treatments = np.asarray(prepared.plan.treatment_days, dtype=float)
     visits = np.array([0.0] + list(spec.follow_up_days))
-    # the trial kernel's schedule: the visits, and step ends every SKIN_STEP_AFTER_TREATMENT_DAYS
-    # in the first FINE_WINDOW_DAYS after each treatment
-    fine = (treatments[:, None] + np.arange(0.0, FINE_WINDOW_DAYS, SKIN_STEP_AFTER_TREATMENT_DAYS)).ravel()
     return {
         "params": params, "face_map": face_map, "spec": spec, "prepared": prepared, "cohort": cohort,
         "doses": doses, "rates": rates, "treatments": treatments,
         "half_block": half_block_units(face_map, patients, params),
-        "visits": visits, "schedule": np.union1d(visits, fine[fine <= visits[-1]]),
+        "visits": visits,
     }
 
 
-def _core_seconds(setup: dict, muscles: np.ndarray, max_step: float, outputs: str = "visits") -> float:
+def _core_seconds(setup: dict, muscles: np.ndarray, max_step: float) -> float:
     from neuromod.model.junction import JunctionRates
     from neuromod.model.kinetics import muscle_course
 
@@ -139,7 +135,7 @@ def _core_seconds(setup: dict, muscles: np.ndarray, max_step: float, outputs: st
         rates = JunctionRates.from_parameters(params.junction, patients.light_chain_decay_scale[rows],
                                               patients.availability_scale[rows])
         began = time.perf_counter()
-        muscle_course(setup[outputs], setup["treatments"], setup["doses"][rows][..., muscles],
+        muscle_course(setup["visits"], setup["treatments"], setup["doses"][rows][..., muscles],
                       setup["half_block"][rows][:, muscles], rates, params.junction, params.muscle,
                       setup["prepared"].profile[muscles], max_step_days=max_step)
         elapsed += time.perf_counter() - began
@@ -157,9 +153,9 @@ def child_core(n: int) -> dict:
                            setup["params"].junction.hill_coefficient)  # the muscles the trial integrates
     sparse = np.flatnonzero(dose >= SPARSE_MIN_UNITS)
     small = {**setup, "doses": setup["doses"][:50], "half_block": setup["half_block"][:50]}
-    _core_seconds(small, every, TRIAL_MAX_STEP_DAYS, "schedule")  # load compiled kernels
+    _core_seconds(small, every, TRIAL_MAX_STEP_DAYS)  # load compiled kernels
     _core_seconds(small, sparse, SPARSE_MAX_STEP)
-    trial_setting = _core_seconds(setup, every, TRIAL_MAX_STEP_DAYS, "schedule")
+    trial_setting = _core_seconds(setup, every, TRIAL_MAX_STEP_DAYS)
     trial_cpu = setup["cpu_s"]
     sparse_setting = _core_seconds(setup, sparse, SPARSE_MAX_STEP)
     return {"patients": n, "trial_setting_s": trial_setting, "sparse_setting_s": sparse_setting,

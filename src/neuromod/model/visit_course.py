@@ -53,16 +53,18 @@ from neuromod.model.kinetics import (
     OCC_START,
     RATIO_END,
     RATIO_HALF,
+    STRENGTH_HALF,
     advance,
     kinetic_inputs,
+    lag_weights,
     level_tick_counts,
-    patient_tables,
+    patient_workspace,
     start_tick,
     step,
 )
 from neuromod.model.muscle import strength
 from neuromod.model.patient import Patients
-from neuromod.model.simulate import FINE_WINDOW_DAYS, half_block_units, integration_grid
+from neuromod.model.simulate import half_block_units, integration_grid
 from neuromod.reference.anatomy import FaceMap
 from neuromod.reference.parameters import ModelParameters
 
@@ -114,29 +116,27 @@ class VisitCourse:
 #: integrator, reporting only at sparse days, stays within 1e-4 (relative) of a stiff solver
 #: (``tests/test_kinetics.py`` checks every step limit up to this one).
 TRIAL_MAX_STEP_DAYS = 8.0
-#: Longest step (days) in the first ``FINE_WINDOW_DAYS`` after each treatment, when strength falls
-#: over hours to days and the skin's 1-day lags follow it: the skin's drive is taken linear over
-#: a step, which a quarter day keeps within 0.002 mm (or 1 %) of a 1.5-hour grid
-#: (``tests/test_trial_speed.py``); the integrator may take shorter steps there, never longer.
-SKIN_STEP_AFTER_TREATMENT_DAYS = 0.25
+#: Columns of :func:`skin_step_factors`: the four weights of each lag (fold fading, fold and crease
+#: memory rising, crease memory fading), then the static line's repair factor and the step length.
+FOLD_FADE, RISE, MEMORY_FADE, REPAIR, STEP_DAYS = 0, 4, 8, 12, 13
 
 
 def skin_step_factors(levels: FloatArray, skin) -> FloatArray:
-    """(n_levels, 8) the skin recurrence's factors over one kinetic step of each length ``h`` (days).
+    """(n_levels, 14) the skin recurrence's factors over one kinetic step of each length ``h`` (days).
 
-    Each lag ``dx/dt = (g(t) - x) / tau`` driven by a goal ``g`` linear over the step, from
-    ``g0`` to ``g1``, is solved exactly: ``x1 = g1 + (x0 - g0) e - (g1 - g0) (1 - e) tau / h``
-    with ``e = exp(-h / tau)``; columns: ``e`` and ``(1 - e) tau / h`` for the fold fading, the
-    fold (and crease memory) rising, the crease memory fading; then the static line's repair
-    factor ``1 - exp(-h / repair time)`` and ``h``.
+    Each lag ``dx/dt = (g(t) - x) / tau`` driven by a goal ``g`` quadratic over the step, through
+    its values ``g0``, ``g_half``, ``g1`` at the start, middle and end, is solved exactly:
+    ``x1 = w0 x0 + w1 g0 + w2 g_half + w3 g1`` (the weights :func:`neuromod.model.kinetics.lag_weights`
+    gives the junction's lag; ``w0 = exp(-h / tau)``); four columns each for the fold fading
+    (:data:`FOLD_FADE`), the fold and crease memory rising (:data:`RISE`), the crease memory fading
+    (:data:`MEMORY_FADE`); then the static line's repair factor ``1 - exp(-h / repair time)``
+    (:data:`REPAIR`) and ``h`` (:data:`STEP_DAYS`).
     """
     levels = np.asarray(levels, dtype=float)
-    columns = []
-    for tau in (skin.fade_time_days, skin.rise_time_days, skin.crease_memory_fade_days):
-        e = np.exp(-levels / tau)
-        columns += [e, -np.expm1(-levels / tau) * tau / levels]
-    columns += [-np.expm1(-levels / skin.static_repair_time_days), levels]
-    return np.ascontiguousarray(np.stack(columns, axis=1))
+    columns = [lag_weights(levels, tau)[1]
+               for tau in (skin.fade_time_days, skin.rise_time_days, skin.crease_memory_fade_days)]
+    columns += [-np.expm1(-levels / skin.static_repair_time_days)[:, None], levels[:, None]]
+    return np.ascontiguousarray(np.concatenate(columns, axis=1))
 
 
 def visit_course(
@@ -192,7 +192,7 @@ def visit_course(
                       np.ascontiguousarray(patients.baseline_strain_ratio[:, scored]),
                       np.ascontiguousarray(patients.baseline_static_mm[:, scored]), deepen_per_day,
                       np.array([skin.film_thickness_mm, skin.crease_memory_share, skin.onset_strain_spread,
-                                params.junction.release_turnover_days, FINE_WINDOW_DAYS, SKIN_STEP_AFTER_TREATMENT_DAYS]))
+                                params.junction.release_turnover_days]))
     outputs = (np.ascontiguousarray(onset_threshold, dtype=float), group_of,
                depth, area_strength, baseline, onset, max_blocked, steps)
     if daily_grid:
@@ -240,32 +240,41 @@ def step_peak(start, start_slope, end, end_slope, length):  # pragma: no cover -
     return top
 
 
+@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def dynamic_target_mm(strain_ratio, area_strength, film, onset_spread):  # pragma: no cover - compiled
+    """:func:`neuromod.model.skin.dynamic_target_depth` of one area (mm): the line depth that full
+    contraction at ``area_strength`` drives towards (softplus written as ``np.logaddexp(0, z)``
+    computes it)."""
+    z = (strain_ratio * area_strength - 1.0) / onset_spread
+    softplus = z + np.log1p(np.exp(-z)) if z > 0.0 else np.log1p(np.exp(z))
+    return film * np.sqrt(onset_spread * softplus)
+
+
+@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def follow_lag(x, start_goal, half_goal, end_goal, factors, q, col):  # pragma: no cover - compiled
+    """A first-order lag ``x`` after one step of level ``q`` under a goal quadratic over the step
+    (:func:`skin_step_factors`; ``col`` the lag's first column)."""
+    return (factors[q, col] * x + factors[q, col + 1] * start_goal + factors[q, col + 2] * half_goal
+            + factors[q, col + 3] * end_goal)
+
+
 @njit(cache=True, fastmath=True, parallel=True, error_model="numpy")
 def _step_kernel(levels, ticks_per_day, output_ticks, treatment_ticks, first_level, lag_half, lag_end, chain_rates,
                  coefficients, doses, inverse_half_block, profile_power, c, weights, untouched, strain0, static0,
                  deepen_per_day, skin_c, factors, onset_threshold, group_of,
                  depth, area_strength, baseline, onset, max_blocked, taken):  # pragma: no cover - compiled
     """The course on the integrator's own steps; output_ticks: day 0, then the visits."""
-    n_patients, n_treatments, n_muscles = doses.shape
-    n_terms = chain_rates.shape[2]
-    n_levels = levels.size
+    n_patients, n_muscles = doses.shape[0], doses.shape[2]
     n_scored = weights.shape[0]
     film, memory_share, onset_spread, turnover = skin_c[0], skin_c[1], skin_c[2], skin_c[3]
-    window_ticks = np.int64(skin_c[4] * ticks_per_day + 0.5)
-    fine_ticks = np.int64(skin_c[5] * ticks_per_day + 0.5)
     level_ticks = level_tick_counts(levels, ticks_per_day)
     start = start_tick(output_ticks, treatment_ticks)
     for p in prange(n_patients):
-        state = np.zeros((8, n_muscles))
+        state, decay, factor_half, factor_end, units = patient_workspace(p, levels, chain_rates, n_muscles)
         lagged, maturity, loss = state[LAGGED], state[MATURITY], state[LOSS]
         occ_start, occ_half, occ_end = state[OCC_START], state[OCC_HALF], state[OCC_END]
-        ratio_half, ratio_end = state[RATIO_HALF], state[RATIO_END]
-        decay = np.zeros((n_treatments, n_terms))
-        factor_half = np.empty((n_levels, n_treatments, n_terms))
-        factor_end = np.empty((n_levels, n_treatments, n_terms))
-        patient_tables(p, levels, chain_rates, factor_half, factor_end)
-        unit_half = np.zeros(n_treatments)
-        unit_end = np.zeros(n_treatments)
+        ratio_half, ratio_end, strength_half = state[RATIO_HALF], state[RATIO_END], state[STRENGTH_HALF]
+        unit_half, unit_end = units[0], units[1]
         force = np.ones(n_muscles)
         last_blocked = np.zeros(n_muscles)  # blocked fraction and its slope (1/day) at the last step end
         last_slope = np.zeros(n_muscles)
@@ -274,13 +283,12 @@ def _step_kernel(levels, ticks_per_day, output_ticks, treatment_ticks, first_lev
         static = np.empty(n_scored)
         previous = np.empty(n_scored)  # area strength at the start of the step
         goal = np.empty(n_scored)  # dynamic target depth at the start of the step
+        drop = 1.0 - onset_threshold[p]
         for a in range(n_scored):  # untreated at the start: every muscle at full strength
             now = untouched[a]
             for m in range(n_muscles):
                 now += weights[a, m]
-            z = (strain0[p, a] * now - 1.0) / onset_spread
-            softplus = z + np.log1p(np.exp(-z)) if z > 0.0 else np.log1p(np.exp(z))
-            target = film * np.sqrt(onset_spread * softplus)
+            target = dynamic_target_mm(strain0[p, a], now, film, onset_spread)
             fold[a] = (1.0 - memory_share) * target
             memory[a] = memory_share * target
             static[a] = static0[p, a]
@@ -294,20 +302,16 @@ def _step_kernel(levels, ticks_per_day, output_ticks, treatment_ticks, first_lev
         for o in range(1, output_ticks.size):
             while t < output_ticks[o]:
                 began = t
-                until = output_ticks[o]
-                for k in range(n_treatments):  # within the window after a treatment: the skin's finer steps
-                    if treatment_ticks[k] <= t < treatment_ticks[k] + window_ticks:
-                        until = min(until, (t // fine_ticks + 1) * fine_ticks)
                 t, level, given, tries = step(
-                    p, t, until, level, given, levels, level_ticks, treatment_ticks, first_level,
+                    p, t, output_ticks[o], level, given, levels, level_ticks, treatment_ticks, first_level,
                     lag_half, lag_end, coefficients, doses, inverse_half_block, profile_power, c, lagged, maturity,
                     loss, occ_start, occ_half, occ_end, ratio_half, ratio_end, decay, factor_half, factor_end,
-                    unit_half, unit_end)
+                    unit_half, unit_end, strength_half)
                 steps += tries
                 q = 0  # the level of the step just taken, from its length in ticks
                 while level_ticks[q] != t - began:
                     q += 1
-                h = factors[q, 7]
+                h = factors[q, STEP_DAYS]
                 for m in range(n_muscles):
                     blocked = blocked_fraction(lagged[m], maturity[m], c[1], c[2])
                     force[m] = strength(blocked, loss[m])
@@ -320,31 +324,30 @@ def _step_kernel(levels, ticks_per_day, output_ticks, treatment_ticks, first_lev
                         last_slope[m] = slope
                 for a in range(n_scored):
                     now = untouched[a]
+                    half = untouched[a]
                     for m in range(n_muscles):
                         now += weights[a, m] * force[m]
-                    z = (strain0[p, a] * now - 1.0) / onset_spread
-                    softplus = z + np.log1p(np.exp(-z)) if z > 0.0 else np.log1p(np.exp(z))
-                    target = film * np.sqrt(onset_spread * softplus)
-                    # the lags, exact for a goal linear over the step (skin_step_factors)
-                    start_goal = (1.0 - memory_share) * goal[a]
+                        half += weights[a, m] * strength_half[m]
+                    target = dynamic_target_mm(strain0[p, a], now, film, onset_spread)
+                    half_target = dynamic_target_mm(strain0[p, a], half, film, onset_spread)
+                    # the lags, exact for a goal quadratic over the step (skin_step_factors)
                     end_goal = (1.0 - memory_share) * target
-                    col = 0 if end_goal < fold[a] else 2
-                    fold[a] = (end_goal + (fold[a] - start_goal) * factors[q, col]
-                               - (end_goal - start_goal) * factors[q, col + 1])
-                    start_goal = memory_share * goal[a]
+                    fold[a] = follow_lag(fold[a], (1.0 - memory_share) * goal[a], (1.0 - memory_share) * half_target,
+                                         end_goal, factors, q, FOLD_FADE if end_goal < fold[a] else RISE)
                     end_goal = memory_share * target
-                    col = 4 if end_goal < memory[a] else 2
-                    memory[a] = (end_goal + (memory[a] - start_goal) * factors[q, col]
-                                 - (end_goal - start_goal) * factors[q, col + 1])
+                    memory[a] = follow_lag(memory[a], memory_share * goal[a], memory_share * half_target, end_goal,
+                                           factors, q, MEMORY_FADE if end_goal < memory[a] else RISE)
                     fold_now = min(max(previous[a], 0.0), 1.0)
-                    repair = (1.0 - fold_now) * static[a] * factors[q, 6]
+                    repair = (1.0 - fold_now) * static[a] * factors[q, REPAIR]
                     static[a] = static[a] + deepen_per_day[p] * fold_now * h - repair
-                    # onset: the first whole day at or after the crossing, which the step's chord locates
-                    drop = 1.0 - onset_threshold[p]
+                    # onset: the first whole day at or after the crossing, located on the broken line
+                    # through the step's start, middle and end
                     if onset[p, a] < 0.0 and now <= drop:
                         crossing = began / ticks_per_day
-                        if previous[a] > drop:
-                            crossing += h * (previous[a] - drop) / (previous[a] - now)
+                        if previous[a] > drop and half <= drop:
+                            crossing += 0.5 * h * (previous[a] - drop) / (previous[a] - half)
+                        elif previous[a] > drop:
+                            crossing += 0.5 * h + 0.5 * h * (half - drop) / (half - now)
                         onset[p, a] = max(np.ceil(crossing - 1e-9), 1.0)
                     previous[a] = now
                     goal[a] = target
@@ -359,24 +362,17 @@ def _visit_kernel(levels, ticks_per_day, grid_ticks, treatment_ticks, first_leve
                   coefficients, doses, inverse_half_block, profile_power, c, weights, untouched, strain0, static0,
                   deepen_per_day, skin_c, factors, grid, is_day, visit_index, onset_threshold, group_of,
                   depth, area_strength, baseline, onset, max_blocked, taken):  # pragma: no cover - compiled
-    n_patients, n_treatments, n_muscles = doses.shape
-    n_terms = chain_rates.shape[2]
-    n_levels = levels.size
+    n_patients, n_muscles = doses.shape[0], doses.shape[2]
     n_scored = weights.shape[0]
     film, memory_share, onset_spread = skin_c[0], skin_c[1], skin_c[2]
     level_ticks = level_tick_counts(levels, ticks_per_day)
     start = start_tick(grid_ticks, treatment_ticks)
     for p in prange(n_patients):
-        state = np.zeros((8, n_muscles))
+        state, decay, factor_half, factor_end, units = patient_workspace(p, levels, chain_rates, n_muscles)
         lagged, maturity, loss = state[LAGGED], state[MATURITY], state[LOSS]
         occ_start, occ_half, occ_end = state[OCC_START], state[OCC_HALF], state[OCC_END]
-        ratio_half, ratio_end = state[RATIO_HALF], state[RATIO_END]
-        decay = np.zeros((n_treatments, n_terms))
-        factor_half = np.empty((n_levels, n_treatments, n_terms))
-        factor_end = np.empty((n_levels, n_treatments, n_terms))
-        patient_tables(p, levels, chain_rates, factor_half, factor_end)
-        unit_half = np.zeros(n_treatments)
-        unit_end = np.zeros(n_treatments)
+        ratio_half, ratio_end, strength_half = state[RATIO_HALF], state[RATIO_END], state[STRENGTH_HALF]
+        unit_half, unit_end = units[0], units[1]
         force = np.ones(n_muscles)
         fold = np.empty(n_scored)
         memory = np.empty(n_scored)
@@ -393,7 +389,7 @@ def _visit_kernel(levels, ticks_per_day, grid_ticks, treatment_ticks, first_leve
                     p, t, grid_ticks[g], level, given, levels, level_ticks, treatment_ticks, first_level, lag_half,
                     lag_end, coefficients, doses, inverse_half_block, profile_power, c, lagged, maturity, loss,
                     occ_start, occ_half, occ_end, ratio_half, ratio_end, decay, factor_half, factor_end, unit_half,
-                    unit_end)
+                    unit_end, strength_half)
                 steps += taken_now
                 for m in range(n_muscles):
                     blocked = blocked_fraction(lagged[m], maturity[m], c[1], c[2])
@@ -404,10 +400,7 @@ def _visit_kernel(levels, ticks_per_day, grid_ticks, treatment_ticks, first_leve
                 now = untouched[a]
                 for m in range(n_muscles):
                     now += weights[a, m] * force[m]
-                # skin.dynamic_target_depth: softplus written as np.logaddexp(0, z) computes it
-                z = (strain0[p, a] * now - 1.0) / onset_spread
-                softplus = z + np.log1p(np.exp(-z)) if z > 0.0 else np.log1p(np.exp(z))
-                target = film * np.sqrt(onset_spread * softplus)
+                target = dynamic_target_mm(strain0[p, a], now, film, onset_spread)
                 if g == 0:
                     fold[a] = (1.0 - memory_share) * target
                     memory[a] = memory_share * target
