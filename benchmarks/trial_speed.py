@@ -122,6 +122,17 @@ def _core_setup(n: int):
     }
 
 
+def _trial_groups(setup: dict) -> list[list[int]]:
+    """The muscle groups whose peak block `simulate_chunk` asks of the kernel: the danger muscles,
+    then the depressors of the events that have them."""
+    from neuromod.model.adverse_events import event_depressors
+    from neuromod.reference.clinical import load_adverse_events
+
+    danger = setup["prepared"].danger
+    depressors = event_depressors(setup["face_map"], load_adverse_events())
+    return list(danger.values()) + [depressors[name] for name in danger if name in depressors]
+
+
 def _core_seconds(setup: dict, muscles: np.ndarray, max_step: float) -> float:
     from neuromod.model.junction import JunctionRates
     from neuromod.model.kinetics import muscle_course
@@ -145,12 +156,14 @@ def _core_seconds(setup: dict, muscles: np.ndarray, max_step: float) -> float:
 
 def child_core(n: int) -> dict:
     """The kinetic core on the one-arm trial's cohort: the trial's setting and the sparse one."""
-    from neuromod.model.visit_course import TRIAL_MAX_STEP_DAYS, active_muscles
+    from neuromod.model.visit_course import TRIAL_MAX_STEP_DAYS, integrated_muscles
 
     setup = _core_setup(n)
-    dose = setup["prepared"].dose_per_muscle
-    every = active_muscles(setup["doses"], 1.0 / setup["half_block"], setup["prepared"].profile,
-                           setup["params"].junction.hill_coefficient)  # the muscles the trial integrates
+    prepared = setup["prepared"]
+    dose = prepared.dose_per_muscle
+    every = integrated_muscles(setup["doses"], 1.0 / setup["half_block"], prepared.profile,
+                               setup["params"].junction.hill_coefficient, setup["face_map"].area_weights(),
+                               prepared.scored, _trial_groups(setup))  # the muscles the trial integrates
     sparse = np.flatnonzero(dose >= SPARSE_MIN_UNITS)
     small = {**setup, "doses": setup["doses"][:50], "half_block": setup["half_block"][:50]}
     _core_seconds(small, every, TRIAL_MAX_STEP_DAYS)  # load compiled kernels

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from neuromod.model.simulate import half_block_units, run_model
-from neuromod.model.visit_course import SILENT_TERM, active_muscles, visit_course
+from neuromod.model.visit_course import SILENT_TERM, active_muscles, integrated_muscles, visit_course
 from neuromod.trials.population import enrol
 from neuromod.trials.trial import parse_trial, prepare_arm, run_trial, simulate_chunk
 
@@ -175,3 +175,65 @@ def test_courses_are_reused_exactly_when_only_rater_parameters_change(params):
     assert run_trial(spec, params=kinetic, progress=False, courses=courses) == run_trial(spec, params=kinetic,
                                                                                           progress=False)
     assert courses.hits == 2
+
+
+def test_a_muscle_no_output_reads_changes_no_output(face_map, params):
+    """The trial kernel integrates only the muscles its outputs read (scored areas, danger
+    groups; ``integrated_muscles``): toxin in the orbicularis oculi and frontalis middle, in no
+    scored area and no danger group of this call, leaves every output exactly as it was, while the
+    same toxin in a scored muscle (corrugator) does change the course."""
+    prepared, cohort, doses, treatments = _cohort(face_map, params, n=30)
+    groups = [prepared.danger[name] for name in prepared.danger]
+    half_block = half_block_units(face_map, cohort.patients, params)
+    unread = [j for j, region in enumerate(face_map.regions)
+              if region.muscle in ("orbicularis_oculi", "frontalis_middle")]
+    corrugator = [j for j, region in enumerate(face_map.regions) if region.muscle == "corrugator_supercilii"]
+    assert not set(unread) & {j for members in groups for j in members}
+
+    def course(extra_at):
+        more = doses.copy()
+        more[:, :, extra_at] += 2.0
+        return visit_course([1, 3, 14, 60], treatments, more, cohort.patients, face_map, params, prepared.profile,
+                            prepared.scored, cohort.onset_threshold, groups)
+
+    plain = visit_course([1, 3, 14, 60], treatments, doses, cohort.patients, face_map, params, prepared.profile,
+                         prepared.scored, cohort.onset_threshold, groups)
+    with_unread = course(unread)
+    integrated = integrated_muscles(doses, 1.0 / half_block, prepared.profile, params.junction.hill_coefficient,
+                                    face_map.area_weights(), prepared.scored, groups)
+    assert not set(unread) & set(integrated.tolist())
+    for name in ("contraction_depth_mm", "area_strength", "baseline_depth_mm", "onset_day", "max_blocked", "steps"):
+        np.testing.assert_array_equal(getattr(with_unread, name), getattr(plain, name))
+    assert np.abs(course(corrugator).contraction_depth_mm - plain.contraction_depth_mm).max() > 0.01
+
+
+def test_skin_lag_factors_are_exact_for_a_quadratic_goal(params):
+    """``skin_step_factors``: a lag dx/dt = (g(t) - x) / tau with g quadratic over the step, advanced
+    by the tabulated weights, against a fine numerical solution (RK4, 4,096 substeps), for a
+    short and a long step and each of the skin's three time constants (tolerance 1e-9 mm)."""
+    from neuromod.model.visit_course import FOLD_FADE, MEMORY_FADE, RISE, STEP_DAYS, skin_step_factors
+
+    skin = params.skin
+    levels = np.array([8.0, 1.0 / 64.0])
+    factors = skin_step_factors(levels, skin)
+    x0, g0, g_half, g1 = 0.3, 0.1, 0.45, 0.2
+    for q, h in enumerate(levels):
+        assert factors[q, STEP_DAYS] == h
+        for col, tau in ((FOLD_FADE, skin.fade_time_days), (RISE, skin.rise_time_days),
+                         (MEMORY_FADE, skin.crease_memory_fade_days)):
+            def goal(t):
+                s = t / h
+                return g0 * 2 * (s - 0.5) * (s - 1) - g_half * 4 * s * (s - 1) + g1 * 2 * s * (s - 0.5)
+
+            x, n = x0, 4096
+            dt = h / n
+            for i in range(n):
+                t = i * dt
+                k1 = (goal(t) - x) / tau
+                k2 = (goal(t + dt / 2) - (x + dt / 2 * k1)) / tau
+                k3 = (goal(t + dt / 2) - (x + dt / 2 * k2)) / tau
+                k4 = (goal(t + dt) - (x + dt * k3)) / tau
+                x += dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+            tabulated = factors[q, col] * x0 + factors[q, col + 1] * g0 + factors[q, col + 2] * g_half \
+                + factors[q, col + 3] * g1
+            assert abs(tabulated - x) < 1e-9

@@ -315,7 +315,9 @@ def step(p, t, target, level, given, levels, level_ticks, treatment_ticks, first
     that ends neither beyond ``target`` nor beyond the next treatment. ``lagged``, ``maturity``,
     ``loss`` (the states) and ``occ_start`` (occupancy at ``t``), each (n_muscles,), and
     ``decay`` (exp(-rate * time since each treatment)) carry the patient between calls; the
-    other arrays are work space. ``level`` is the current step level and ``given`` the
+    other arrays are work space, except ``strength_half``, left holding each muscle's strength at
+    the middle of the step taken (from ``O`` there and the cubic through sprouts' and loss's values
+    and slopes at the step's ends: the skin's mid-step point). ``level`` is the current step level and ``given`` the
     treatments already applied. Returns ``(t, level, given, tries)``: the new tick (the step
     taken is ``levels[level]`` days long unless the level was lowered after it: callers take
     the difference of ticks), the level for the next step, treatments applied, and the tries

@@ -12,25 +12,30 @@ lets only what the trial's endpoints read leave the kernel:
 * the largest blocked fraction of each danger-muscle group (adverse events).
 
 **On the integrator's own steps** (the default): :func:`neuromod.model.kinetics.step` takes its
-adaptive steps (up to :data:`TRIAL_MAX_STEP_DAYS`; :data:`SKIN_STEP_AFTER_TREATMENT_DAYS` in the
-first days after a treatment) between the points that matter — treatments and visits — and the
-skin state follows each step exactly: each lag (fold, crease memory) is first-order linear with
-a goal taken linear over the step, solved in closed form with ``exp(-h / tau)`` (fade/rise switch
-kept; :func:`skin_step_factors`); the static line as in ``skin_response`` with the step's length.
-Onset is the first whole day at or after the crossing of the threshold, located within the step
-by its chord (the daily check's day, to within one day when the crossing lies within a few hours
-of midnight). The danger muscles' peak within a step is that of the cubic through the blocked
-fraction and its slope at the step ends (error O(h^4); the step ends alone would miss it by up
-to 4e-3 at 8-day steps). Work per subject is the integrator's steps (~180 for a 252-day trial,
-~600 for ten years), not the calendar days.
+adaptive steps (up to :data:`TRIAL_MAX_STEP_DAYS`) between the points that matter — treatments and
+visits — and the skin state follows each step exactly: each lag (fold, crease memory) is
+first-order linear with a goal taken quadratic over the step, through its values at the step's
+start, middle and end (the middle from each muscle's strength at mid-step, which ``step`` leaves
+in its work row ``STRENGTH_HALF``), solved in closed form with the weights the junction's own lag
+uses (:func:`skin_step_factors`; fade/rise switch kept); the static line as in ``skin_response``
+with the step's length. Onset is the first whole day at or after the crossing of the threshold,
+located within the step on the broken line through its start, middle and end (the daily check's
+day, to within one day when the crossing lies within a few hours of midnight). The danger
+muscles' peak within a step is that of the cubic through the blocked fraction and its slope at
+the step ends (error O(h^4); the step ends alone would miss it by up to 4e-3 at 8-day steps).
+Only the muscles the outputs read are integrated (:func:`integrated_muscles`). Work per subject
+is the integrator's steps (~117 for a 252-day trial, a few hundred for ten years), not the
+calendar days. (Before issue 10's step work the goal was linear over a step, which needed step
+ends every quarter day in the 6 days after each treatment: ~168 steps.)
 
 **On the daily grid** (``daily_grid=True``, the reference): the grid of
 :func:`neuromod.model.simulate.integration_grid` (daily, every 1.5 hours just after each
 treatment), the arithmetic of ``run_model`` followed by :func:`neuromod.model.skin.skin_response`
 step for step, so it agrees with it to rounding. The default path differs from it by the daily
 recurrence's own discretisation error (a 1-day step against 1-day lags: up to ~0.006 mm of depth
-in the second week) and is closer to a 1.5-hour grid (within 0.002 mm or 1 %); the bounds are
-stated and checked in ``tests/test_trial_speed.py``.
+in the second week) and is closer to the finely resolved course (within 1.1e-4 mm of 1/16- and
+1/64-day grids extrapolated; tolerance 0.002 mm or 1 %); the bounds are stated and checked in
+``tests/test_trial_speed.py``.
 
 Memory is (patients x scored areas x visits) either way, whatever the horizon.
 """
@@ -90,6 +95,22 @@ def active_muscles(doses: FloatArray, inverse_half_block: FloatArray, profile: F
     most_light_chain = 2.0 * doses.sum(axis=1)
     bound = (most_light_chain * inverse_half_block).max(axis=0) ** hill_coefficient
     return np.flatnonzero(bound * (profile ** hill_coefficient).max(axis=1) >= SILENT_TERM)
+
+
+def integrated_muscles(doses: FloatArray, inverse_half_block: FloatArray, profile: FloatArray,
+                       hill_coefficient: float, weights: FloatArray, scored: list[int],
+                       muscle_groups: list[list[int]]) -> npt.NDArray[np.int64]:
+    """Face-map indices of the muscles :func:`visit_course` integrates: the :func:`active_muscles`
+    whose state the outputs read, i.e. with a weight in a scored area (``weights``: (n_areas,
+    n_muscles) :meth:`FaceMap.area_weights`) or in one of ``muscle_groups`` (danger muscles and
+    depressors). Muscles are independent in the equations (each has its own toxin and states), so
+    the others cannot change an output; they only shared the step-size control (10 of the 21 active
+    muscles for the glabella label pattern, e.g. the frontalis middle and orbicularis oculi)."""
+    read = np.asarray(weights, dtype=float)[list(scored)].max(axis=0, initial=0.0) > 0.0
+    for members in muscle_groups:
+        read[list(members)] = True
+    index = active_muscles(doses, inverse_half_block, profile, hill_coefficient)
+    return index[read[index]]
 
 
 @dataclass(frozen=True)
@@ -158,7 +179,8 @@ def visit_course(
     visits: increasing visit days (>= 1); treatment_days: (n_treatments,) days;
     doses: (n_patients, n_treatments, n_muscles) ona-equivalent units per face-map muscle
     (muscles whose occupancy is exactly 0 in every patient, :func:`active_muscles`, are not
-    integrated: they keep full strength, as untreated muscles do in ``run_model``); profile:
+    integrated: they keep full strength, as untreated muscles do in ``run_model``; nor, on the
+    integrator's steps, those no output reads, :func:`integrated_muscles`); profile:
     (n_muscles, n_bins) dose profile; scored: face-map area indices;
     onset_threshold: (n_patients,) strength drop each patient notices; muscle_groups: lists of
     face-map muscle indices whose largest blocked fraction is reported (danger muscles).
@@ -170,10 +192,14 @@ def visit_course(
     last_day = int(max(visits))
     doses = np.broadcast_to(np.asarray(doses, dtype=float), (n,) + np.shape(doses)[1:])
     half_block = half_block_units(face_map, patients, params)
-    index = active_muscles(doses, 1.0 / half_block, profile, params.junction.hill_coefficient)
+    weights = face_map.area_weights()
+    if daily_grid:  # run_model's arithmetic: every muscle that can be blocked, as it integrates them
+        index = active_muscles(doses, 1.0 / half_block, profile, params.junction.hill_coefficient)
+    else:
+        index = integrated_muscles(doses, 1.0 / half_block, profile, params.junction.hill_coefficient, weights,
+                                   scored, muscle_groups)
     rates = JunctionRates.from_parameters(params.junction, patients.light_chain_decay_scale,
                                           patients.availability_scale)
-    weights = face_map.area_weights()
     untouched = np.delete(weights, index, axis=1).sum(axis=1)[scored]
     group_of = np.full(index.size, -1, dtype=np.int64)
     for g, members in enumerate(muscle_groups):
