@@ -176,6 +176,63 @@ def child_core(n: int) -> dict:
             "muscles": int(every.size), "sparse_muscles": int(sparse.size)}
 
 
+def child_profile(n: int) -> dict:
+    """Where the kernel's work goes: integrator tries per subject of the one-arm trial's cohort by
+    phase (the first day after a treatment, days 1-6, later), rejected ones apart, and the kernel's
+    CPU time per try (`visit_course` on the same cohort, timed alone)."""
+    from numba import njit
+
+    from neuromod.model.kinetics import (LAGGED, LOSS, MATURITY, OCC_END, OCC_HALF, OCC_START, RATIO_END,
+                                         RATIO_HALF, STRENGTH_HALF, kinetic_inputs, level_tick_counts,
+                                         patient_workspace, start_tick, step)
+    from neuromod.model.visit_course import TRIAL_MAX_STEP_DAYS, integrated_muscles, visit_course
+
+    @njit(cache=False)
+    def count_steps(levels, ticks_per_day, output_ticks, treatment_ticks, first_level, lag_half, lag_end,
+                    chain_rates, coefficients, doses, inverse_half_block, profile_power, c, counts):
+        # the trial kernel's step loop (_step_kernel) without the skin, counting tries by phase
+        n_muscles = doses.shape[2]
+        level_ticks = level_tick_counts(levels, ticks_per_day)
+        for p in range(doses.shape[0]):
+            state, decay, factor_half, factor_end, units = patient_workspace(p, levels, chain_rates, n_muscles)
+            level, given, t = 0, 0, start_tick(output_ticks, treatment_ticks)
+            for o in range(1, output_ticks.size):
+                while t < output_ticks[o]:
+                    t, level, given, tries = step(
+                        p, t, output_ticks[o], level, given, levels, level_ticks, treatment_ticks, first_level,
+                        lag_half, lag_end, coefficients, doses, inverse_half_block, profile_power, c, state[LAGGED],
+                        state[MATURITY], state[LOSS], state[OCC_START], state[OCC_HALF], state[OCC_END],
+                        state[RATIO_HALF], state[RATIO_END], decay, factor_half, factor_end, units[0], units[1],
+                        state[STRENGTH_HALF])
+                    since = t - treatment_ticks[given - 1]
+                    phase = 0 if since <= ticks_per_day else (1 if since <= 6 * ticks_per_day else 2)
+                    counts[phase, 0] += 1
+                    counts[phase, 1] += tries - 1
+
+    setup = _core_setup(n)
+    prepared, cohort, params, face_map = setup["prepared"], setup["cohort"], setup["params"], setup["face_map"]
+    groups = _trial_groups(setup)
+    index = integrated_muscles(setup["doses"], 1.0 / setup["half_block"], prepared.profile,
+                               params.junction.hill_coefficient, face_map.area_weights(), prepared.scored, groups)
+    inputs = kinetic_inputs(setup["visits"], setup["treatments"], setup["doses"][..., index],
+                            setup["half_block"][:, index], setup["rates"], params.junction, params.muscle,
+                            prepared.profile[index], max_step_days=TRIAL_MAX_STEP_DAYS)
+    counts = np.zeros((3, 2), dtype=np.int64)
+    count_steps(*inputs.arguments, counts)
+    arguments = (list(setup["spec"].follow_up_days), setup["treatments"], setup["doses"], cohort.patients, face_map,
+                 params, prepared.profile, prepared.scored, cohort.onset_threshold, groups)
+    visit_course(*arguments)
+    cpu = []
+    for _ in range(3):
+        began = time.process_time()
+        course = visit_course(*arguments)
+        cpu.append(time.process_time() - began)
+    per_subject = counts / n
+    return {"accepted": per_subject[:, 0].tolist(), "rejected": per_subject[:, 1].tolist(),
+            "tries": float(course.steps.mean()), "muscles": int(index.size),
+            "ns_per_try": min(cpu) / course.steps.sum() * 1e9}
+
+
 def child_stages(n: int) -> dict:
     """One chunk through the stage-by-stage path (run_model), the compiled kernel on the daily grid
     (the reference, as before this change) and on the integrator's own steps (the default)."""
@@ -260,7 +317,7 @@ def main() -> None:
     if args.child:
         kind, n = args.child[0], int(args.child[1])
         result = {"trial": lambda: child_trial(n, *map(int, args.child[2:])), "core": lambda: child_core(n),
-                  "stages": lambda: child_stages(n)}[kind]()
+                  "stages": lambda: child_stages(n), "profile": lambda: child_profile(n)}[kind]()
         print(json.dumps(result))
         return
 
@@ -285,7 +342,7 @@ def main() -> None:
     core_rate = core_n / core["trial_setting_s"]
     sparse_rate = core_n / core["sparse_setting_s"]
     print(f"kinetic core, {core_n:,} patients, trial schedule ({core['muscles']} muscles, steps <= 8 days, "
-          f"step ends at the visits and every 1/4 day in the 6 days after a treatment): "
+          f"step ends at the visits): "
           f"{core_rate:,.0f} patients/s -> trial overhead {core_rate / trial_rate:.2f}x")
     print(f"kinetic core, sparse setting ({core['sparse_muscles']} muscles, steps <= {SPARSE_MAX_STEP:g} days): "
           f"{sparse_rate:,.0f} patients/s -> trial {sparse_rate / trial_rate:.2f}x slower than it")
@@ -295,6 +352,12 @@ def main() -> None:
           f"depths equal to run_model's within {stages['daily_vs_run_model_mm']:.1e} mm), on the integrator's "
           f"steps {stages['steps']:.3f} s ({stages['steps_per_subject']:.0f} steps/subject) -> "
           f"{stages['daily'] / stages['steps']:.1f}x; largest depth change {stages['steps_vs_daily_mm']:.1e} mm")
+    profile = _in_child("--child", "profile", "2000")
+    accepted, rejected = profile["accepted"], profile["rejected"]
+    print(f"kernel profile, 2,000 subjects ({profile['muscles']} muscles integrated): integrator tries per subject "
+          f"{profile['tries']:.0f} = first day after the treatment {accepted[0]:.1f} accepted + {rejected[0]:.1f} "
+          f"rejected, days 1-6 {accepted[1]:.1f} + {rejected[1]:.1f}, later {accepted[2]:.1f} + {rejected[2]:.1f}; "
+          f"kernel CPU {profile['ns_per_try']:.0f} ns per try (all threads' CPU time)")
     naive = naive_rate(20 if args.quick else 100)
     print(f"naive baseline (one subject at a time, same engine): {naive:,.0f} subjects/s -> "
           f"trial {trial_rate / naive:,.0f}x faster")

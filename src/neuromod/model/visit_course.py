@@ -43,6 +43,7 @@ Memory is (patients x scored areas x visits) either way, whatever the horizon.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -153,11 +154,20 @@ def skin_step_factors(levels: FloatArray, skin) -> FloatArray:
     (:data:`MEMORY_FADE`); then the static line's repair factor ``1 - exp(-h / repair time)``
     (:data:`REPAIR`) and ``h`` (:data:`STEP_DAYS`).
     """
-    levels = np.asarray(levels, dtype=float)
-    columns = [lag_weights(levels, tau)[1]
-               for tau in (skin.fade_time_days, skin.rise_time_days, skin.crease_memory_fade_days)]
-    columns += [-np.expm1(-levels / skin.static_repair_time_days)[:, None], levels[:, None]]
-    return np.ascontiguousarray(np.concatenate(columns, axis=1))
+    return _skin_factor_table(tuple(np.asarray(levels, dtype=float).tolist()), skin.fade_time_days,
+                              skin.rise_time_days, skin.crease_memory_fade_days, skin.static_repair_time_days)
+
+
+@lru_cache(maxsize=64)
+def _skin_factor_table(levels: tuple[float, ...], fade_days: float, rise_days: float, memory_fade_days: float,
+                       repair_days: float) -> FloatArray:
+    """:func:`skin_step_factors` memoised: every chunk of a trial shares the table (its Gauss-Legendre
+    weights cost ~10 ms, 8 % of a 1,000-subject chunk)."""
+    steps = np.asarray(levels)
+    columns = [lag_weights(steps, tau)[1] for tau in (fade_days, rise_days, memory_fade_days)]
+    columns += [-np.expm1(-steps / repair_days)[:, None], steps[:, None]]
+    table = np.ascontiguousarray(np.concatenate(columns, axis=1))
+    return table
 
 
 def visit_course(
