@@ -354,8 +354,11 @@ def _step_kernel(levels, ticks_per_day, output_ticks, treatment_ticks, first_lev
                     if group_of[m] >= 0:  # the peak within the step, from values and slopes at its ends
                         slope = c[1] * (((occ_start[m] - lagged[m]) / turnover) * (1.0 - c[2] * maturity[m])
                                         - c[2] * lagged[m] * sprout_rate(lagged[m], maturity[m], c[3], c[4]))
-                        top = step_peak(last_blocked[m], last_slope[m], blocked, slope, h)
-                        max_blocked[p, group_of[m]] = max(max_blocked[p, group_of[m]], top)
+                        top = blocked
+                        if last_slope[m] > 0.0 and slope < 0.0:  # a peak inside the step: rare, kept off the fast path
+                            top = step_peak(last_blocked[m], last_slope[m], blocked, slope, h)
+                        if top > max_blocked[p, group_of[m]]:
+                            max_blocked[p, group_of[m]] = top
                         last_blocked[m] = blocked
                         last_slope[m] = slope
                 for a in range(n_scored):
