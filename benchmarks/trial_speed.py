@@ -9,11 +9,14 @@ Measures (each trial size in a fresh process, so its peak resident memory is its
    yearly visits to day 3650 (1,000 subjects): peak memory whatever the follow-up.
 2. The kinetic core (`muscle_course`) on the one-arm trial's own cohort and doses, timed alone
    (cohort drawn before the clock starts), two ways: with the muscles the trial integrates
-   (`active_muscles`) on the trial kernel's schedule (steps up to `TRIAL_MAX_STEP_DAYS`, step
-   ends at the visits and every 1/4 day in the 6 days after a treatment) -> ``core_patients_per_s``,
-   the denominator of ``overhead_ratio``; and in ``benchmarks/population.py``'s throughput
-   setting (steps up to 4 days, the 13 muscles receiving >= 0.001 U) for reference.
+   (`visit_course.integrated_muscles`: active and read by a scored area or a danger group) on the
+   trial kernel's schedule (steps up to `TRIAL_MAX_STEP_DAYS`, step ends at the visits)
+   -> ``core_patients_per_s``, the denominator of ``overhead_ratio``; and in
+   ``benchmarks/population.py``'s throughput setting (steps up to 4 days, the 13 muscles receiving
+   >= 0.001 U) for reference.
 3. Naive baseline: the same trial one subject at a time (`simulate_chunk` with n = 1), on a sample.
+   Kernel profile: the integrator's tries per subject by phase (first day after the treatment,
+   days 1-6, later; rejected ones apart) and the kernel's CPU time per try.
 4. One chunk through the stage-by-stage model (`run_model`: every stage kept at every grid point,
    then picked at the visits), the compiled kernel on the daily grid (`visit_course(...,
    daily_grid=True)`, the reference) and on the integrator's own steps (the default).
@@ -36,12 +39,28 @@ a few flops per grid point for the scored areas' skin; cohort, raters and counts
 
 Skin on the integrator's own steps (issue 10, branch speed2; cProfile, 10,000 subjects, one arm,
 load average ~7 on the 2 cores): 2.84 s, of which the compiled kernel (`_step_kernel`) 2.39 s
-(84 %), cohort draws 0.17 s, rater draws and endpoint counts ~0.2 s. The kernel takes ~180
-integrator steps per subject (~75 of them in the first day after the injection, where occupancy
-rises steeply) instead of ~406 grid stops: one chunk of 1,000 subjects runs 3.3x faster than the
-daily-grid kernel in the same run. The kernel is the core's own cost (the core on the same
-schedule, `muscle_course` with step ends at the visits and every 1/4 day in the 6 days after a
-treatment, runs at 1/1.3-1/1.4 of the trial's time), so what is left is the integrator's.
+(84 %), cohort draws 0.17 s, rater draws and endpoint counts ~0.2 s.
+
+Step control (issue 10, branch steps). Profile of the kernel before (2,000 subjects of the one-arm
+trial, `--child profile` logic on the previous code): ~168 integrator tries per subject = first day
+after the injection 66.6 accepted + 3.4 rejected (occupancy rises ~t^8 from zero: steps of
+0.001-0.004 day while the curvature test, relative down to occupancy 1e-3, holds them), days 1-6
+21.7 (20 of them forced quarter-day stops, there because the skin's goal was taken linear over a
+step), days 6-252 76.2 (2-day steps through the months of wear-off: a step was doubled only
+below 1/8 of the tolerance, although the departure grows 4x when the step doubles); ~0.56 us per
+try on one core (8-bin occupancy of 21 muscles at mid-step and end ~1/3 of it); rejected tries 2 %.
+Changes, each measured: the skin lags exact for a goal quadratic over the step (mid-step strength
+from `kinetics.step`), so no forced stops (-10 tries; depth within 1.1e-4 mm of the extrapolated
+fine reference); curvature floor 1e-3 -> 5e-3 and doubling below 1/4 of the tolerance (each
+alone ~-16 % of the tries, together -26 %; LSODA agreement 2.1e-5, contract 1e-4); only the
+muscles the outputs read integrated (11 of 21 for the glabella label pattern: -21 % of the
+kernel's time); the danger muscles' in-step peak only where the slope changes sign (the compiled
+select evaluated the cubic's root at every step: -24 % of the kernel's time); the skin factor
+table memoised (8 % of a chunk). After: ~117 tries per
+subject (43.8 + 2.8 in the first day, 9.3 in days 1-6, 60.0 + 0.6 later), ~0.57 us per try on
+one core; kernel 3.4x faster than the daily-grid kernel on a 1,000-subject chunk. What is left
+outside the kernel (cohort draws, raters, endpoint counts: ~30 us per subject, `trials/`) is now
+about 0.6x of the core's own time, hence ``overhead_ratio`` ~1.7.
 """
 
 from __future__ import annotations
