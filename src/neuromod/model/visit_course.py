@@ -16,7 +16,7 @@ adaptive steps (up to :data:`TRIAL_MAX_STEP_DAYS`) between the points that matte
 visits — and the skin state follows each step exactly: each lag (fold, crease memory) is
 first-order linear with a goal taken quadratic over the step, through its values at the step's
 start, middle and end (the middle from each muscle's strength at mid-step, which ``step`` leaves
-in its work row ``STRENGTH_HALF``), solved in closed form with the weights the junction's own lag
+in its workspace's ``strength_half``), solved in closed form with the weights the junction's own lag
 uses (:func:`skin_step_factors`; fade/rise switch kept); the static line as in ``skin_response``
 with the step's length. Onset is the first whole day at or after the crossing of the threshold,
 located within the step on the broken line through its start, middle and end (the daily check's
@@ -51,15 +51,6 @@ from numba import njit, prange
 
 from neuromod.model.junction import JunctionRates, blocked_fraction, sprout_rate
 from neuromod.model.kinetics import (
-    LAGGED,
-    LOSS,
-    MATURITY,
-    OCC_END,
-    OCC_HALF,
-    OCC_START,
-    RATIO_END,
-    RATIO_HALF,
-    STRENGTH_HALF,
     advance,
     kinetic_inputs,
     lag_weights,
@@ -306,11 +297,11 @@ def _step_kernel(levels, ticks_per_day, output_ticks, treatment_ticks, first_lev
     level_ticks = level_tick_counts(levels, ticks_per_day)
     start = start_tick(output_ticks, treatment_ticks)
     for p in prange(n_patients):
-        state, decay, factor_half, factor_end, units = patient_workspace(p, levels, chain_rates, n_muscles)
-        lagged, maturity, loss = state[LAGGED], state[MATURITY], state[LOSS]
-        occ_start, occ_half, occ_end = state[OCC_START], state[OCC_HALF], state[OCC_END]
-        ratio_half, ratio_end, strength_half = state[RATIO_HALF], state[RATIO_END], state[STRENGTH_HALF]
-        unit_half, unit_end = units[0], units[1]
+        w = patient_workspace(p, levels, chain_rates, n_muscles)
+        lagged, maturity, loss, occ_start, occ_half, occ_end = (w.lagged, w.maturity, w.loss, w.occ_start, w.occ_half,
+                                                                w.occ_end)
+        ratio_half, ratio_end, strength_half, decay = w.ratio_half, w.ratio_end, w.strength_half, w.decay
+        factor_half, factor_end, unit_half, unit_end = w.factor_half, w.factor_end, w.unit_half, w.unit_end
         force = np.ones(n_muscles)
         last_blocked = np.zeros(n_muscles)  # blocked fraction and its slope (1/day) at the last step end
         last_slope = np.zeros(n_muscles)
@@ -407,11 +398,11 @@ def _visit_kernel(levels, ticks_per_day, grid_ticks, treatment_ticks, first_leve
     level_ticks = level_tick_counts(levels, ticks_per_day)
     start = start_tick(grid_ticks, treatment_ticks)
     for p in prange(n_patients):
-        state, decay, factor_half, factor_end, units = patient_workspace(p, levels, chain_rates, n_muscles)
-        lagged, maturity, loss = state[LAGGED], state[MATURITY], state[LOSS]
-        occ_start, occ_half, occ_end = state[OCC_START], state[OCC_HALF], state[OCC_END]
-        ratio_half, ratio_end, strength_half = state[RATIO_HALF], state[RATIO_END], state[STRENGTH_HALF]
-        unit_half, unit_end = units[0], units[1]
+        w = patient_workspace(p, levels, chain_rates, n_muscles)
+        lagged, maturity, loss, occ_start, occ_half, occ_end = (w.lagged, w.maturity, w.loss, w.occ_start, w.occ_half,
+                                                                w.occ_end)
+        ratio_half, ratio_end, strength_half, decay = w.ratio_half, w.ratio_end, w.strength_half, w.decay
+        factor_half, factor_end, unit_half, unit_end = w.factor_half, w.factor_end, w.unit_half, w.unit_end
         force = np.ones(n_muscles)
         fold = np.empty(n_scored)
         memory = np.empty(n_scored)
