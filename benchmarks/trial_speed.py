@@ -9,11 +9,14 @@ Measures (each trial size in a fresh process, so its peak resident memory is its
    yearly visits to day 3650 (1,000 subjects): peak memory whatever the follow-up.
 2. The kinetic core (`muscle_course`) on the one-arm trial's own cohort and doses, timed alone
    (cohort drawn before the clock starts), two ways: with the muscles the trial integrates
-   (`active_muscles`) on the trial kernel's schedule (steps up to `TRIAL_MAX_STEP_DAYS`, step
-   ends at the visits and every 1/4 day in the 6 days after a treatment) -> ``core_patients_per_s``,
-   the denominator of ``overhead_ratio``; and in ``benchmarks/population.py``'s throughput
-   setting (steps up to 4 days, the 13 muscles receiving >= 0.001 U) for reference.
+   (`visit_course.integrated_muscles`: active and read by a scored area or a danger group) on the
+   trial kernel's schedule (steps up to `TRIAL_MAX_STEP_DAYS`, step ends at the visits)
+   -> ``core_patients_per_s``, the denominator of ``overhead_ratio``; and in
+   ``benchmarks/population.py``'s throughput setting (steps up to 4 days, the 13 muscles receiving
+   >= 0.001 U) for reference.
 3. Naive baseline: the same trial one subject at a time (`simulate_chunk` with n = 1), on a sample.
+   Kernel profile: the integrator's tries per subject by phase (first day after the treatment,
+   days 1-6, later; rejected ones apart) and the kernel's CPU time per try.
 4. One chunk through the stage-by-stage model (`run_model`: every stage kept at every grid point,
    then picked at the visits), the compiled kernel on the daily grid (`visit_course(...,
    daily_grid=True)`, the reference) and on the integrator's own steps (the default).
@@ -36,12 +39,30 @@ a few flops per grid point for the scored areas' skin; cohort, raters and counts
 
 Skin on the integrator's own steps (issue 10, branch speed2; cProfile, 10,000 subjects, one arm,
 load average ~7 on the 2 cores): 2.84 s, of which the compiled kernel (`_step_kernel`) 2.39 s
-(84 %), cohort draws 0.17 s, rater draws and endpoint counts ~0.2 s. The kernel takes ~180
-integrator steps per subject (~75 of them in the first day after the injection, where occupancy
-rises steeply) instead of ~406 grid stops: one chunk of 1,000 subjects runs 3.3x faster than the
-daily-grid kernel in the same run. The kernel is the core's own cost (the core on the same
-schedule, `muscle_course` with step ends at the visits and every 1/4 day in the 6 days after a
-treatment, runs at 1/1.3-1/1.4 of the trial's time), so what is left is the integrator's.
+(84 %), cohort draws 0.17 s, rater draws and endpoint counts ~0.2 s.
+
+Step control (issue 10, branch steps). Profile of the kernel before (2,000 subjects of the one-arm
+trial, `--child profile` logic on the previous code): ~168 integrator tries per subject = first day
+after the injection 66.6 accepted + 3.4 rejected (occupancy rises ~t^8 from zero: steps of
+0.001-0.004 day while the curvature test, relative down to occupancy 1e-3, holds them), days 1-6
+21.7 (20 of them forced quarter-day stops, there because the skin's goal was taken linear over a
+step), days 6-252 76.2 (2-day steps through the months of wear-off: a step was doubled only
+below 1/8 of the tolerance, although the departure grows 4x when the step doubles); ~0.56 us per
+try on one core (8-bin occupancy of 21 muscles at mid-step and end ~1/3 of it); rejected tries 2 %.
+Changes, each measured: the skin lags exact for a goal quadratic over the step (mid-step strength
+from `kinetics.step`), so no forced stops (-10 tries; depth within 1.1e-4 mm of the extrapolated
+fine reference); curvature floor 1e-3 -> 5e-3 and doubling below 1/4 of the tolerance (each
+alone ~-16 % of the tries, together -26 %; LSODA agreement 2.1e-5, contract 1e-4); only the
+muscles the outputs read integrated (11 of 21 for the glabella label pattern: -21 % of the
+kernel's time); the danger muscles' in-step peak only where the slope changes sign (the compiled
+select evaluated the cubic's root at every step: -24 % of the kernel's time); the skin factor
+table memoised (8 % of a chunk); the per-patient work arrays separate allocations instead of rows
+of one array (the compiler vectorises the per-muscle loops: -24 % per try in the core, -19 % in
+the kernel). After: ~117 tries per
+subject (43.8 + 2.8 in the first day, 9.3 in days 1-6, 60.0 + 0.6 later), ~0.57 us per try on
+one core; kernel 3.4x faster than the daily-grid kernel on a 1,000-subject chunk. What is left
+outside the kernel (cohort draws, raters, endpoint counts: ~30 us per subject, `trials/`) is now
+about 0.6x of the core's own time, hence ``overhead_ratio`` ~1.7.
 """
 
 from __future__ import annotations
@@ -97,8 +118,7 @@ def child_trial(subjects: int, arms: int, last_visit: int = 252) -> dict:
 def _core_setup(n: int):
     """The one-arm trial's cohort and doses, drawn as `simulate_chunk` draws them."""
     from neuromod.model.junction import JunctionRates
-    from neuromod.model.simulate import FINE_WINDOW_DAYS, half_block_units
-    from neuromod.model.visit_course import SKIN_STEP_AFTER_TREATMENT_DAYS
+    from neuromod.model.simulate import half_block_units
     from neuromod.reference.anatomy import load_face_map
     from neuromod.reference.parameters import default_parameters
     from neuromod.trials.population import enrol
@@ -115,18 +135,26 @@ def _core_setup(n: int):
     rates = JunctionRates.from_parameters(params.junction, patients.light_chain_decay_scale, patients.availability_scale)
     treatments = np.asarray(prepared.plan.treatment_days, dtype=float)
     visits = np.array([0.0] + list(spec.follow_up_days))
-    # the trial kernel's schedule: the visits, and step ends every SKIN_STEP_AFTER_TREATMENT_DAYS
-    # in the first FINE_WINDOW_DAYS after each treatment
-    fine = (treatments[:, None] + np.arange(0.0, FINE_WINDOW_DAYS, SKIN_STEP_AFTER_TREATMENT_DAYS)).ravel()
     return {
         "params": params, "face_map": face_map, "spec": spec, "prepared": prepared, "cohort": cohort,
         "doses": doses, "rates": rates, "treatments": treatments,
         "half_block": half_block_units(face_map, patients, params),
-        "visits": visits, "schedule": np.union1d(visits, fine[fine <= visits[-1]]),
+        "visits": visits,
     }
 
 
-def _core_seconds(setup: dict, muscles: np.ndarray, max_step: float, outputs: str = "visits") -> float:
+def _trial_groups(setup: dict) -> list[list[int]]:
+    """The muscle groups whose peak block `simulate_chunk` asks of the kernel: the danger muscles,
+    then the depressors of the events that have them."""
+    from neuromod.model.adverse_events import event_depressors
+    from neuromod.reference.clinical import load_adverse_events
+
+    danger = setup["prepared"].danger
+    depressors = event_depressors(setup["face_map"], load_adverse_events())
+    return list(danger.values()) + [depressors[name] for name in danger if name in depressors]
+
+
+def _core_seconds(setup: dict, muscles: np.ndarray, max_step: float) -> float:
     from neuromod.model.junction import JunctionRates
     from neuromod.model.kinetics import muscle_course
 
@@ -139,7 +167,7 @@ def _core_seconds(setup: dict, muscles: np.ndarray, max_step: float, outputs: st
         rates = JunctionRates.from_parameters(params.junction, patients.light_chain_decay_scale[rows],
                                               patients.availability_scale[rows])
         began = time.perf_counter()
-        muscle_course(setup[outputs], setup["treatments"], setup["doses"][rows][..., muscles],
+        muscle_course(setup["visits"], setup["treatments"], setup["doses"][rows][..., muscles],
                       setup["half_block"][rows][:, muscles], rates, params.junction, params.muscle,
                       setup["prepared"].profile[muscles], max_step_days=max_step)
         elapsed += time.perf_counter() - began
@@ -149,22 +177,78 @@ def _core_seconds(setup: dict, muscles: np.ndarray, max_step: float, outputs: st
 
 def child_core(n: int) -> dict:
     """The kinetic core on the one-arm trial's cohort: the trial's setting and the sparse one."""
-    from neuromod.model.visit_course import TRIAL_MAX_STEP_DAYS, active_muscles
+    from neuromod.model.visit_course import TRIAL_MAX_STEP_DAYS, integrated_muscles
 
     setup = _core_setup(n)
-    dose = setup["prepared"].dose_per_muscle
-    every = active_muscles(setup["doses"], 1.0 / setup["half_block"], setup["prepared"].profile,
-                           setup["params"].junction.hill_coefficient)  # the muscles the trial integrates
+    prepared = setup["prepared"]
+    dose = prepared.dose_per_muscle
+    every = integrated_muscles(setup["doses"], 1.0 / setup["half_block"], prepared.profile,
+                               setup["params"].junction.hill_coefficient, setup["face_map"].area_weights(),
+                               prepared.scored, _trial_groups(setup))  # the muscles the trial integrates
     sparse = np.flatnonzero(dose >= SPARSE_MIN_UNITS)
     small = {**setup, "doses": setup["doses"][:50], "half_block": setup["half_block"][:50]}
-    _core_seconds(small, every, TRIAL_MAX_STEP_DAYS, "schedule")  # load compiled kernels
+    _core_seconds(small, every, TRIAL_MAX_STEP_DAYS)  # load compiled kernels
     _core_seconds(small, sparse, SPARSE_MAX_STEP)
-    trial_setting = _core_seconds(setup, every, TRIAL_MAX_STEP_DAYS, "schedule")
+    trial_setting = _core_seconds(setup, every, TRIAL_MAX_STEP_DAYS)
     trial_cpu = setup["cpu_s"]
     sparse_setting = _core_seconds(setup, sparse, SPARSE_MAX_STEP)
     return {"patients": n, "trial_setting_s": trial_setting, "sparse_setting_s": sparse_setting,
             "trial_setting_cpu_s": trial_cpu, "sparse_setting_cpu_s": setup["cpu_s"],
             "muscles": int(every.size), "sparse_muscles": int(sparse.size)}
+
+
+def child_profile(n: int) -> dict:
+    """Where the kernel's work goes: integrator tries per subject of the one-arm trial's cohort by
+    phase (the first day after a treatment, days 1-6, later), rejected ones apart, and the kernel's
+    CPU time per try (`visit_course` on the same cohort, timed alone)."""
+    from numba import njit
+
+    from neuromod.model.kinetics import kinetic_inputs, level_tick_counts, patient_workspace, start_tick, step
+    from neuromod.model.visit_course import TRIAL_MAX_STEP_DAYS, integrated_muscles, visit_course
+
+    @njit(cache=False)
+    def count_steps(levels, ticks_per_day, output_ticks, treatment_ticks, first_level, lag_half, lag_end,
+                    chain_rates, coefficients, doses, inverse_half_block, profile_power, c, counts):
+        # the trial kernel's step loop (_step_kernel) without the skin, counting tries by phase
+        n_muscles = doses.shape[2]
+        level_ticks = level_tick_counts(levels, ticks_per_day)
+        for p in range(doses.shape[0]):
+            w = patient_workspace(p, levels, chain_rates, n_muscles)
+            level, given, t = 0, 0, start_tick(output_ticks, treatment_ticks)
+            for o in range(1, output_ticks.size):
+                while t < output_ticks[o]:
+                    t, level, given, tries = step(
+                        p, t, output_ticks[o], level, given, levels, level_ticks, treatment_ticks, first_level,
+                        lag_half, lag_end, coefficients, doses, inverse_half_block, profile_power, c, w.lagged,
+                        w.maturity, w.loss, w.occ_start, w.occ_half, w.occ_end, w.ratio_half, w.ratio_end, w.decay,
+                        w.factor_half, w.factor_end, w.unit_half, w.unit_end, w.strength_half)
+                    since = t - treatment_ticks[given - 1]
+                    phase = 0 if since <= ticks_per_day else (1 if since <= 6 * ticks_per_day else 2)
+                    counts[phase, 0] += 1
+                    counts[phase, 1] += tries - 1
+
+    setup = _core_setup(n)
+    prepared, cohort, params, face_map = setup["prepared"], setup["cohort"], setup["params"], setup["face_map"]
+    groups = _trial_groups(setup)
+    index = integrated_muscles(setup["doses"], 1.0 / setup["half_block"], prepared.profile,
+                               params.junction.hill_coefficient, face_map.area_weights(), prepared.scored, groups)
+    inputs = kinetic_inputs(setup["visits"], setup["treatments"], setup["doses"][..., index],
+                            setup["half_block"][:, index], setup["rates"], params.junction, params.muscle,
+                            prepared.profile[index], max_step_days=TRIAL_MAX_STEP_DAYS)
+    counts = np.zeros((3, 2), dtype=np.int64)
+    count_steps(*inputs.arguments, counts)
+    arguments = (list(setup["spec"].follow_up_days), setup["treatments"], setup["doses"], cohort.patients, face_map,
+                 params, prepared.profile, prepared.scored, cohort.onset_threshold, groups)
+    visit_course(*arguments)
+    cpu = []
+    for _ in range(3):
+        began = time.process_time()
+        course = visit_course(*arguments)
+        cpu.append(time.process_time() - began)
+    per_subject = counts / n
+    return {"accepted": per_subject[:, 0].tolist(), "rejected": per_subject[:, 1].tolist(),
+            "tries": float(course.steps.mean()), "muscles": int(index.size),
+            "ns_per_try": min(cpu) / course.steps.sum() * 1e9}
 
 
 def child_stages(n: int) -> dict:
@@ -251,7 +335,7 @@ def main() -> None:
     if args.child:
         kind, n = args.child[0], int(args.child[1])
         result = {"trial": lambda: child_trial(n, *map(int, args.child[2:])), "core": lambda: child_core(n),
-                  "stages": lambda: child_stages(n)}[kind]()
+                  "stages": lambda: child_stages(n), "profile": lambda: child_profile(n)}[kind]()
         print(json.dumps(result))
         return
 
@@ -276,7 +360,7 @@ def main() -> None:
     core_rate = core_n / core["trial_setting_s"]
     sparse_rate = core_n / core["sparse_setting_s"]
     print(f"kinetic core, {core_n:,} patients, trial schedule ({core['muscles']} muscles, steps <= 8 days, "
-          f"step ends at the visits and every 1/4 day in the 6 days after a treatment): "
+          f"step ends at the visits): "
           f"{core_rate:,.0f} patients/s -> trial overhead {core_rate / trial_rate:.2f}x")
     print(f"kinetic core, sparse setting ({core['sparse_muscles']} muscles, steps <= {SPARSE_MAX_STEP:g} days): "
           f"{sparse_rate:,.0f} patients/s -> trial {sparse_rate / trial_rate:.2f}x slower than it")
@@ -286,6 +370,12 @@ def main() -> None:
           f"depths equal to run_model's within {stages['daily_vs_run_model_mm']:.1e} mm), on the integrator's "
           f"steps {stages['steps']:.3f} s ({stages['steps_per_subject']:.0f} steps/subject) -> "
           f"{stages['daily'] / stages['steps']:.1f}x; largest depth change {stages['steps_vs_daily_mm']:.1e} mm")
+    profile = _in_child("--child", "profile", "2000")
+    accepted, rejected = profile["accepted"], profile["rejected"]
+    print(f"kernel profile, 2,000 subjects ({profile['muscles']} muscles integrated): integrator tries per subject "
+          f"{profile['tries']:.0f} = first day after the treatment {accepted[0]:.1f} accepted + {rejected[0]:.1f} "
+          f"rejected, days 1-6 {accepted[1]:.1f} + {rejected[1]:.1f}, later {accepted[2]:.1f} + {rejected[2]:.1f}; "
+          f"kernel CPU {profile['ns_per_try']:.0f} ns per try (all threads' CPU time)")
     naive = naive_rate(20 if args.quick else 100)
     print(f"naive baseline (one subject at a time, same engine): {naive:,.0f} subjects/s -> "
           f"trial {trial_rate / naive:,.0f}x faster")

@@ -12,25 +12,30 @@ lets only what the trial's endpoints read leave the kernel:
 * the largest blocked fraction of each danger-muscle group (adverse events).
 
 **On the integrator's own steps** (the default): :func:`neuromod.model.kinetics.step` takes its
-adaptive steps (up to :data:`TRIAL_MAX_STEP_DAYS`; :data:`SKIN_STEP_AFTER_TREATMENT_DAYS` in the
-first days after a treatment) between the points that matter — treatments and visits — and the
-skin state follows each step exactly: each lag (fold, crease memory) is first-order linear with
-a goal taken linear over the step, solved in closed form with ``exp(-h / tau)`` (fade/rise switch
-kept; :func:`skin_step_factors`); the static line as in ``skin_response`` with the step's length.
-Onset is the first whole day at or after the crossing of the threshold, located within the step
-by its chord (the daily check's day, to within one day when the crossing lies within a few hours
-of midnight). The danger muscles' peak within a step is that of the cubic through the blocked
-fraction and its slope at the step ends (error O(h^4); the step ends alone would miss it by up
-to 4e-3 at 8-day steps). Work per subject is the integrator's steps (~180 for a 252-day trial,
-~600 for ten years), not the calendar days.
+adaptive steps (up to :data:`TRIAL_MAX_STEP_DAYS`) between the points that matter — treatments and
+visits — and the skin state follows each step exactly: each lag (fold, crease memory) is
+first-order linear with a goal taken quadratic over the step, through its values at the step's
+start, middle and end (the middle from each muscle's strength at mid-step, which ``step`` leaves
+in its workspace's ``strength_half``), solved in closed form with the weights the junction's own lag
+uses (:func:`skin_step_factors`; fade/rise switch kept); the static line as in ``skin_response``
+with the step's length. Onset is the first whole day at or after the crossing of the threshold,
+located within the step on the broken line through its start, middle and end (the daily check's
+day, to within one day when the crossing lies within a few hours of midnight). The danger
+muscles' peak within a step is that of the cubic through the blocked fraction and its slope at
+the step ends (error O(h^4); the step ends alone would miss it by up to 4e-3 at 8-day steps).
+Only the muscles the outputs read are integrated (:func:`integrated_muscles`). Work per subject
+is the integrator's steps (~117 for a 252-day trial, a few hundred for ten years), not the
+calendar days. (Before issue 10's step work the goal was linear over a step, which needed step
+ends every quarter day in the 6 days after each treatment: ~168 steps.)
 
 **On the daily grid** (``daily_grid=True``, the reference): the grid of
 :func:`neuromod.model.simulate.integration_grid` (daily, every 1.5 hours just after each
 treatment), the arithmetic of ``run_model`` followed by :func:`neuromod.model.skin.skin_response`
 step for step, so it agrees with it to rounding. The default path differs from it by the daily
 recurrence's own discretisation error (a 1-day step against 1-day lags: up to ~0.006 mm of depth
-in the second week) and is closer to a 1.5-hour grid (within 0.002 mm or 1 %); the bounds are
-stated and checked in ``tests/test_trial_speed.py``.
+in the second week) and is closer to the finely resolved course (within 1.1e-4 mm of 1/16- and
+1/64-day grids extrapolated; tolerance 0.002 mm or 1 %); the bounds are stated and checked in
+``tests/test_trial_speed.py``.
 
 Memory is (patients x scored areas x visits) either way, whatever the horizon.
 """
@@ -38,6 +43,7 @@ Memory is (patients x scored areas x visits) either way, whatever the horizon.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -45,24 +51,17 @@ import numpy.typing as npt
 from neuromod.model._jit import njit, prange
 from neuromod.model.junction import JunctionRates, blocked_fraction, sprout_rate
 from neuromod.model.kinetics import (
-    LAGGED,
-    LOSS,
-    MATURITY,
-    OCC_END,
-    OCC_HALF,
-    OCC_START,
-    RATIO_END,
-    RATIO_HALF,
     advance,
     kinetic_inputs,
+    lag_weights,
     level_tick_counts,
-    patient_tables,
+    patient_workspace,
     start_tick,
     step,
 )
 from neuromod.model.muscle import strength
 from neuromod.model.patient import Patients
-from neuromod.model.simulate import FINE_WINDOW_DAYS, half_block_units, integration_grid
+from neuromod.model.simulate import half_block_units, integration_grid
 from neuromod.reference.anatomy import FaceMap
 from neuromod.reference.parameters import ModelParameters
 
@@ -90,6 +89,22 @@ def active_muscles(doses: FloatArray, inverse_half_block: FloatArray, profile: F
     return np.flatnonzero(bound * (profile ** hill_coefficient).max(axis=1) >= SILENT_TERM)
 
 
+def integrated_muscles(doses: FloatArray, inverse_half_block: FloatArray, profile: FloatArray,
+                       hill_coefficient: float, weights: FloatArray, scored: list[int],
+                       muscle_groups: list[list[int]]) -> npt.NDArray[np.int64]:
+    """Face-map indices of the muscles :func:`visit_course` integrates: the :func:`active_muscles`
+    whose state the outputs read, i.e. with a weight in a scored area (``weights``: (n_areas,
+    n_muscles) :meth:`FaceMap.area_weights`) or in one of ``muscle_groups`` (danger muscles and
+    depressors). Muscles are independent in the equations (each has its own toxin and states), so
+    the others cannot change an output; they only shared the step-size control (10 of the 21 active
+    muscles for the glabella label pattern, e.g. the frontalis middle and orbicularis oculi)."""
+    read = np.asarray(weights, dtype=float)[list(scored)].max(axis=0, initial=0.0) > 0.0
+    for members in muscle_groups:
+        read[list(members)] = True
+    index = active_muscles(doses, inverse_half_block, profile, hill_coefficient)
+    return index[read[index]]
+
+
 @dataclass(frozen=True)
 class VisitCourse:
     """What a trial's raters and safety rules read of each patient, for the scored areas.
@@ -114,29 +129,36 @@ class VisitCourse:
 #: integrator, reporting only at sparse days, stays within 1e-4 (relative) of a stiff solver
 #: (``tests/test_kinetics.py`` checks every step limit up to this one).
 TRIAL_MAX_STEP_DAYS = 8.0
-#: Longest step (days) in the first ``FINE_WINDOW_DAYS`` after each treatment, when strength falls
-#: over hours to days and the skin's 1-day lags follow it: the skin's drive is taken linear over
-#: a step, which a quarter day keeps within 0.002 mm (or 1 %) of a 1.5-hour grid
-#: (``tests/test_trial_speed.py``); the integrator may take shorter steps there, never longer.
-SKIN_STEP_AFTER_TREATMENT_DAYS = 0.25
+#: Columns of :func:`skin_step_factors`: the four weights of each lag (fold fading, fold and crease
+#: memory rising, crease memory fading), then the static line's repair factor and the step length.
+FOLD_FADE, RISE, MEMORY_FADE, REPAIR, STEP_DAYS = 0, 4, 8, 12, 13
 
 
 def skin_step_factors(levels: FloatArray, skin) -> FloatArray:
-    """(n_levels, 8) the skin recurrence's factors over one kinetic step of each length ``h`` (days).
+    """(n_levels, 14) the skin recurrence's factors over one kinetic step of each length ``h`` (days).
 
-    Each lag ``dx/dt = (g(t) - x) / tau`` driven by a goal ``g`` linear over the step, from
-    ``g0`` to ``g1``, is solved exactly: ``x1 = g1 + (x0 - g0) e - (g1 - g0) (1 - e) tau / h``
-    with ``e = exp(-h / tau)``; columns: ``e`` and ``(1 - e) tau / h`` for the fold fading, the
-    fold (and crease memory) rising, the crease memory fading; then the static line's repair
-    factor ``1 - exp(-h / repair time)`` and ``h``.
+    Each lag ``dx/dt = (g(t) - x) / tau`` driven by a goal ``g`` quadratic over the step, through
+    its values ``g0``, ``g_half``, ``g1`` at the start, middle and end, is solved exactly:
+    ``x1 = w0 x0 + w1 g0 + w2 g_half + w3 g1`` (the weights :func:`neuromod.model.kinetics.lag_weights`
+    gives the junction's lag; ``w0 = exp(-h / tau)``); four columns each for the fold fading
+    (:data:`FOLD_FADE`), the fold and crease memory rising (:data:`RISE`), the crease memory fading
+    (:data:`MEMORY_FADE`); then the static line's repair factor ``1 - exp(-h / repair time)``
+    (:data:`REPAIR`) and ``h`` (:data:`STEP_DAYS`).
     """
-    levels = np.asarray(levels, dtype=float)
-    columns = []
-    for tau in (skin.fade_time_days, skin.rise_time_days, skin.crease_memory_fade_days):
-        e = np.exp(-levels / tau)
-        columns += [e, -np.expm1(-levels / tau) * tau / levels]
-    columns += [-np.expm1(-levels / skin.static_repair_time_days), levels]
-    return np.ascontiguousarray(np.stack(columns, axis=1))
+    return _skin_factor_table(tuple(np.asarray(levels, dtype=float).tolist()), skin.fade_time_days,
+                              skin.rise_time_days, skin.crease_memory_fade_days, skin.static_repair_time_days)
+
+
+@lru_cache(maxsize=64)
+def _skin_factor_table(levels: tuple[float, ...], fade_days: float, rise_days: float, memory_fade_days: float,
+                       repair_days: float) -> FloatArray:
+    """:func:`skin_step_factors` memoised: every chunk of a trial shares the table (its Gauss-Legendre
+    weights cost ~10 ms, 8 % of a 1,000-subject chunk)."""
+    steps = np.asarray(levels)
+    columns = [lag_weights(steps, tau)[1] for tau in (fade_days, rise_days, memory_fade_days)]
+    columns += [-np.expm1(-steps / repair_days)[:, None], steps[:, None]]
+    table = np.ascontiguousarray(np.concatenate(columns, axis=1))
+    return table
 
 
 def visit_course(
@@ -158,7 +180,8 @@ def visit_course(
     visits: increasing visit days (>= 1); treatment_days: (n_treatments,) days;
     doses: (n_patients, n_treatments, n_muscles) ona-equivalent units per face-map muscle
     (muscles whose occupancy is exactly 0 in every patient, :func:`active_muscles`, are not
-    integrated: they keep full strength, as untreated muscles do in ``run_model``); profile:
+    integrated: they keep full strength, as untreated muscles do in ``run_model``; nor, on the
+    integrator's steps, those no output reads, :func:`integrated_muscles`); profile:
     (n_muscles, n_bins) dose profile; scored: face-map area indices;
     onset_threshold: (n_patients,) strength drop each patient notices; muscle_groups: lists of
     face-map muscle indices whose largest blocked fraction is reported (danger muscles).
@@ -170,10 +193,14 @@ def visit_course(
     last_day = int(max(visits))
     doses = np.broadcast_to(np.asarray(doses, dtype=float), (n,) + np.shape(doses)[1:])
     half_block = half_block_units(face_map, patients, params)
-    index = active_muscles(doses, 1.0 / half_block, profile, params.junction.hill_coefficient)
+    weights = face_map.area_weights()
+    if daily_grid:  # run_model's arithmetic: every muscle that can be blocked, as it integrates them
+        index = active_muscles(doses, 1.0 / half_block, profile, params.junction.hill_coefficient)
+    else:
+        index = integrated_muscles(doses, 1.0 / half_block, profile, params.junction.hill_coefficient, weights,
+                                   scored, muscle_groups)
     rates = JunctionRates.from_parameters(params.junction, patients.light_chain_decay_scale,
                                           patients.availability_scale)
-    weights = face_map.area_weights()
     untouched = np.delete(weights, index, axis=1).sum(axis=1)[scored]
     group_of = np.full(index.size, -1, dtype=np.int64)
     for g, members in enumerate(muscle_groups):
@@ -192,7 +219,7 @@ def visit_course(
                       np.ascontiguousarray(patients.baseline_strain_ratio[:, scored]),
                       np.ascontiguousarray(patients.baseline_static_mm[:, scored]), deepen_per_day,
                       np.array([skin.film_thickness_mm, skin.crease_memory_share, skin.onset_strain_spread,
-                                params.junction.release_turnover_days, FINE_WINDOW_DAYS, SKIN_STEP_AFTER_TREATMENT_DAYS]))
+                                params.junction.release_turnover_days]))
     outputs = (np.ascontiguousarray(onset_threshold, dtype=float), group_of,
                depth, area_strength, baseline, onset, max_blocked, steps)
     if daily_grid:
@@ -240,32 +267,41 @@ def step_peak(start, start_slope, end, end_slope, length):  # pragma: no cover -
     return top
 
 
+@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def dynamic_target_mm(strain_ratio, area_strength, film, onset_spread):  # pragma: no cover - compiled
+    """:func:`neuromod.model.skin.dynamic_target_depth` of one area (mm): the line depth that full
+    contraction at ``area_strength`` drives towards (softplus written as ``np.logaddexp(0, z)``
+    computes it)."""
+    z = (strain_ratio * area_strength - 1.0) / onset_spread
+    softplus = z + np.log1p(np.exp(-z)) if z > 0.0 else np.log1p(np.exp(z))
+    return film * np.sqrt(onset_spread * softplus)
+
+
+@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def follow_lag(x, start_goal, half_goal, end_goal, factors, q, col):  # pragma: no cover - compiled
+    """A first-order lag ``x`` after one step of level ``q`` under a goal quadratic over the step
+    (:func:`skin_step_factors`; ``col`` the lag's first column)."""
+    return (factors[q, col] * x + factors[q, col + 1] * start_goal + factors[q, col + 2] * half_goal
+            + factors[q, col + 3] * end_goal)
+
+
 @njit(cache=True, fastmath=True, parallel=True, error_model="numpy")
 def _step_kernel(levels, ticks_per_day, output_ticks, treatment_ticks, first_level, lag_half, lag_end, chain_rates,
                  coefficients, doses, inverse_half_block, profile_power, c, weights, untouched, strain0, static0,
                  deepen_per_day, skin_c, factors, onset_threshold, group_of,
                  depth, area_strength, baseline, onset, max_blocked, taken):  # pragma: no cover - compiled
     """The course on the integrator's own steps; output_ticks: day 0, then the visits."""
-    n_patients, n_treatments, n_muscles = doses.shape
-    n_terms = chain_rates.shape[2]
-    n_levels = levels.size
+    n_patients, n_muscles = doses.shape[0], doses.shape[2]
     n_scored = weights.shape[0]
     film, memory_share, onset_spread, turnover = skin_c[0], skin_c[1], skin_c[2], skin_c[3]
-    window_ticks = np.int64(skin_c[4] * ticks_per_day + 0.5)
-    fine_ticks = np.int64(skin_c[5] * ticks_per_day + 0.5)
     level_ticks = level_tick_counts(levels, ticks_per_day)
     start = start_tick(output_ticks, treatment_ticks)
     for p in prange(n_patients):
-        state = np.zeros((8, n_muscles))
-        lagged, maturity, loss = state[LAGGED], state[MATURITY], state[LOSS]
-        occ_start, occ_half, occ_end = state[OCC_START], state[OCC_HALF], state[OCC_END]
-        ratio_half, ratio_end = state[RATIO_HALF], state[RATIO_END]
-        decay = np.zeros((n_treatments, n_terms))
-        factor_half = np.empty((n_levels, n_treatments, n_terms))
-        factor_end = np.empty((n_levels, n_treatments, n_terms))
-        patient_tables(p, levels, chain_rates, factor_half, factor_end)
-        unit_half = np.zeros(n_treatments)
-        unit_end = np.zeros(n_treatments)
+        w = patient_workspace(p, levels, chain_rates, n_muscles)
+        lagged, maturity, loss, occ_start, occ_half, occ_end = (w.lagged, w.maturity, w.loss, w.occ_start, w.occ_half,
+                                                                w.occ_end)
+        ratio_half, ratio_end, strength_half, decay = w.ratio_half, w.ratio_end, w.strength_half, w.decay
+        factor_half, factor_end, unit_half, unit_end = w.factor_half, w.factor_end, w.unit_half, w.unit_end
         force = np.ones(n_muscles)
         last_blocked = np.zeros(n_muscles)  # blocked fraction and its slope (1/day) at the last step end
         last_slope = np.zeros(n_muscles)
@@ -274,13 +310,12 @@ def _step_kernel(levels, ticks_per_day, output_ticks, treatment_ticks, first_lev
         static = np.empty(n_scored)
         previous = np.empty(n_scored)  # area strength at the start of the step
         goal = np.empty(n_scored)  # dynamic target depth at the start of the step
+        drop = 1.0 - onset_threshold[p]
         for a in range(n_scored):  # untreated at the start: every muscle at full strength
             now = untouched[a]
             for m in range(n_muscles):
                 now += weights[a, m]
-            z = (strain0[p, a] * now - 1.0) / onset_spread
-            softplus = z + np.log1p(np.exp(-z)) if z > 0.0 else np.log1p(np.exp(z))
-            target = film * np.sqrt(onset_spread * softplus)
+            target = dynamic_target_mm(strain0[p, a], now, film, onset_spread)
             fold[a] = (1.0 - memory_share) * target
             memory[a] = memory_share * target
             static[a] = static0[p, a]
@@ -294,57 +329,55 @@ def _step_kernel(levels, ticks_per_day, output_ticks, treatment_ticks, first_lev
         for o in range(1, output_ticks.size):
             while t < output_ticks[o]:
                 began = t
-                until = output_ticks[o]
-                for k in range(n_treatments):  # within the window after a treatment: the skin's finer steps
-                    if treatment_ticks[k] <= t < treatment_ticks[k] + window_ticks:
-                        until = min(until, (t // fine_ticks + 1) * fine_ticks)
                 t, level, given, tries = step(
-                    p, t, until, level, given, levels, level_ticks, treatment_ticks, first_level,
+                    p, t, output_ticks[o], level, given, levels, level_ticks, treatment_ticks, first_level,
                     lag_half, lag_end, coefficients, doses, inverse_half_block, profile_power, c, lagged, maturity,
                     loss, occ_start, occ_half, occ_end, ratio_half, ratio_end, decay, factor_half, factor_end,
-                    unit_half, unit_end)
+                    unit_half, unit_end, strength_half)
                 steps += tries
                 q = 0  # the level of the step just taken, from its length in ticks
                 while level_ticks[q] != t - began:
                     q += 1
-                h = factors[q, 7]
+                h = factors[q, STEP_DAYS]
                 for m in range(n_muscles):
                     blocked = blocked_fraction(lagged[m], maturity[m], c[1], c[2])
                     force[m] = strength(blocked, loss[m])
                     if group_of[m] >= 0:  # the peak within the step, from values and slopes at its ends
                         slope = c[1] * (((occ_start[m] - lagged[m]) / turnover) * (1.0 - c[2] * maturity[m])
                                         - c[2] * lagged[m] * sprout_rate(lagged[m], maturity[m], c[3], c[4]))
-                        top = step_peak(last_blocked[m], last_slope[m], blocked, slope, h)
-                        max_blocked[p, group_of[m]] = max(max_blocked[p, group_of[m]], top)
+                        top = blocked
+                        if last_slope[m] > 0.0 and slope < 0.0:  # a peak inside the step: rare, kept off the fast path
+                            top = step_peak(last_blocked[m], last_slope[m], blocked, slope, h)
+                        if top > max_blocked[p, group_of[m]]:
+                            max_blocked[p, group_of[m]] = top
                         last_blocked[m] = blocked
                         last_slope[m] = slope
                 for a in range(n_scored):
                     now = untouched[a]
+                    half = untouched[a]
                     for m in range(n_muscles):
                         now += weights[a, m] * force[m]
-                    z = (strain0[p, a] * now - 1.0) / onset_spread
-                    softplus = z + np.log1p(np.exp(-z)) if z > 0.0 else np.log1p(np.exp(z))
-                    target = film * np.sqrt(onset_spread * softplus)
-                    # the lags, exact for a goal linear over the step (skin_step_factors)
-                    start_goal = (1.0 - memory_share) * goal[a]
+                        half += weights[a, m] * strength_half[m]
+                    target = dynamic_target_mm(strain0[p, a], now, film, onset_spread)
+                    half_target = dynamic_target_mm(strain0[p, a], half, film, onset_spread)
+                    # the lags, exact for a goal quadratic over the step (skin_step_factors)
                     end_goal = (1.0 - memory_share) * target
-                    col = 0 if end_goal < fold[a] else 2
-                    fold[a] = (end_goal + (fold[a] - start_goal) * factors[q, col]
-                               - (end_goal - start_goal) * factors[q, col + 1])
-                    start_goal = memory_share * goal[a]
+                    fold[a] = follow_lag(fold[a], (1.0 - memory_share) * goal[a], (1.0 - memory_share) * half_target,
+                                         end_goal, factors, q, FOLD_FADE if end_goal < fold[a] else RISE)
                     end_goal = memory_share * target
-                    col = 4 if end_goal < memory[a] else 2
-                    memory[a] = (end_goal + (memory[a] - start_goal) * factors[q, col]
-                                 - (end_goal - start_goal) * factors[q, col + 1])
+                    memory[a] = follow_lag(memory[a], memory_share * goal[a], memory_share * half_target, end_goal,
+                                           factors, q, MEMORY_FADE if end_goal < memory[a] else RISE)
                     fold_now = min(max(previous[a], 0.0), 1.0)
-                    repair = (1.0 - fold_now) * static[a] * factors[q, 6]
+                    repair = (1.0 - fold_now) * static[a] * factors[q, REPAIR]
                     static[a] = static[a] + deepen_per_day[p] * fold_now * h - repair
-                    # onset: the first whole day at or after the crossing, which the step's chord locates
-                    drop = 1.0 - onset_threshold[p]
+                    # onset: the first whole day at or after the crossing, located on the broken line
+                    # through the step's start, middle and end
                     if onset[p, a] < 0.0 and now <= drop:
                         crossing = began / ticks_per_day
-                        if previous[a] > drop:
-                            crossing += h * (previous[a] - drop) / (previous[a] - now)
+                        if previous[a] > drop and half <= drop:
+                            crossing += 0.5 * h * (previous[a] - drop) / (previous[a] - half)
+                        elif previous[a] > drop:
+                            crossing += 0.5 * h + 0.5 * h * (half - drop) / (half - now)
                         onset[p, a] = max(np.ceil(crossing - 1e-9), 1.0)
                     previous[a] = now
                     goal[a] = target
@@ -359,24 +392,17 @@ def _visit_kernel(levels, ticks_per_day, grid_ticks, treatment_ticks, first_leve
                   coefficients, doses, inverse_half_block, profile_power, c, weights, untouched, strain0, static0,
                   deepen_per_day, skin_c, factors, grid, is_day, visit_index, onset_threshold, group_of,
                   depth, area_strength, baseline, onset, max_blocked, taken):  # pragma: no cover - compiled
-    n_patients, n_treatments, n_muscles = doses.shape
-    n_terms = chain_rates.shape[2]
-    n_levels = levels.size
+    n_patients, n_muscles = doses.shape[0], doses.shape[2]
     n_scored = weights.shape[0]
     film, memory_share, onset_spread = skin_c[0], skin_c[1], skin_c[2]
     level_ticks = level_tick_counts(levels, ticks_per_day)
     start = start_tick(grid_ticks, treatment_ticks)
     for p in prange(n_patients):
-        state = np.zeros((8, n_muscles))
-        lagged, maturity, loss = state[LAGGED], state[MATURITY], state[LOSS]
-        occ_start, occ_half, occ_end = state[OCC_START], state[OCC_HALF], state[OCC_END]
-        ratio_half, ratio_end = state[RATIO_HALF], state[RATIO_END]
-        decay = np.zeros((n_treatments, n_terms))
-        factor_half = np.empty((n_levels, n_treatments, n_terms))
-        factor_end = np.empty((n_levels, n_treatments, n_terms))
-        patient_tables(p, levels, chain_rates, factor_half, factor_end)
-        unit_half = np.zeros(n_treatments)
-        unit_end = np.zeros(n_treatments)
+        w = patient_workspace(p, levels, chain_rates, n_muscles)
+        lagged, maturity, loss, occ_start, occ_half, occ_end = (w.lagged, w.maturity, w.loss, w.occ_start, w.occ_half,
+                                                                w.occ_end)
+        ratio_half, ratio_end, strength_half, decay = w.ratio_half, w.ratio_end, w.strength_half, w.decay
+        factor_half, factor_end, unit_half, unit_end = w.factor_half, w.factor_end, w.unit_half, w.unit_end
         force = np.ones(n_muscles)
         fold = np.empty(n_scored)
         memory = np.empty(n_scored)
@@ -393,7 +419,7 @@ def _visit_kernel(levels, ticks_per_day, grid_ticks, treatment_ticks, first_leve
                     p, t, grid_ticks[g], level, given, levels, level_ticks, treatment_ticks, first_level, lag_half,
                     lag_end, coefficients, doses, inverse_half_block, profile_power, c, lagged, maturity, loss,
                     occ_start, occ_half, occ_end, ratio_half, ratio_end, decay, factor_half, factor_end, unit_half,
-                    unit_end)
+                    unit_end, strength_half)
                 steps += taken_now
                 for m in range(n_muscles):
                     blocked = blocked_fraction(lagged[m], maturity[m], c[1], c[2])
@@ -404,10 +430,7 @@ def _visit_kernel(levels, ticks_per_day, grid_ticks, treatment_ticks, first_leve
                 now = untouched[a]
                 for m in range(n_muscles):
                     now += weights[a, m] * force[m]
-                # skin.dynamic_target_depth: softplus written as np.logaddexp(0, z) computes it
-                z = (strain0[p, a] * now - 1.0) / onset_spread
-                softplus = z + np.log1p(np.exp(-z)) if z > 0.0 else np.log1p(np.exp(z))
-                target = film * np.sqrt(onset_spread * softplus)
+                target = dynamic_target_mm(strain0[p, a], now, film, onset_spread)
                 if g == 0:
                     fold[a] = (1.0 - memory_share) * target
                     memory[a] = memory_share * target
