@@ -58,11 +58,12 @@ kernel's time); the danger muscles' in-step peak only where the slope changes si
 select evaluated the cubic's root at every step: -24 % of the kernel's time); the skin factor
 table memoised (8 % of a chunk); the per-patient work arrays separate allocations instead of rows
 of one array (the compiler vectorises the per-muscle loops: -24 % per try in the core, -19 % in
-the kernel). After: ~117 tries per
-subject (43.8 + 2.8 in the first day, 9.3 in days 1-6, 60.0 + 0.6 later), ~0.57 us per try on
-one core; kernel 3.4x faster than the daily-grid kernel on a 1,000-subject chunk. What is left
-outside the kernel (cohort draws, raters, endpoint counts: ~30 us per subject, `trials/`) is now
-about 0.6x of the core's own time, hence ``overhead_ratio`` ~1.7.
+the kernel). After: ~117 tries per subject
+(43.8 + 2.8 in the first day, 9.3 in days 1-6, 60.0 + 0.6 later), ~0.46 us per try on one core
+(the core alone ~0.35 us); the kernel 3.9x faster than the daily-grid kernel on a 1,000-subject
+chunk. What is left outside the kernel (cohort draws, raters, endpoint counts: ~30 us per
+subject, `trials/`, single-threaded NumPy) is now about half of the core's own time, hence
+``overhead_ratio`` ~1.5 (15:03 UTC, load 1.5: 19,691 subjects/s end to end, core 29,732).
 """
 
 from __future__ import annotations
