@@ -29,14 +29,14 @@ def woman_day30():
 
 @pytest.fixture(scope="module")
 def woman_day120():
-    """The typical woman has moderate lines (patient.default_baseline_contraction): the floor holds
-    the none/mild goal to day 105 in half of similar patients, so the search needs day 120."""
+    """The typical woman has moderate lines (patient.default_baseline_contraction): the floor does
+    not hold the none/mild goal to day 120 in half of similar patients, so the search goes on."""
     return plan_dose(WOMAN, ["glabella"], "botox", hold_until=120, n=N, seed=1)
 
 
 @pytest.fixture(scope="module")
-def man_day105():
-    return plan_dose(MAN, ["glabella"], "botox", hold_until=105, n=N, seed=1)
+def man_day90():
+    return plan_dose(MAN, ["glabella"], "botox", hold_until=90, n=N, seed=1)
 
 
 def test_the_search_is_wide_and_fine():
@@ -52,11 +52,12 @@ def test_a_longer_hold_needs_a_larger_dose(woman_day30, woman_day120):
     assert woman_day120.chosen.areas["glabella"] > woman_day30.chosen.areas["glabella"]
 
 
-def test_men_need_more_than_women(woman_day120, man_day105):
-    """Men need more for a shorter hold (day 105) than women for day 120 (for a day-30 goal alone
-    both moderate patients are met at the floor)."""
-    assert man_day105.plan is not None, man_day105.explanation
-    assert man_day105.chosen.scale > woman_day120.chosen.scale
+def test_men_need_more_than_women(woman_day120, man_day90):
+    """Men need more for a shorter hold (day 90) than women for day 120 (for a day-30 goal alone
+    both moderate patients are met at the floor). With the stop-17 fit: x2.4 against x0.92; no dose
+    up to x3 holds day 105 for half of similar men (README)."""
+    assert man_day90.plan is not None, man_day90.explanation
+    assert man_day90.chosen.scale > woman_day120.chosen.scale
 
 
 def test_a_goal_met_at_the_floor_is_said_so_and_why(woman_day30):

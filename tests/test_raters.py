@@ -48,9 +48,10 @@ def test_each_rater_keeps_the_total_noise_the_fit_gave_them():
         assert noise.investigator_persistent_sd_mm**2 == pytest.approx(
             params.scores.persistent_noise_fraction * params.scores.rater_sd_mm**2)
     # a shared part larger than the subject's whole noise leaves the subject none of their own
-    loud = rater_noise(_with_fraction(0.99))
+    loud = rater_noise(apply_overrides(_with_fraction(0.99), {"population.subject_sd_mm": 0.5 * params.scores.rater_sd_mm}))
     assert loud.subject_sd_mm == 0.0
     assert loud.subject_visit_sd_mm == pytest.approx(params.population.subject_depth_bias * loud.shared_sd_mm)
+    assert loud.subject_visit_sd_mm > np.sqrt(1.0 - params.scores.persistent_noise_fraction) * 0.5 * params.scores.rater_sd_mm
 
 
 def test_the_raters_errors_at_one_visit_are_correlated_by_the_shared_fraction():
@@ -69,17 +70,19 @@ def test_the_raters_errors_at_one_visit_are_correlated_by_the_shared_fraction():
 
 
 def test_shared_noise_lifts_the_composite_but_hardly_the_single_rater_endpoints():
-    """A real trial (Botox 20 U glabella, 1000 subjects, the same seed): with the raters'
-    errors shared (fraction 0.8) the share 'at least 2 grades better by BOTH raters' rises
-    over independent raters (fraction 0) at the same per-rater noise; the investigator's own
-    none/mild rate moves by no more than Monte Carlo noise (3 points, ~2 binomial SE at n = 1000).
-    Measured: composite 55.4 % -> 62.8 % at day 30 (published composite rows 61-74 %)."""
-    spec = parse_trial(GLABELLA_TRIAL)
+    """A real trial (Botox 20 U glabella, 4000 subjects, the same seed): with the raters'
+    visit-to-visit errors shared (fraction 0.8) the share 'at least 2 grades better by BOTH raters'
+    rises over independent raters (fraction 0) at the same per-rater noise; the investigator's own
+    none/mild rate moves by no more than Monte Carlo noise (2 points, ~3 binomial SE at n = 4000).
+    Measured with the stop-17 fit: composite 64.8 % -> 67.7 % at day 30 (published composite rows
+    61-74 %); the lift is smaller than before (55.4 -> 62.8 % at stop 16) because a quarter of each
+    rater's noise now stays with the face (scores.persistent_noise_fraction) and is never shared."""
+    spec = parse_trial({**GLABELLA_TRIAL, "subjects_per_arm": 4000})
     independent = run_trial(spec, params=_with_fraction(0.0), progress=False)["arms"]["ona-20"]["areas"]["glabella"]
     shared = run_trial(spec, params=_with_fraction(0.8), progress=False)["arms"]["ona-20"]["areas"]["glabella"]
-    assert shared["composite_ge2_grade"]["30"] >= independent["composite_ge2_grade"]["30"] + 4.0
-    assert shared["inv_none_mild"]["30"] == pytest.approx(independent["inv_none_mild"]["30"], abs=3.0)
-    assert shared["subj_none_mild"]["30"] == pytest.approx(independent["subj_none_mild"]["30"], abs=3.0)
+    assert shared["composite_ge2_grade"]["30"] >= independent["composite_ge2_grade"]["30"] + 1.5
+    assert shared["inv_none_mild"]["30"] == pytest.approx(independent["inv_none_mild"]["30"], abs=2.0)
+    assert shared["subj_none_mild"]["30"] == pytest.approx(independent["subj_none_mild"]["30"], abs=2.0)
 
 
 def test_a_recorded_grade_has_the_likelihood_of_the_trials_shared_and_own_noise():

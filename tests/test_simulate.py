@@ -28,7 +28,9 @@ def test_label_botox_onset_peak_and_wear_off(botox20):
     # expected grade reaches 90 % of its one-grade best once the line is shallower than the 1|2
     # cut-point (day 10), before the line itself is at its shallowest; with the former 2.5 baseline
     # (on the 2|3 cut-point) day 14
-    assert 7 <= course.peak_day <= 30
+    # stop 17: the fitted 0|1 cut-point (0.069 mm) makes the last tenth of the improvement a slow
+    # deepening over weeks: 90 % by day 31 (docs/course.md; tests/test_trust.py bounds the shape)
+    assert 7 <= course.peak_day <= 35
     assert 90 <= course.wear_off_day <= 150  # 3-5 months
     # at day 30 the typical patient is none/mild (expected grade <= 1.5) and back near baseline by day 240
     assert course.fws_contraction[30] <= 1.5

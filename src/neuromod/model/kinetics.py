@@ -60,10 +60,12 @@ FIRST_STEP_DAYS = 2.0**-6
 CURVATURE_TOLERANCE = 0.01
 #: Occupancy below which the curvature test is absolute (departure / floor): while under half a
 #: percent of a muscle's endplates are occupied, its steep relative rise (occupancy ~ t^8 in the
-#: first hour) needs no relative accuracy. Was 1e-3 (issue 10: 5e-3 saves ~12 % of the trial's
-#: steps; blocked fraction and strength stay within 2.1e-5 of LSODA; 1e-2 reached 2.3e-4 at a
-#: blocked fraction of 2e-3, beyond the 1e-4 contract measured relative down to 1e-3).
-CURVATURE_FLOOR = 5e-3
+#: first hour) needs no relative accuracy. Was 1e-3 (issue 10: 5e-3 saved ~12 % of the trial's
+#: steps within 2.1e-5 of LSODA at the stop-16 fit, but at the stop-17 fit the sensitive patient
+#: with availability 1 reached 2.0e-4, beyond the 1e-4 contract; 4e-3 gives 2.1e-5 there, so
+#: 2.5e-3 keeps a margin of a factor 2 in the floor; 1e-2 reached 2.3e-4 at a blocked fraction of
+#: 2e-3 (relative down to 1e-3)).
+CURVATURE_FLOOR = 2.5e-3
 #: The step is doubled (where aligned) after one whose departure was below this fraction of the
 #: tolerance: departure scales as h^2, so a doubled step is predicted at 4x it, within the
 #: tolerance. Was 1/8 (a 2x margin: steps sat a level too short through the months of wear-off);

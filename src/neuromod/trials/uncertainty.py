@@ -80,7 +80,9 @@ def _quantile_interval(point: float | None, values: list[float | None], bounded:
     high = max(centre, float(np.quantile(numbers, 1 - tail, method="inverted_cdf")))
     if bounded:
         low, high = max(low, 0.0), min(high, 100.0)
-    return [None if math.isinf(low) else round(low, 2), None if math.isinf(high) else round(high, 2)]
+    # rounded outwards to 2 decimals, so the printed interval still contains the point estimate
+    return [None if math.isinf(low) else math.floor(round(low * 100, 6)) / 100,
+            None if math.isinf(high) else math.ceil(round(high * 100, 6)) / 100]
 
 
 def _shifted(point: float | None, reference: float | None, draw: float | None) -> float | None:
