@@ -3,9 +3,10 @@
 Reference: SciPy's LSODA at rtol 1e-11 on the full ODE system (:func:`neuromod.model.kinetics.patient_ode`,
 toxin chain included). Tolerance stated: relative error at most 1e-4 on blocked fraction and
 strength at every output day, relative to the reference value or to 1e-3 where it is smaller
-(the benchmark's measure). Measured (step control of issue 10: curvature floor 5e-3, steps doubled
-below 1/4 of the tolerance): 7.7e-6 on daily outputs, 2.1e-5 at the sparse visits with steps up to
-8 days, for these patients.
+(the benchmark's measure). Measured (step control of issue 10: curvature floor 2.5e-3, steps doubled
+below 1/4 of the tolerance; with the stop-17 fit): at most 3.2e-5 over these patients and outputs,
+daily and at the sparse visits with steps up to 8 days (a floor of 5e-3 reached 2.0e-4 for the
+sensitive patient at availability 1).
 """
 
 import numpy as np
