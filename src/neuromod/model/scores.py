@@ -149,8 +149,8 @@ class RaterNoise:
     investigator_sd_mm: float
     subject_sd_mm: float
     subject_depth_bias: float
-    investigator_persistent_sd_mm: float = 0.0
-    subject_persistent_sd_mm: float = 0.0
+    investigator_persistent_sd_mm: float
+    subject_persistent_sd_mm: float
 
     @property
     def investigator_visit_sd_mm(self) -> float:

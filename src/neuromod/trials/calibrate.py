@@ -400,6 +400,8 @@ class Objective:
     evaluations: int = 0
     last: list[RowResult] = field(default_factory=list)
     base: ModelParameters | None = None
+    #: the last evaluation (log parameters, residuals), reused by :meth:`jacobian` at the same point
+    last_point: tuple[FloatArray, FloatArray] | None = field(default=None, repr=False)
 
     @property
     def lower(self) -> FloatArray:
@@ -431,7 +433,7 @@ class Objective:
     def __call__(self, x: FloatArray, what: str = "evaluation") -> FloatArray:
         results = self.results_at(x)
         residuals = self.residuals_of(results, x)
-        self._last_point = (np.array(x, dtype=float), residuals)
+        self.last_point = (np.array(x, dtype=float), residuals)
         self.log(f"{what} {self.evaluations:>3}: objective {float(residuals @ residuals):9.2f}  " +
                  " ".join(f"{n.split('.')[-1]}={v:.4g}" for n, v in zip(self.names, np.exp(x))))
         return residuals
@@ -442,7 +444,7 @@ class Objective:
         through the graininess of integer grades under common random numbers, whatever the value
         (a step relative to the log value alone vanishes for a parameter near 1, whose log is ~0).
         Reuses the last evaluation when it was at ``x`` (the optimiser's own)."""
-        last = getattr(self, "_last_point", None)
+        last = self.last_point
         base = last[1] if last is not None and np.array_equal(last[0], x) else self(x, "jacobian")
         columns = []
         for j in range(len(x)):

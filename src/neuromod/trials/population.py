@@ -50,8 +50,7 @@ class Cohort:
     persistent_subj_mm: (n, n_areas) each rater's stable impression of each face, the same at
     every visit (:func:`rater_persistence`; 0 where no baseline was rated); expectation_scale: (n,)
     each subject's factor (mean 1) on the raters' expectation effect (:func:`expectation_factor`);
-    onset_threshold: (n,) strength drop
-    each subject notices; danger_multiplier: (n,) factor on the units reaching danger muscles;
+    onset_threshold: (n,) strength drop each subject notices; danger_multiplier: (n,) factor on the units reaching danger muscles;
     female, age: (n,) covariates.
     """
 
