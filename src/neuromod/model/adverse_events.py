@@ -14,18 +14,22 @@ frontalis. Each event has its own mechanism, set in the data file:
 * without a barrier (the lower frontalis) the units reaching the muscle vary between people by
   placement: a log-normal factor with log-SD ``population.danger_dose_sd``;
 * with ``depressors`` (brow ptosis) the event needs its muscle's block to exceed that of the
-  most-blocked muscle pulling against it by the threshold (glabella treatment lifts the brow).
+  most-blocked muscle pulling against it by the threshold (glabella treatment lifts the brow);
+* with a ``susceptible`` group (brow ptosis: people whose brow rests on frontalis tone) a share
+  of patients has the event on its muscle's own block above a lower threshold, the depressors
+  not protecting them; the risk is the mixture of the two rules, and it saturates in dose once
+  the label dose reaches the lower frontalis of most such people.
 
 One rule, two uses, the same numbers:
 
-* in virtual cohorts (trials) each subject draws the factor and whether the plan breaches the
-  septum (:func:`draw_breaches`, :func:`vary_danger_doses`) and :func:`cohort_events` tells who
-  passes a threshold;
+* in virtual cohorts (trials) each subject draws the factor, whether the plan breaches the
+  septum (:func:`draw_breaches`, :func:`vary_danger_doses`) and whether the subject is
+  susceptible (:func:`draw_susceptible`), and :func:`event_occurs` tells who passes a threshold;
 * for one described patient (``simulate``, the planner's answer) :func:`assess_safety` gives
   the probability of the same event for patients *like this one* (the planner's similar
   patients: same covariates, unexplained variation unknown), by quadrature instead of a
   sampled cohort: a mixture of breached (probability of the plan's breach) and intact septum
-  for events behind a barrier. A danger muscle's block depends on its units over its
+  for events behind a barrier, and of susceptible (the group's share) and other patients. A danger muscle's block depends on its units over its
   half-block amount, so
   the toxin's spread and the patient's sensitivity (``population.half_block_sd``) combine into
   one log-normal factor; the peak block rises with it, so for given rates the risk is
@@ -42,6 +46,7 @@ than ``same_point_radius_mm`` to one another form one depot, and their units add
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,7 +60,7 @@ from neuromod.model.patient import Patients, half_block_units, repeat_patient
 from neuromod.model.scores import normal_cdf
 from neuromod.model.spread import Injections
 from neuromod.reference.anatomy import FaceMap
-from neuromod.reference.clinical import AdverseEventRules
+from neuromod.reference.clinical import AdverseEvent, AdverseEventRules
 from neuromod.reference.parameters import ModelParameters
 from neuromod.schemas.plan import MAX_ONA_UNITS_PER_SITE
 
@@ -158,13 +163,34 @@ def vary_danger_doses(doses: FloatArray, factor: FloatArray, face_map: FaceMap, 
     return varied
 
 
-def peak_event_block(blocked_fraction: FloatArray, muscle_index: npt.ArrayLike, face_map: FaceMap,
-                     rules: AdverseEventRules) -> dict[str, FloatArray]:
-    """Event -> (n,) highest blocked fraction of any of its muscles over every simulated day,
-    less that of its most-blocked depressor (:func:`net_block`).
+def draw_susceptible(n: int, rng: np.random.Generator, rules: AdverseEventRules) -> dict[str, BoolArray]:
+    """Event with a susceptible group (:class:`neuromod.reference.clinical.Susceptible`) -> (n,)
+    whether each patient belongs to it. Callers pass an rng of its own stream, so that these
+    draws leave every other draw of a cohort unchanged."""
+    return {name: rng.random(n) < event.susceptible.share
+            for name, event in rules.events.items() if event.susceptible is not None}
 
-    blocked_fraction: (n, len(muscle_index), n_days) of the simulated muscles
-    ``muscle_index`` (face-map indices); muscles not simulated count as unblocked.
+
+def event_occurs(event: AdverseEvent, peak: FloatArray, depressor_peak: FloatArray | None,
+                 susceptible: BoolArray | None = None) -> BoolArray:
+    """(n,) whether each patient has ``event``, from the peak blocked fraction of its muscles
+    ``peak`` (n,) and of its most-blocked depressor ``depressor_peak`` (n,; None without
+    depressors): the net block (:func:`net_block`) above the event's threshold; in the patients
+    of its susceptible group (``susceptible`` (n,), :func:`draw_susceptible`), the muscles' own
+    peak above the group's threshold (the depressors do not protect them)."""
+    occurs = net_block(peak, depressor_peak) > event.block_threshold
+    if event.susceptible is not None and susceptible is not None:
+        occurs = np.where(susceptible, peak > event.susceptible.block_threshold, occurs)
+    return occurs
+
+
+def cohort_events(blocked_fraction: FloatArray, muscle_index: npt.ArrayLike, face_map: FaceMap,
+                  rules: AdverseEventRules, susceptible: dict[str, BoolArray] | None = None) -> dict[str, BoolArray]:
+    """Event -> (n,) whether each patient has it (:func:`event_occurs`).
+
+    blocked_fraction: (n, len(muscle_index), n_days) of the simulated muscles ``muscle_index``
+    (face-map indices); muscles not simulated count as unblocked; susceptible: event -> (n,)
+    membership of its susceptible group (:func:`draw_susceptible`; None: nobody).
     """
     index = list(np.asarray(muscle_index))
     n = blocked_fraction.shape[0]
@@ -174,15 +200,9 @@ def peak_event_block(blocked_fraction: FloatArray, muscle_index: npt.ArrayLike, 
         return blocked_fraction[:, present].max(axis=(1, 2)) if present else np.zeros(n)
 
     depressors = event_depressors(face_map, rules)
-    return {name: net_block(peak(muscles), peak(depressors[name]) if name in depressors else None)
+    return {name: event_occurs(rules.events[name], peak(muscles), peak(depressors[name]) if name in depressors else None,
+                               (susceptible or {}).get(name))
             for name, muscles in event_muscles(face_map, rules).items()}
-
-
-def cohort_events(blocked_fraction: FloatArray, muscle_index: npt.ArrayLike, face_map: FaceMap,
-                  rules: AdverseEventRules) -> dict[str, BoolArray]:
-    """Event -> (n,) whether each patient has it: peak (net) block of its muscles above its threshold."""
-    peaks = peak_event_block(blocked_fraction, muscle_index, face_map, rules)
-    return {name: peak > rules.events[name].block_threshold for name, peak in peaks.items()}
 
 
 @dataclass(frozen=True)
@@ -347,9 +367,11 @@ def assess_safety(
                                    None if profile is None else np.asarray(profile)[columns])
         return course.blocked_fraction.max(axis=2)
 
-    def event_peaks(peak: FloatArray) -> dict[tuple[str, bool], FloatArray]:
-        """(event, breached) -> (..., n_z) the event's (net) peak block, from the columns' peaks
-        (..., n_z, n_columns); the breached variant only for events whose barrier the plan can breach."""
+    def event_peaks(peak: FloatArray) -> dict[tuple[str, str], FloatArray]:
+        """(event, variant) -> (..., n_z) the peak block an event's threshold applies to, from the
+        columns' peaks (..., n_z, n_columns): ``intact`` (net of its depressors), ``breached`` (for
+        events whose barrier the plan can breach), ``susceptible`` (its muscles' own peak, for
+        events with a susceptible group; ``susceptible_breached`` with a breach too)."""
         out = {}
         for name, js in muscles.items():
             if not js:
@@ -357,16 +379,24 @@ def assess_safety(
             intact = [index.index(j) for j in js]
             offset = [len(columns) - len(depressor_columns) + depressor_columns.index(j)
                       for j in depressors.get(name, [])]
-            out[name, False] = net_block(peak[..., intact].max(axis=-1),
-                                         peak[..., offset].max(axis=-1) if offset else None)
+            own = peak[..., intact].max(axis=-1)
+            out[name, "intact"] = net_block(own, peak[..., offset].max(axis=-1) if offset else None)
             broken = [len(index) + c for c, (event, _) in enumerate(breached_copies) if event == name]
             if broken:
-                out[name, True] = np.maximum(out[name, False], peak[..., broken].max(axis=-1))
+                out[name, "breached"] = np.maximum(out[name, "intact"], peak[..., broken].max(axis=-1))
+            if rules.events[name].susceptible is not None:
+                out[name, "susceptible"] = own
+                if broken:
+                    out[name, "susceptible_breached"] = np.maximum(own, peak[..., broken].max(axis=-1))
         return out
+
+    def threshold_of(name: str, variant: str) -> float:
+        group = rules.events[name].susceptible
+        return group.block_threshold if variant.startswith("susceptible") else thresholds[name]
 
     typical_node = int(np.argmin(np.abs(decay_node) + np.abs(availability_node)))  # the described patient
     typical = int(np.argmin(np.abs(z)))
-    peak = _refined_peaks(peak_blocks, event_peaks, n_nodes, n_z, len(columns), typical, thresholds,
+    peak = _refined_peaks(peak_blocks, event_peaks, n_nodes, n_z, len(columns), typical, threshold_of,
                           RISK_GRID_STRIDES if refine else (1,))
     danger_muscles = {
         face_map.regions[j].key: DangerMuscle(face_map.regions[j].danger, float(dose[k]),
@@ -375,18 +405,28 @@ def assess_safety(
     }
     risk = {name: 0.0 for name in muscles}
     variants = event_peaks(peak)
-    for (name, breached), event_peak in variants.items():  # event_peak: (n_nodes, n_z)
-        if breached:
+
+    def mixed_risk(name: str, intact: str, breached: str) -> float:
+        """The risk under ``intact``, mixed with ``breached`` by the plan's breach probability."""
+        value = _node_risk(z, variants[name, intact], node_weight, threshold_of(name, intact))
+        if (name, breached) not in variants:
+            return value
+        chance = breaches[name].probability
+        return (1.0 - chance) * value + chance * _node_risk(z, variants[name, breached], node_weight,
+                                                             threshold_of(name, breached))
+
+    for (name, variant), event_peak in variants.items():  # event_peak: (n_nodes, n_z)
+        if variant != "intact":
             continue
-        risk[name] = _node_risk(z, event_peak, node_weight, thresholds[name])
-        if (name, True) in variants:
-            chance = breaches[name].probability
-            risk[name] = ((1.0 - chance) * risk[name]
-                          + chance * _node_risk(z, variants[name, True], node_weight, thresholds[name]))
-            if chance > 0.5:  # more likely than not
-                warnings.append(
-                    f"{name.replace('_', ' ')} expected: {rules.events[name].description}; an injection lies so close "
-                    f"to the orbital rim that it crosses the septum in {chance:.0%} of patients")
+        risk[name] = mixed_risk(name, "intact", "breached")
+        group = rules.events[name].susceptible
+        if group is not None:
+            risk[name] = (1.0 - group.share) * risk[name] + group.share * mixed_risk(name, "susceptible",
+                                                                                     "susceptible_breached")
+        if (name, "breached") in variants and breaches[name].probability > 0.5:  # more likely than not
+            warnings.append(
+                f"{name.replace('_', ' ')} expected: {rules.events[name].description}; an injection lies so close "
+                f"to the orbital rim that it crosses the septum in {breaches[name].probability:.0%} of patients")
         if event_peak[typical_node, typical] > thresholds[name]:
             warnings.append(
                 f"{name.replace('_', ' ')} expected at typical placement: {rules.events[name].description}; "
@@ -395,12 +435,13 @@ def assess_safety(
 
 
 def _refined_peaks(peak_blocks, event_peaks, n_nodes: int, n_z: int, n_columns: int, typical: int,
-                   thresholds: dict[str, float], strides: tuple[int, ...]) -> FloatArray:
+                   threshold_of: Callable[[str, str], float], strides: tuple[int, ...]) -> FloatArray:
     """(n_nodes, n_z, n_columns) columns' peak blocks, evaluated only where the risk reads them
     (NaN elsewhere).
 
-    The risk of a node reads only the first grid point where an event's peak block passes its
-    threshold and the point before it (:func:`_exceedance_probability`). The peak block rises
+    The risk of a node reads only the first grid point where an event's peak block (each variant
+    of :func:`assess_safety`'s ``event_peaks``) passes its threshold (``threshold_of(event,
+    variant)``) and the point before it (:func:`_exceedance_probability`). The peak block rises
     with the factor z, so the crossing is found coarse to fine: every ``strides[0]``-th grid
     point (and the last, and the described patient's z), then, between the last point below and
     the first above, every ``strides[1]``-th, and so on to stride 1. Each row of the batch is
@@ -419,10 +460,11 @@ def _refined_peaks(peak_blocks, event_peaks, n_nodes: int, n_z: int, n_columns: 
         if stride is None:
             return peak
         wanted[:] = False
-        for (name, _), event_peak in event_peaks(peak).items():
+        for (name, variant), event_peak in event_peaks(peak).items():
+            threshold = threshold_of(name, variant)
             for node in range(n_nodes):
                 known = np.flatnonzero(~np.isnan(event_peak[node]))
-                above = known[event_peak[node, known] > thresholds[name]]
+                above = known[event_peak[node, known] > threshold]
                 if above.size == 0 or above[0] == known[0]:
                     continue
                 before = known[known < above[0]][-1]

@@ -30,13 +30,29 @@ class AdverseEvent:
     septum_breach: how toxin crosses a barrier to its muscles (None: no barrier);
     depressors: muscles (names in muscles.csv) that pull against its muscle: the event needs
     its muscle's peak block to exceed theirs (the highest of them) by ``block_threshold``, so
-    treating them with it protects (an elevator loses to its depressors only if weakened more)."""
+    treating them with it protects (an elevator loses to its depressors only if weakened more);
+    susceptible: a share of people in whom the event follows the muscle's own block, without
+    the depressors' protection (None: everyone follows the rule above)."""
 
     name: str
     description: str
     block_threshold: float
     septum_breach: SeptumBreach | None = None
     depressors: tuple[str, ...] = ()
+    susceptible: Susceptible | None = None
+
+
+@dataclass(frozen=True)
+class Susceptible:
+    """People in whom an event with depressors happens on its muscle's own block (the brow that
+    rests on frontalis tone: gravity and the lid's skin, not the depressors, are what the
+    frontalis holds up, so blocking the depressors does not protect).
+
+    share: fraction (0-1) of patients who are so; block_threshold: the muscle's peak blocked
+    fraction (0-1) above which the event happens in them."""
+
+    share: float
+    block_threshold: float
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,15 @@ def _breach(entry: Any, where: str) -> SeptumBreach | None:
     return breach
 
 
+def _susceptible(entry: Any, where: str) -> Susceptible | None:
+    if entry is None:
+        return None
+    group = Susceptible(*(_number(entry.get(key), f"{where}.{key}") for key in ("share", "block_threshold")))
+    if not 0.0 <= group.share <= 1.0 or not 0.0 < group.block_threshold < 1.0:
+        raise ValueError(f"{where}: share must be in 0-1 and block_threshold in (0, 1)")
+    return group
+
+
 def _depressors(entry: Any, where: str) -> tuple[str, ...]:
     if entry is None:
         return ()
@@ -103,7 +128,8 @@ def load_adverse_events() -> AdverseEventRules:
     events = {
         name: AdverseEvent(name, str(entry["description"]), _number(entry["block_threshold"], f"events.{name}"),
                            _breach(entry.get("septum_breach"), f"events.{name}.septum_breach"),
-                           _depressors(entry.get("depressors"), f"events.{name}.depressors"))
+                           _depressors(entry.get("depressors"), f"events.{name}.depressors"),
+                           _susceptible(entry.get("susceptible"), f"events.{name}.susceptible"))
         for name, entry in document["events"].items()
     }
     named = {row["danger"].strip() for row in read_csv("muscles.csv")} - {""}

@@ -34,8 +34,8 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from neuromod.model.adverse_events import (PlanBreach, breach_doses, draw_breaches, event_depressors, event_muscles,
-                                           net_block, vary_danger_doses)
+from neuromod.model.adverse_events import (PlanBreach, breach_doses, draw_breaches, draw_susceptible, event_depressors,
+                                           event_muscles, event_occurs, vary_danger_doses)
 from neuromod.model.antibodies import neutralize, seroconversion_probability
 from neuromod.model.patient import with_product
 from neuromod.model.simulate import DISCLAIMER, plan_injections
@@ -284,6 +284,7 @@ def simulate_chunk(
     rules = load_adverse_events()
     # septum breaches draw from their own stream (as antibodies do), leaving every other draw unchanged
     breached = draw_breaches(n, np.random.default_rng([*seed, 2]), prepared.breaches)
+    susceptible = draw_susceptible(n, np.random.default_rng([*seed, 4]), rules)  # its own stream too
     doses = vary_danger_doses(np.repeat(prepared.dose_per_muscle[None, :], n, axis=0), cohort.danger_multiplier,
                               face_map, rules, prepared.breaches, breached)
     doses = np.repeat(doses[:, None, :], treatments.size, axis=1)
@@ -321,7 +322,7 @@ def simulate_chunk(
     events = {"neutralizing_antibodies": antibodies}
     for g, name in enumerate(groups):  # the same rule as adverse_events.cohort_events, on the kernel's peaks
         offset = (course.max_blocked[:, len(groups) + offset_groups.index(name)] if name in offset_groups else None)
-        events[name] = net_block(course.max_blocked[:, g], offset) > rules.events[name].block_threshold
+        events[name] = event_occurs(rules.events[name], course.max_blocked[:, g], offset, susceptible.get(name))
     expression = course.area_strength
     first = course.onset_day
     return summarize(inv, subj, expression, cohort.baseline_inv[:, prepared.scored],
