@@ -90,8 +90,8 @@ def test_planner_figures():
     day150, scale150, eyelid150, brow150 = claim(
         r"day 150\s+takes ([\d.]+) U \(x([\d.]+)\), with a predicted eyelid ptosis risk of ([\d.]+) % and brow "
         r"ptosis risk of ([\d.]+) %, under")
-    male, male_held = claim(r"Men need more: ([\d.]+) U to hold day 90, and no dose up to the search's 60 U \(x3\) "
-                            r"holds day 105 for half of similar men \((\d+) % at 60 U\)")
+    male, male105, male_held = claim(r"Men need more: ([\d.]+) U to hold day 90, ([\d.]+) U to hold day 105, and no dose "
+                                     r"up to the search's 60 U \(x3\) holds day 120 for half of similar men \((\d+) % at 60 U\)")
 
     woman = PatientDescription()  # moderate lines (patient.default_baseline_contraction)
     short = plan_dose(woman, ["glabella"], "botox")
@@ -104,8 +104,10 @@ def test_planner_figures():
     man = plan_dose(PatientDescription(sex="male"), ["glabella"], "botox", hold_until=90)
     assert man.chosen.areas["glabella"] == float(male)
     longer = plan_dose(PatientDescription(sex="male"), ["glabella"], "botox", hold_until=105)
-    assert longer.chosen is None and longer.candidates[-1].areas["glabella"] == 60.0
-    assert f"{100 * longer.candidates[-1].held_rate['glabella']:.0f}" == male_held
+    assert longer.chosen.areas["glabella"] == float(male105)
+    longest = plan_dose(PatientDescription(sex="male"), ["glabella"], "botox", hold_until=120)
+    assert longest.chosen is None and longest.candidates[-1].areas["glabella"] == 60.0
+    assert f"{100 * longest.candidates[-1].held_rate['glabella']:.0f}" == male_held
     # day 150: planned (before issue 11 the ptosis risk, growing with dose, refused long holds)
     held = plan_dose(woman, ["glabella"], "botox", hold_until=150)
     assert held.chosen.areas["glabella"] == float(day150) and f"x{held.chosen.scale:.3g}" == f"x{scale150}"
