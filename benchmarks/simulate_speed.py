@@ -54,6 +54,7 @@ from pathlib import Path
 
 PLAN = Path(__file__).resolve().parents[1] / "src" / "neuromod" / "examples" / "glabella_botox.yaml"
 NEUROMOD = Path(sys.executable).with_name("neuromod")
+PACKAGE = PLAN.parents[1]
 
 
 def _shell_seconds(command: list[str], repeats: int, force_jit: bool = False) -> float:
@@ -118,6 +119,9 @@ def main() -> None:
     repeats = args.repeats or (2 if args.quick else 5)
     print("neuromod simulate speed (model estimates for planning and education, not medical advice).")
     command = [str(NEUROMOD), "simulate", str(PLAN)]
+    # the package's bytecode, as `make setup` and any install write it (with PYTHONDONTWRITEBYTECODE
+    # set, as on the development machine, each run would otherwise compile ~27 modules from source)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(PACKAGE)], check=True, capture_output=True)
     _shell_seconds(command, 1)  # the OS page cache filled
     _shell_seconds(command, 1, force_jit=True)  # numba's cache filled
     floor = _shell_seconds([sys.executable, "-c", "import numpy"], repeats)
