@@ -95,7 +95,9 @@ for the thread that shares its core), CPU time 4-20 % higher.
 Measured back to back (``--quick --subjects 100000``, main's code then this branch's through this
 script, 17:30-17:32 UTC, load 3.3-4.2, the process getting about one core): 8,466 -> 11,390
 subjects/s (10,357 -> 11,511 per CPU-second), overhead 2.23x -> 1.47x wall (1.92x -> 1.46x
-CPU), peak 236 -> 237 MiB. 1,000,000 subjects (17:32-17:35 UTC, load 3.0 rising to 4.8): 98.7 s,
+CPU), peak 236 -> 237 MiB; a second pair (17:38-17:39, load 2.4-3.1) 11,872 -> 12,215 subjects/s
+(11,895 -> 12,239 per CPU-second; the cores of those runs 19,067 and 13,518 patients/s: at this
+load the core's timing swings by 40 %, so one run's overhead ratio says little). 1,000,000 subjects (17:32-17:35 UTC, load 3.0 rising to 4.8): 98.7 s,
 10,129 subjects/s, 10,799 per CPU-second, peak 236 MiB, overhead 1.86x wall (1.69x CPU).
 """
 
