@@ -128,7 +128,7 @@ def investigator_grades(depth_mm: FloatArray, rng: np.random.Generator | None, p
     noise (``scores.rater_sd_mm``) drawn here. own_normals: the standard normals behind the own
     noise, drawn by the caller from the same stream (a whole enrolment batch, graded after its
     selection); None: drawn here from ``rng``. Either way the own noise is ``sd * z``, the numbers
-    ``rng.normal(0, sd)`` gives (``tests/test_raters.py`` checks the bits).
+    ``rng.normal(0, sd)`` gives (``tests/test_trial_draws.py`` checks the bits).
     """
     noise = rater_noise(params)
     if shared_mm is None:
