@@ -36,6 +36,22 @@ branch simspeed, load 2-4):
 
 What remains of the shell time: numba's import (~0.7 s CPU) and its registry set-up at the first
 cache load (0.4-0.8 s; once per process), SciPy's special functions (~0.2 s, model/scores.py).
+(Since branch aot the single-plan path runs ahead-of-time kernels without numba or SciPy.)
+
+Bytecode (issue 10, branch speed3): the development machine sets ``PYTHONDONTWRITEBYTECODE=1``,
+so the package's 27 modules were compiled from source in every fresh process; the script now
+writes their bytecode first (``compileall``, as ``make setup`` and any install of the wheel do).
+Alternating runs at load 3.3-3.5: 0.85-0.95 s CPU without, 0.53-0.88 s with. Warm:
+``scores.depth_for_score``'s 4001-point table memoised (~0.9 ms a call, two a ``simulate``).
+Measured at load 4.2-4.4 (17:35-17:36 UTC), two runs of ``--quick``:
+
+    RESULT simulate_shell_s=0.77 simulate_cpu_s=0.60 import_s=0.72 first_call_s=0.110 warm_ms=29.7
+    RESULT simulate_shell_s=0.55 simulate_cpu_s=0.54 import_s=0.56 first_call_s=0.084 warm_ms=19.6
+    (python + numpy alone: 0.22 s and 0.19 s in the same runs)
+
+A warm call's time at that load: the serial ahead-of-time integrator ~13-16 ms, the spread ~7-14
+ms (model code). Not kept, measured: ``PYDANTIC_DISABLE_PLUGINS`` (no gain beyond noise) and
+pydantic's ``defer_build`` (all four models are validated by ``simulate`` anyway).
 """
 
 from __future__ import annotations
@@ -54,6 +70,7 @@ from pathlib import Path
 
 PLAN = Path(__file__).resolve().parents[1] / "src" / "neuromod" / "examples" / "glabella_botox.yaml"
 NEUROMOD = Path(sys.executable).with_name("neuromod")
+PACKAGE = PLAN.parents[1]
 
 
 def _shell_seconds(command: list[str], repeats: int, force_jit: bool = False) -> float:
@@ -118,6 +135,9 @@ def main() -> None:
     repeats = args.repeats or (2 if args.quick else 5)
     print("neuromod simulate speed (model estimates for planning and education, not medical advice).")
     command = [str(NEUROMOD), "simulate", str(PLAN)]
+    # the package's bytecode, as `make setup` and any install write it (with PYTHONDONTWRITEBYTECODE
+    # set, as on the development machine, each run would otherwise compile ~27 modules from source)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(PACKAGE)], check=True, capture_output=True)
     _shell_seconds(command, 1)  # the OS page cache filled
     _shell_seconds(command, 1, force_jit=True)  # numba's cache filled
     floor = _shell_seconds([sys.executable, "-c", "import numpy"], repeats)

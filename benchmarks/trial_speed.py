@@ -64,6 +64,41 @@ the kernel). After: ~117 tries per subject
 chunk. What is left outside the kernel (cohort draws, raters, endpoint counts: ~30 us per
 subject, `trials/`, single-threaded NumPy) is now about half of the core's own time, hence
 ``overhead_ratio`` ~1.5 (15:03 UTC, load 1.5: 19,691 subjects/s end to end, core 29,732).
+
+Outside the kernel (issue 10, branch speed3). The core's figure was wrong: its warm-up ran 50
+patients, which the integrator serves from the serial ahead-of-time export (batches of at most
+``SERIAL_BATCH_PATIENTS``, 128) without importing numba, so numba's import and JIT cache load fell
+in the first timed 10,000-patient call: 1.31 s against 0.29-0.36 s for the same call repeated
+(measured in one process), the core's rate 3.6x too low. It is now warmed up on one chunk of the
+timed size (`child_core`). The trial was not affected: its 20-subject warm-up runs the trial
+kernel, always the JIT, and its chunks take 55-77 ms from the first on. cProfile of the trial at
+20,000 subjects then: the kernel (`_step_kernel`) 73 %, cohort draws 0.115 s (5.7 us a subject:
+a batch draws twice the subjects still needed, ~92 % eligible for the glabella, and derived
+every quantity for all of them), grading 0.049 s (`grade` summed a (..., 3) comparison over its
+short last axis: 519 us per 1,000 x 14 depths), rater draws and perceived depths 0.05 s, endpoint
+counts 0.029 s (broadcast baseline comparisons), the course's set-up in `visit_course` 0.055 s.
+Changes, results bit-identical (the regression fixture and 13 trials' JSON unchanged;
+`tests/test_trial_draws.py` checks each identity): `grade` one in-place comparison per cut-point
+(48 us, 10x); the rater's own noise ``sd * standard_normal`` scaled in place (the numbers of
+``normal(0, sd)``) and the sums in one buffer, in the same order; enrolment draws every number
+of a batch in the same order but computes the skin, rate and rater factors and the subject's
+baseline grade for the enrolled rows only; `summarize` compares the grades gained since baseline
+with scalars and counts histograms with ``bincount`` (770 -> 500 us a chunk). The work outside
+the kernel, single-threaded (``NUMBA_NUM_THREADS=1``, back to back, load 3.3): 14.3-16.0 ->
+7.7-8.2 us a subject, of which ~2.2 us is the random numbers themselves (~200,000 standard
+normals a 1,000-subject chunk at ~11 ns) and ~2.7 us the course's set-up in `visit_course`
+(kinetic inputs, Bateman terms: model code). Tried and not kept: the next chunk's draws and the
+last chunk's ratings on a helper thread while the kernel runs (numba's parallel kernel releases
+the GIL, results identical): on the 2 shared cores, 30,000 subjects at load 2.2-3.4, 9,983-11,071
+subjects/s against 11,045-12,092 one stage after another (the kernel's static partition waits
+for the thread that shares its core), CPU time 4-20 % higher.
+Measured back to back (``--quick --subjects 100000``, main's code then this branch's through this
+script, 17:30-17:32 UTC, load 3.3-4.2, the process getting about one core): 8,466 -> 11,390
+subjects/s (10,357 -> 11,511 per CPU-second), overhead 2.23x -> 1.47x wall (1.92x -> 1.46x
+CPU), peak 236 -> 237 MiB; a second pair (17:38-17:39, load 2.4-3.1) 11,872 -> 12,215 subjects/s
+(11,895 -> 12,239 per CPU-second; the cores of those runs 19,067 and 13,518 patients/s: at this
+load the core's timing swings by 40 %, so one run's overhead ratio says little). 1,000,000 subjects (17:32-17:35 UTC, load 3.0 rising to 4.8): 98.7 s,
+10,129 subjects/s, 10,799 per CPU-second, peak 236 MiB, overhead 1.86x wall (1.69x CPU).
 """
 
 from __future__ import annotations
@@ -177,7 +212,12 @@ def _core_seconds(setup: dict, muscles: np.ndarray, max_step: float) -> float:
 
 
 def child_core(n: int) -> dict:
-    """The kinetic core on the one-arm trial's cohort: the trial's setting and the sparse one."""
+    """The kinetic core on the one-arm trial's cohort: the trial's setting and the sparse one.
+
+    Each setting is warmed up on one full chunk (``CORE_CHUNK`` patients, or ``n`` if fewer) and
+    then timed once over the cohort: the warm-up takes the timed calls' path (numba's parallel
+    JIT, numba imported, its cache loaded, the thread team started), so the timed run is warm
+    from its first chunk, as the trial's is after its own warm-up (:func:`child_trial`)."""
     from neuromod.model.visit_course import TRIAL_MAX_STEP_DAYS, integrated_muscles
 
     setup = _core_setup(n)
@@ -187,9 +227,13 @@ def child_core(n: int) -> dict:
                                setup["params"].junction.hill_coefficient, setup["face_map"].area_weights(),
                                prepared.scored, _trial_groups(setup))  # the muscles the trial integrates
     sparse = np.flatnonzero(dose >= SPARSE_MIN_UNITS)
-    small = {**setup, "doses": setup["doses"][:50], "half_block": setup["half_block"][:50]}
-    _core_seconds(small, every, TRIAL_MAX_STEP_DAYS)  # load compiled kernels
-    _core_seconds(small, sparse, SPARSE_MAX_STEP)
+    # warm-up on one chunk of the timed size: the same kernel path as the timed calls (a batch of
+    # <= SERIAL_BATCH_PATIENTS runs the serial ahead-of-time export without numba, so a 50-patient
+    # warm-up left numba's import and JIT cache load to the first timed chunk: ~1 s, 3.6x its time)
+    chunk = min(n, CORE_CHUNK)
+    warm = {**setup, "doses": setup["doses"][:chunk], "half_block": setup["half_block"][:chunk]}
+    _core_seconds(warm, every, TRIAL_MAX_STEP_DAYS)
+    _core_seconds(warm, sparse, SPARSE_MAX_STEP)
     trial_setting = _core_seconds(setup, every, TRIAL_MAX_STEP_DAYS)
     trial_cpu = setup["cpu_s"]
     sparse_setting = _core_seconds(setup, sparse, SPARSE_MAX_STEP)

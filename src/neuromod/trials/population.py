@@ -79,12 +79,12 @@ def expectation_factor(days_since_treatment: FloatArray, params: ModelParameters
     return np.maximum(1.0 - np.asarray(scale) * pop.expectation_bias * decay, 0.0)
 
 
-def expectation_scales(n: int, rng: np.random.Generator, params: ModelParameters) -> FloatArray:
-    """``n`` subjects' factors on the expectation effect: log-normal with mean 1 and log-SD
-    ``population.expectation_sd`` (standard normals from the caller's stream, the same draws for
-    every value of the SD)."""
+def expectation_scales(normals: FloatArray, params: ModelParameters) -> FloatArray:
+    """Subjects' factors on the expectation effect from their standard normals ``normals`` (drawn
+    from the caller's stream, the same draws for every value of the SD): log-normal with mean 1
+    and log-SD ``population.expectation_sd``."""
     sd = params.population.expectation_sd
-    return np.exp(sd * rng.standard_normal(n) - 0.5 * sd**2)
+    return np.exp(sd * normals - 0.5 * sd**2)
 
 
 def visit_deviations(shape: tuple[int, ...], rng: np.random.Generator, params: ModelParameters) -> FloatArray:
@@ -117,86 +117,124 @@ def rater_persistence(shape: tuple[int, ...], rng: np.random.Generator, params: 
     return RaterPersistence(noise.investigator_persistent_sd_mm * investigator, noise.subject_persistent_sd_mm * subject)
 
 
-def investigator_grades(depth_mm: FloatArray, rng: np.random.Generator, params: ModelParameters,
-                        shared_mm: FloatArray | None = None, persistent_mm: FloatArray | None = None) -> IntArray:
+def investigator_grades(depth_mm: FloatArray, rng: np.random.Generator | None, params: ModelParameters,
+                        shared_mm: FloatArray | None = None, persistent_mm: FloatArray | None = None,
+                        own_normals: FloatArray | None = None) -> IntArray:
     """Investigator's FWS grades of lines ``depth_mm`` deep.
 
     shared_mm: the visit's deviation both raters see (:func:`visit_deviations`), to which the
     investigator's persistent impression of the face ``persistent_mm`` (:func:`rater_persistence`;
     None: 0) and own noise are added; None: a rating on its own, with the investigator's whole
-    noise (``scores.rater_sd_mm``) drawn here.
+    noise (``scores.rater_sd_mm``) drawn here. own_normals: the standard normals behind the own
+    noise, drawn by the caller from the same stream (a whole enrolment batch, graded after its
+    selection); None: drawn here from ``rng``. Either way the own noise is ``sd * z``, the numbers
+    ``rng.normal(0, sd)`` gives (``tests/test_trial_draws.py`` checks the bits).
     """
     noise = rater_noise(params)
     if shared_mm is None:
         return grade(depth_mm + rng.normal(0.0, noise.investigator_total_sd_mm, np.shape(depth_mm)), params.scores)
-    own = rng.normal(0.0, noise.investigator_sd_mm, np.shape(depth_mm))
-    persistent = 0.0 if persistent_mm is None else persistent_mm
-    return grade(depth_mm + shared_mm + persistent + own, params.scores)
+    seen = _own_noise(noise.investigator_sd_mm, np.shape(depth_mm), rng, own_normals)
+    # depth + shared + persistent + own, summed in that order as before, in one buffer
+    seen += depth_mm + shared_mm if persistent_mm is None else (depth_mm + shared_mm) + persistent_mm
+    return grade(seen, params.scores)
 
 
-def perceived_depth(depth_mm: FloatArray, rng: np.random.Generator, params: ModelParameters,
-                    shared_mm: FloatArray | None = None, persistent_mm: FloatArray | None = None) -> FloatArray:
+def _own_noise(sd_mm: float, shape: tuple[int, ...], rng: np.random.Generator | None,
+               own_normals: FloatArray | None) -> FloatArray:
+    """A rater's own noise ``sd_mm * z`` in a fresh array: ``z`` the caller's standard normals, or
+    drawn here from ``rng`` (the numbers and stream position of ``rng.normal(0, sd_mm, shape)``)."""
+    normals = rng.standard_normal(shape) if own_normals is None else np.array(own_normals, dtype=float)
+    normals *= sd_mm
+    return normals
+
+
+def perceived_depth(depth_mm: FloatArray, rng: np.random.Generator | None, params: ModelParameters,
+                    shared_mm: FloatArray | None = None, persistent_mm: FloatArray | None = None,
+                    own_normals: FloatArray | None = None) -> FloatArray:
     """The depth a subject perceives: biased towards deeper (``subject_depth_bias``), with the
     visit's shared deviation ``shared_mm``, the subject's persistent impression of the face
     ``persistent_mm`` (None: 0) and own noise, or (``shared_mm`` None) the subject's whole noise
-    (``population.subject_sd_mm``) drawn here."""
+    (``population.subject_sd_mm``) drawn here. own_normals: as in :func:`investigator_grades`."""
     noise = rater_noise(params)
     bias = params.population.subject_depth_bias
     if shared_mm is None:
         noisy = bias * depth_mm + rng.normal(0.0, noise.subject_total_sd_mm, np.shape(depth_mm))
-    else:
-        persistent = 0.0 if persistent_mm is None else persistent_mm
-        noisy = (bias * (depth_mm + shared_mm) + persistent
-                 + rng.normal(0.0, noise.subject_sd_mm, np.shape(depth_mm)))
-    return np.maximum(noisy, 0.0)
+        return np.maximum(noisy, 0.0)
+    seen = bias * (depth_mm + shared_mm)
+    if persistent_mm is not None:
+        seen += persistent_mm
+    seen += _own_noise(noise.subject_sd_mm, np.shape(depth_mm), rng, own_normals)
+    return np.maximum(seen, 0.0, out=seen)
 
 
-def subject_grades(depth_mm: FloatArray, rng: np.random.Generator, params: ModelParameters,
-                   shared_mm: FloatArray | None = None, persistent_mm: FloatArray | None = None) -> IntArray:
-    """The subject's own FWS grades of lines ``depth_mm`` deep (``shared_mm``, ``persistent_mm``
-    as in :func:`perceived_depth`)."""
-    return grade(perceived_depth(depth_mm, rng, params, shared_mm, persistent_mm), params.scores)
+def subject_grades(depth_mm: FloatArray, rng: np.random.Generator | None, params: ModelParameters,
+                   shared_mm: FloatArray | None = None, persistent_mm: FloatArray | None = None,
+                   own_normals: FloatArray | None = None) -> IntArray:
+    """The subject's own FWS grades of lines ``depth_mm`` deep (``shared_mm``, ``persistent_mm``,
+    ``own_normals`` as in :func:`perceived_depth`)."""
+    return grade(perceived_depth(depth_mm, rng, params, shared_mm, persistent_mm, own_normals), params.scores)
+
+
+def _included(spec: PopulationSpec, baseline_inv: IntArray, scored_areas: list[int]) -> npt.NDArray[np.int64]:
+    """Rows of a batch meeting the inclusion rule (see :func:`enrol`)."""
+    if spec.baseline == "moderate_or_severe" and scored_areas:
+        return np.flatnonzero((baseline_inv[:, scored_areas] >= 2).all(axis=1))
+    return np.arange(baseline_inv.shape[0])
 
 
 def _draw(spec: PopulationSpec, n: int, n_areas: int, rng: np.random.Generator, params: ModelParameters,
-          visit_rng: np.random.Generator):
+          visit_rng: np.random.Generator, scored_areas: list[int], wanted: int) -> Cohort:
+    """Draw ``n`` people and enrol the first ``wanted`` who meet the inclusion rule.
+
+    Every random number of the ``n`` is drawn, in a fixed order, so the streams move on as they
+    always have; what only the enrolled need (their skin, rate and rater factors, the subject's
+    baseline grade) is computed from their rows alone. Those are elementwise, so they are the
+    numbers computing all ``n`` and keeping the enrolled would give, for ~half the work (about one
+    in ten is excluded for the glabella, and a batch draws twice the subjects still needed).
+    """
     pop = params.population
     female = rng.random(n) < spec.female_fraction(params)
     age = rng.uniform(spec.age[0], spec.age[1], n)
     smoking = rng.choice([1.0, params.patient.former_smoker_factor, params.skin.smoking_deepening_factor],
                          size=n, p=SMOKING_MIX)
     sun = rng.choice([1.0, params.patient.moderate_sun_factor, params.skin.sun_deepening_factor], size=n, p=SUN_MIX)
-    deepen = deepening_factor(age, smoking, sun, params)
     decades = (age - 45.0) / 10.0
     static = (pop.static_depth_median_mm * pop.static_depth_age_factor_per_decade ** decades[:, None]
               * np.exp(pop.static_depth_sd * rng.standard_normal((n, n_areas))))
     dynamic = pop.dynamic_depth_median_mm * np.exp(pop.dynamic_depth_sd * rng.standard_normal((n, n_areas)))
-    sex_factor = np.where(female, 1.0, params.patient.male_half_block_factor)
-    patients = Patients(
-        half_block_scale=(sex_factor * np.exp(pop.half_block_sd * rng.standard_normal(n)))[:, None],
-        light_chain_decay_scale=np.exp(pop.light_chain_decay_sd * rng.standard_normal(n))[:, None],
-        availability_scale=np.exp(pop.availability_sd * rng.standard_normal(n))[:, None],
-        deepening_factor=deepen[:, None],
-        baseline_strain_ratio=strain_ratio_for_depth(dynamic, params.skin),
-        baseline_static_mm=static,
-    )
+    half_block, light_chain, availability = (rng.standard_normal(n) for _ in range(3))
     contraction = static + dynamic
     shared = visit_deviations((n, n_areas), visit_rng, params)
     persistent = rater_persistence((n, n_areas), visit_rng, params)
-    cohort = Cohort(
+    baseline_inv = investigator_grades(contraction, rng, params, shared, persistent.investigator_mm)
+    subject_own = rng.standard_normal((n, n_areas))  # the subject's baseline rating, graded for the enrolled
+    expectation = visit_rng.standard_normal(n)  # expectation_scales' normals
+    onset, danger = rng.standard_normal(n), rng.standard_normal(n)
+    keep = _included(spec, baseline_inv, scored_areas)[:wanted]
+    female, age, shared, contraction = female[keep], age[keep], shared[keep], contraction[keep]
+    patients = Patients(
+        half_block_scale=(np.where(female, 1.0, params.patient.male_half_block_factor)
+                          * np.exp(pop.half_block_sd * half_block[keep]))[:, None],
+        light_chain_decay_scale=np.exp(pop.light_chain_decay_sd * light_chain[keep])[:, None],
+        availability_scale=np.exp(pop.availability_sd * availability[keep])[:, None],
+        deepening_factor=deepening_factor(age, smoking[keep], sun[keep], params)[:, None],
+        baseline_strain_ratio=strain_ratio_for_depth(dynamic[keep], params.skin),
+        baseline_static_mm=static[keep],
+    )
+    persistent_subj = persistent.subject_mm[keep]
+    return Cohort(
         patients=patients,
-        baseline_inv=investigator_grades(contraction, rng, params, shared, persistent.investigator_mm),
-        baseline_subj=subject_grades(contraction, rng, params, shared, persistent.subject_mm),
+        baseline_inv=baseline_inv[keep],
+        baseline_subj=subject_grades(contraction, None, params, shared, persistent_subj, subject_own[keep]),
         baseline_shared_mm=shared,
-        persistent_inv_mm=persistent.investigator_mm,
-        persistent_subj_mm=persistent.subject_mm,
-        expectation_scale=expectation_scales(n, visit_rng, params),
-        onset_threshold=params.scores.onset_strength_drop * np.exp(pop.onset_threshold_sd * rng.standard_normal(n)),
-        danger_multiplier=np.exp(pop.danger_dose_sd * rng.standard_normal(n)),
+        persistent_inv_mm=persistent.investigator_mm[keep],
+        persistent_subj_mm=persistent_subj,
+        expectation_scale=expectation_scales(expectation[keep], params),
+        onset_threshold=params.scores.onset_strength_drop * np.exp(pop.onset_threshold_sd * onset[keep]),
+        danger_multiplier=np.exp(pop.danger_dose_sd * danger[keep]),
         female=female,
         age=age,
     )
-    return cohort
 
 
 def _select(cohort: Cohort, keep: npt.NDArray[np.int64]) -> Cohort:
@@ -232,14 +270,9 @@ def enrol(
     chosen: list[Cohort] = []
     total = 0
     while total < n:
-        batch = _draw(spec, max(2 * (n - total), 64), n_areas, rng, params, visit_rng)
-        if spec.baseline == "moderate_or_severe" and scored_areas:
-            ok = (batch.baseline_inv[:, scored_areas] >= 2).all(axis=1)
-        else:
-            ok = np.ones(batch.female.size, dtype=bool)
-        keep = np.flatnonzero(ok)[: n - total]
-        chosen.append(_select(batch, keep))
-        total += keep.size
+        batch = _draw(spec, max(2 * (n - total), 64), n_areas, rng, params, visit_rng, scored_areas, n - total)
+        chosen.append(batch)
+        total += batch.female.size
     if len(chosen) == 1:
         return chosen[0]
     first = chosen[0]

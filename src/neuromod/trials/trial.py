@@ -122,9 +122,8 @@ def _first_visit(condition: npt.NDArray[np.bool_]) -> tuple[IntArray, npt.NDArra
 
 def _survival_counts(index: IntArray, hit: npt.NDArray[np.bool_], n_visits: int, offset: int = 0) -> IntArray:
     """(n_visits, 2) censored and event counts per visit for event-or-censoring visit ``index + offset``."""
-    out = np.zeros((n_visits, 2), dtype=np.int64)
-    np.add.at(out, (index + offset, hit.astype(np.int64)), 1)
-    return out
+    # a histogram by bincount (~10x faster than np.add.at on a chunk): bin 2 * visit + (event or censored)
+    return np.bincount(2 * (index + offset) + hit, minlength=2 * n_visits).reshape(n_visits, 2)
 
 
 def summarize(inv: IntArray, subj: IntArray, expression: FloatArray, baseline_inv: IntArray,
@@ -139,40 +138,45 @@ def summarize(inv: IntArray, subj: IntArray, expression: FloatArray, baseline_in
     v = np.asarray(visits)
     n, n_scored, n_visits = inv.shape
     mild = none_mild_max_grade()
-    b_inv, b_subj = baseline_inv[..., None], baseline_subj[..., None]
+    # grades gained since baseline, once: every count below is then a comparison with a scalar
+    # (broadcasting the (n, n_scored, 1) baselines in each comparison cost ~5x more per chunk)
+    inv_gained = baseline_inv[..., None] - inv
+    none_mild = inv <= mild
+    improved = inv_gained >= 1
     counts = {
-        "inv_none_mild": inv <= mild,
+        "inv_none_mild": none_mild,
         "subj_none_mild": subj <= mild,
-        "inv_ge1_grade": inv <= b_inv - 1,
-        "composite_ge2_grade": (inv <= b_inv - 2) & (subj <= b_subj - 2),
+        "inv_ge1_grade": improved,
+        "composite_ge2_grade": (inv_gained >= 2) & ((baseline_subj[..., None] - subj) >= 2),
         "subj_ge2_global": global_ratio <= 0.5,
     }
     last_day = int(v.max())
     onset_bin = np.where(np.isfinite(onset_day), np.minimum(onset_day, last_day), last_day + 1).astype(np.int64)
-    onset = np.zeros((n_scored, last_day + 2), dtype=np.int64)
-    np.add.at(onset, (np.broadcast_to(np.arange(n_scored), onset_bin.shape), onset_bin), 1)
+    onset = np.bincount((onset_bin + (last_day + 2) * np.arange(n_scored)).ravel(),
+                        minlength=n_scored * (last_day + 2)).reshape(n_scored, last_day + 2)
     survival = {name: np.zeros((n_scored, n_visits, 2), dtype=np.int64) for name in SURVIVAL}
     after30 = v > 30
     first_after = int(np.argmax(after30)) if after30.any() else n_visits
     for a in range(n_scored):
-        grades = inv[:, a]
+        mild_now = none_mild[:, a]
         if 30 in visits and after30.any():
-            responders = grades[:, visits.index(30)] <= mild
-            index, hit = _first_visit(grades[responders][:, after30] > mild)
+            responders = mild_now[:, visits.index(30)]
+            index, hit = _first_visit(~mild_now[responders][:, after30])
             survival[SURVIVAL[0]][a] = _survival_counts(index, hit, n_visits, first_after)
-            early = (grades[:, v <= 30] <= mild).any(axis=1)
-            index, hit = _first_visit(grades[early][:, after30] > mild)
+            early = mild_now[:, v <= 30].any(axis=1)
+            index, hit = _first_visit(~mild_now[early][:, after30])
             survival[SURVIVAL[1]][a] = _survival_counts(index, hit, n_visits, first_after)
-        improved_before = np.maximum.accumulate(grades <= b_inv[:, a] - 1, axis=1)
-        back = (grades >= b_inv[:, a]) & np.concatenate(
-            [np.zeros_like(improved_before[:, :1]), improved_before[:, :-1]], axis=1)
+        improved_before = np.maximum.accumulate(improved[:, a], axis=1)
+        back = inv_gained[:, a] <= 0  # graded at or above baseline, after an improvement at an earlier visit
+        back[:, 0] = False
+        back[:, 1:] &= improved_before[:, :-1]
         never = ~improved_before[:, -1]
         index, hit = _first_visit(back)
         survival[SURVIVAL[2]][a] = _survival_counts(np.where(never, 0, index), hit | never, n_visits)
     return ArmSummary(
         n=n,
-        counts={k: m.sum(axis=0).astype(np.int64) for k, m in counts.items()},
-        improvement=(b_inv - inv).sum(axis=0).astype(float),
+        counts={k: m.sum(axis=0) for k, m in counts.items()},
+        improvement=inv_gained.sum(axis=0).astype(float),
         expression=expression.sum(axis=0),
         onset=onset,
         survival=survival,
