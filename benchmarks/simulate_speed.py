@@ -13,8 +13,12 @@ Measures, each in the same run so the ratios hold on a busy machine:
    the warm calls after it (what the clinic API pays per request), with their ratio; and where a
    warm call's time goes (cProfile).
 
+3. As `neuromod serve` runs (a child process: the CLI imported, then the app's start-up
+   :func:`neuromod.clinic.app.warm_up`, which loads numba, so every call runs the JIT's code):
+   its start-up and warm calls. ``warm_ms`` is this, the API's figure; ``warm_aot_ms`` item 2's.
+
 Last line: ``RESULT simulate_shell_s=... simulate_jit_shell_s=... jit_over_aot=... simulate_cpu_s=...
-simulate_out_shell_s=... import_s=... first_call_s=... warm_ms=... cold_over_warm=...``.
+simulate_out_shell_s=... import_s=... first_call_s=... warm_ms=... warm_aot_ms=... cold_over_warm=...``.
 
     .venv/bin/python benchmarks/simulate_speed.py [--quick] [--repeats N]
 
@@ -59,6 +63,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import json
 import os
 import pstats
 import resource
@@ -127,11 +132,37 @@ def in_process(warm_calls: int) -> dict:
             "numba_loaded": "numba" in sys.modules}
 
 
+def server_process(warm_calls: int) -> dict:
+    """Warm calls in a process set up as `neuromod serve` sets itself up: the CLI imported, then
+    the app's start-up :func:`neuromod.clinic.app.warm_up` (numba loaded, the label plan simulated
+    once), so every call runs the JIT's code (:func:`neuromod.model._jit.run_kernel`). Run in a child process:
+    numba, once imported, cannot be unloaded from the benchmark's own process."""
+    began = time.perf_counter()
+    import neuromod.cli  # noqa: F401
+    from neuromod.clinic.app import warm_up
+    from neuromod.model.simulate import simulate
+    from neuromod.schemas.plan import load_plan
+
+    warm_up()
+    started = time.perf_counter() - began
+    plan = load_plan(PLAN)
+    times = []
+    for _ in range(warm_calls):
+        t = time.perf_counter()
+        simulate(plan, 180)
+        times.append(time.perf_counter() - t)
+    return {"startup_s": started, "warm_s": sorted(times)[len(times) // 2], "numba_loaded": "numba" in sys.modules}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (< 60 s)")
     parser.add_argument("--repeats", type=int, help="fresh processes per shell measurement (default 5; --quick 2)")
+    parser.add_argument("--child-server", type=int, metavar="CALLS", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_server:
+        print(json.dumps(server_process(args.child_server)))
+        return
     repeats = args.repeats or (2 if args.quick else 5)
     print("neuromod simulate speed (model estimates for planning and education, not medical advice).")
     command = [str(NEUROMOD), "simulate", str(PLAN)]
@@ -161,11 +192,18 @@ def main() -> None:
           f"warm {1000 * run['warm_s']:.1f} ms (median) -> first/warm {run['first_s'] / run['warm_s']:.0f}x")
     print("where a warm call goes (cProfile, 3 calls):")
     print("\n".join(line for line in run["profile"].splitlines() if line.strip())[-900:])
+    child = subprocess.run([sys.executable, __file__, "--child-server", str(20 if args.quick else 50)], check=True,
+                           capture_output=True, text=True)
+    server = json.loads(child.stdout.strip().splitlines()[-1])
+    print(f"as `neuromod serve` runs (numba loaded at start by clinic.app.warm_up: the JIT's code; numba "
+          f"imported: {server['numba_loaded']}): start-up {server['startup_s']:.2f} s, warm "
+          f"{1000 * server['warm_s']:.1f} ms (median) against {1000 * run['warm_s']:.1f} ms through the "
+          f"ahead-of-time kernels above")
     print(f"RESULT simulate_shell_s={table:.2f} simulate_jit_shell_s={jit_table:.2f} jit_over_aot={jit_table / table:.2f} "
           f"simulate_cpu_s={cpu:.2f} "
           f"simulate_out_shell_s={with_out:.2f} import_s={imports:.2f} "
-          f"first_call_s={run['first_s']:.3f} warm_ms={1000 * run['warm_s']:.1f} "
-          f"cold_over_warm={run['first_s'] / run['warm_s']:.0f}")
+          f"first_call_s={run['first_s']:.3f} warm_ms={1000 * server['warm_s']:.1f} "
+          f"warm_aot_ms={1000 * run['warm_s']:.1f} cold_over_warm={run['first_s'] / run['warm_s']:.0f}")
 
 
 if __name__ == "__main__":

@@ -179,3 +179,19 @@ def test_normal_cdf_without_scipy_is_scipy_ndtr():
     assert numpy_normal_cdf(np.ones((2, 3))).shape == (2, 3)
     assert np.isnan(numpy_normal_cdf(np.nan)) and np.isnan(numpy_normal_cdf(np.array([np.nan]))[0])
     assert normal_cdf(1.5) == ndtr(1.5)  # SciPy loaded: its ndtr serves
+
+
+def test_a_process_with_numba_loaded_runs_the_jit_code(monkeypatch):
+    """Once numba is loaded (the clinic app's warm-up, any trial), serial calls run the JIT's code,
+    not the export: the export only spares short processes numba's import (`_jit.run_kernel`)."""
+    _jit.load_numba()
+
+    class Export:
+        def __getattr__(self, name):
+            raise AssertionError(f"the ahead-of-time export {name} ran in a process with numba loaded")
+
+    arguments = _skin_arguments("C")
+    exports = {_jit.export_name(_skin_recurrence): [_jit._argument_spec(a) for a in arguments]}
+    monkeypatch.setattr(_jit, "aot_kernels", lambda: (Export(), exports))
+    _jit.run_kernel(_skin_recurrence, *arguments)
+    assert np.all(arguments[-1] > 0)

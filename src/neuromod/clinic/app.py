@@ -110,6 +110,19 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+def warm_up() -> None:
+    """Before the first request (``Settings.warm_up``): load numba and simulate the label plan once.
+    A server pays numba's import (~1 s) once and then runs the JIT's code, faster per call than the
+    ahead-of-time kernels a short command uses (:func:`neuromod.model._jit.run_kernel`); the one
+    simulation loads the data files and the kernels' caches, so the first prediction is not slowed."""
+    from neuromod.model._jit import load_numba
+    from neuromod.model.simulate import simulate
+    from neuromod.schemas.plan import parse_plan
+
+    load_numba()
+    simulate(parse_plan({"product": "botox", "areas": {"glabella": 20}}), days=180)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     engine = make_engine(settings.database_url)
@@ -120,10 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         threadpool_limits(limits=1, user_api="blas")
         upgrade(engine)
         if settings.warm_up:
-            from neuromod.model.simulate import simulate
-            from neuromod.schemas.plan import parse_plan
-
-            simulate(parse_plan({"product": "botox", "areas": {"glabella": 20}}), days=180)
+            warm_up()
         yield
         engine.dispose()
 

@@ -194,13 +194,20 @@ def export_name(kernel: Any) -> str:
 
 def run_kernel(kernel: Any, *arguments: Any, ahead_of_time: bool = True) -> Any:
     """Call ``kernel`` (an :func:`njit` function) with ``arguments``: through its ahead-of-time
-    export when ``ahead_of_time`` (the call suits a serial kernel), the module is usable
-    (:func:`aot_kernels`) and every argument has the type the export was compiled for (the export
-    itself does not check); else through numba's JIT."""
+    export when ``ahead_of_time`` (the call suits a serial kernel), numba is not loaded, the module
+    is usable (:func:`aot_kernels`) and every argument has the type the export was compiled for
+    (the export itself does not check); else through numba's JIT.
+
+    A process that has loaded numba (the clinic app loads it at start, ``neuromod.clinic.app.warm_up``;
+    trials need it) runs the JIT's code for serial calls too: the export exists to spare a short process
+    numba's import, and once that is paid the JIT's code is faster (the label plan's warm
+    ``simulate``, stop 18: fastest calls 15.0-15.6 ms against 18.9-19.3 ms through the export,
+    medians 16-28 against 19-33 ms as the shared machine's load swings; the same numbers to the
+    last bit, ``tests/test_aot.py``)."""
     if _recorded is not None:  # building the exports: the JIT runs, and never a previous build
         _recorded.append((export_name(kernel), kernel, tuple(_numba.typeof(a) for a in arguments)))
         ahead_of_time = False
-    if ahead_of_time:
+    if ahead_of_time and _numba is None:
         loaded = aot_kernels()
         if loaded is not None:
             module, exports = loaded
