@@ -180,7 +180,12 @@ def test_json_and_table_carry_the_safety_block(label, poor):
     assert 0.0 < safety["danger_muscles"][LEVATOR]["peak_blocked_fraction"] < 0.3
     assert safety["eyelid_ptosis_risk_pct"] > 30 and 0 <= safety["brow_ptosis_risk_pct"] <= 100
     assert safety["warnings"] and safety["block_thresholds"]["eyelid_ptosis"] == 0.3
+    # the brow's second rule is shown where its risk is: the susceptible share and its threshold
+    group = load_adverse_events().events["brow_ptosis"].susceptible
+    assert safety["susceptible"] == {"brow_ptosis": {"share": group.share, "block_threshold": group.block_threshold,
+                                                     "who": group.who}}
     table = score_table(label)
+    assert f"> {group.block_threshold:.0%} in the {group.share:.0%} {group.who}" in table
     risk = label.safety.risk["eyelid_ptosis"]
     assert "safety (model estimate" in table and f"eyelid ptosis risk {100 * risk:.1f}%" in table and LEVATOR in table
     assert "WARNING" in score_table(poor)

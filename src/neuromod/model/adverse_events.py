@@ -60,7 +60,7 @@ from neuromod.model.patient import Patients, half_block_units, repeat_patient
 from neuromod.model.scores import normal_cdf
 from neuromod.model.spread import Injections
 from neuromod.reference.anatomy import FaceMap
-from neuromod.reference.clinical import AdverseEvent, AdverseEventRules
+from neuromod.reference.clinical import AdverseEvent, AdverseEventRules, Susceptible
 from neuromod.reference.parameters import ModelParameters
 from neuromod.schemas.plan import MAX_ONA_UNITS_PER_SITE
 
@@ -224,7 +224,8 @@ class SafetyAssessment:
 
     danger_muscles: muscle key -> :class:`DangerMuscle`; risk: event -> probability (0-1) over
     the between-person spread of the toxin reaching danger muscles; block_thresholds: event ->
-    threshold; warnings: one sentence each (same-point doses above the limit, an event
+    threshold; susceptible: event -> its susceptible group (share and lower threshold), for the
+    events that have one; warnings: one sentence each (same-point doses above the limit, an event
     expected at typical placement).
     """
 
@@ -232,6 +233,7 @@ class SafetyAssessment:
     risk: dict[str, float]
     block_thresholds: dict[str, float]
     warnings: list[str] = field(default_factory=list)
+    susceptible: dict[str, Susceptible] = field(default_factory=dict)
 
     @property
     def highest_risk(self) -> float:
@@ -249,6 +251,8 @@ class SafetyAssessment:
         for name, risk in self.risk.items():
             document[f"{name}_risk_pct"] = round(100.0 * risk, 3)
         document["block_thresholds"] = {name: value for name, value in self.block_thresholds.items()}
+        document["susceptible"] = {name: {"share": group.share, "block_threshold": group.block_threshold,
+                                          "who": group.who} for name, group in self.susceptible.items()}
         document["warnings"] = list(self.warnings)
         return document
 
@@ -317,8 +321,9 @@ def assess_safety(
     dose = np.asarray(dose_per_muscle, dtype=float)[index]
     warnings = same_point_warnings(injections, rules.same_point_radius_mm)
     thresholds = {name: event.block_threshold for name, event in rules.events.items()}
+    susceptible = {name: event.susceptible for name, event in rules.events.items() if event.susceptible is not None}
     if not index or treatments.size == 0:
-        return SafetyAssessment({}, {name: 0.0 for name in rules.events}, thresholds, warnings)
+        return SafetyAssessment({}, {name: 0.0 for name in rules.events}, thresholds, warnings, susceptible)
     pop = params.population
     # columns simulated: every danger muscle at its typical units, then a breached copy of each
     # muscle behind a barrier that the plan can breach (its units plus the breach units)
@@ -431,7 +436,7 @@ def assess_safety(
             warnings.append(
                 f"{name.replace('_', ' ')} expected at typical placement: {rules.events[name].description}; "
                 f"peak block {event_peak[typical_node, typical]:.0%} above the {thresholds[name]:.0%} threshold")
-    return SafetyAssessment(danger_muscles, risk, thresholds, warnings)
+    return SafetyAssessment(danger_muscles, risk, thresholds, warnings, susceptible)
 
 
 def _refined_peaks(peak_blocks, event_peaks, n_nodes: int, n_z: int, n_columns: int, typical: int,

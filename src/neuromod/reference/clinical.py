@@ -49,10 +49,12 @@ class Susceptible:
     frontalis holds up, so blocking the depressors does not protect).
 
     share: fraction (0-1) of patients who are so; block_threshold: the muscle's peak blocked
-    fraction (0-1) above which the event happens in them."""
+    fraction (0-1) above which the event happens in them; who: the group in words, as it follows
+    "patients" ("whose brow rests on frontalis tone"), for the tables and pages that show the rule."""
 
     share: float
     block_threshold: float
+    who: str
 
 
 @dataclass(frozen=True)
@@ -103,9 +105,10 @@ def _breach(entry: Any, where: str) -> SeptumBreach | None:
 def _susceptible(entry: Any, where: str) -> Susceptible | None:
     if entry is None:
         return None
-    group = Susceptible(*(_number(entry.get(key), f"{where}.{key}") for key in ("share", "block_threshold")))
-    if not 0.0 <= group.share <= 1.0 or not 0.0 < group.block_threshold < 1.0:
-        raise ValueError(f"{where}: share must be in 0-1 and block_threshold in (0, 1)")
+    group = Susceptible(*(_number(entry.get(key), f"{where}.{key}") for key in ("share", "block_threshold")),
+                        who=str(entry.get("who") or "").strip())
+    if not 0.0 <= group.share <= 1.0 or not 0.0 < group.block_threshold < 1.0 or not group.who:
+        raise ValueError(f"{where}: share must be in 0-1, block_threshold in (0, 1), and who a phrase")
     return group
 
 

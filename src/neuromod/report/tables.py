@@ -41,7 +41,12 @@ def safety_lines(safety: SafetyAssessment) -> list[str]:
              f"  {'danger muscle':<38} {'event':<14} {'units':>8} {'peak block':>11}"]
     for key, muscle in safety.danger_muscles.items():
         lines.append(f"  {key:<38} {muscle.event:<14} {muscle.units:>8.3f} {muscle.peak_blocked_fraction:>10.1%}")
-    lines.append("  " + ", ".join(f"{name.replace('_', ' ')} risk {risk:.1%} (block > {safety.block_thresholds[name]:.0%})"
+    def rule(name: str) -> str:
+        text = f"block > {safety.block_thresholds[name]:.0%}"
+        group = safety.susceptible.get(name)
+        return text if group is None else f"{text}; > {group.block_threshold:.0%} in the {group.share:.0%} {group.who}"
+
+    lines.append("  " + ", ".join(f"{name.replace('_', ' ')} risk {risk:.1%} ({rule(name)})"
                                   for name, risk in safety.risk.items()))
     lines += [f"  WARNING: {warning}" for warning in safety.warnings]
     return lines
