@@ -62,4 +62,7 @@ def test_ptosis_risk_follows_the_point_to_the_danger_zone(label_glabella):
     risk = {e.event: e.risk_pct for e in near_levator.ptosis}
     far = {e.event: e.risk_pct for e in high_forehead.ptosis}
     assert set(risk) == {"eyelid_ptosis", "brow_ptosis"}
+    # each risk says the block it needs, the brow's second rule included (report.tables.event_rule)
+    rules = {e.event: e.rule for e in near_levator.ptosis}
+    assert rules["eyelid_ptosis"] == "block > 30%" and "whose brow rests on frontalis tone" in rules["brow_ptosis"]
     assert risk["eyelid_ptosis"] > far["eyelid_ptosis"]

@@ -34,6 +34,15 @@ def score_table(result: SimulationResult) -> str:
     return "\n".join(lines)
 
 
+def event_rule(safety: SafetyAssessment, event: str) -> str:
+    """The block an event needs, in words: its threshold and, for an event with a susceptible
+    group, the group's lower one (``block > 70%; > 30% in the 1% whose brow rests on frontalis
+    tone``); the same text in ``simulate``'s table and the web face chart."""
+    text = f"block > {safety.block_thresholds[event]:.0%}"
+    group = safety.susceptible.get(event)
+    return text if group is None else f"{text}; > {group.block_threshold:.0%} in the {group.share:.0%} {group.who}"
+
+
 def safety_lines(safety: SafetyAssessment) -> list[str]:
     """The safety block: units and peak block reaching each danger muscle, the risk of each
     adverse event for patients like this one, and warnings."""
@@ -41,12 +50,7 @@ def safety_lines(safety: SafetyAssessment) -> list[str]:
              f"  {'danger muscle':<38} {'event':<14} {'units':>8} {'peak block':>11}"]
     for key, muscle in safety.danger_muscles.items():
         lines.append(f"  {key:<38} {muscle.event:<14} {muscle.units:>8.3f} {muscle.peak_blocked_fraction:>10.1%}")
-    def rule(name: str) -> str:
-        text = f"block > {safety.block_thresholds[name]:.0%}"
-        group = safety.susceptible.get(name)
-        return text if group is None else f"{text}; > {group.block_threshold:.0%} in the {group.share:.0%} {group.who}"
-
-    lines.append("  " + ", ".join(f"{name.replace('_', ' ')} risk {risk:.1%} ({rule(name)})"
+    lines.append("  " + ", ".join(f"{name.replace('_', ' ')} risk {risk:.1%} ({event_rule(safety, name)})"
                                   for name, risk in safety.risk.items()))
     lines += [f"  WARNING: {warning}" for warning in safety.warnings]
     return lines

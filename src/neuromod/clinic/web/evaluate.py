@@ -27,6 +27,7 @@ from neuromod.model.simulate import DISCLAIMER, SimulationResult
 from neuromod.reference.anatomy import FaceMap, load_face_map
 from neuromod.reference.parameters import ModelParameters, default_parameters
 from neuromod.reference.products import convert, load_products
+from neuromod.report.tables import event_rule
 from neuromod.schemas.plan import MAX_ONA_UNITS_PER_SITE
 
 #: muscles receiving less than this (product units) are left out of the table (display only).
@@ -64,6 +65,7 @@ class PtosisRisk:
     risk_pct: float
     threshold_block: float
     muscles: list[str]
+    rule: str  # the block the event needs, in words (report.tables.event_rule)
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,8 @@ def ptosis_risks(result: SimulationResult) -> list[PtosisRisk]:
     if safety is None:
         return []
     return [PtosisRisk(event, round(100.0 * probability, 2), safety.block_thresholds[event],
-                       [key for key, muscle in safety.danger_muscles.items() if muscle.event == event])
+                       [key for key, muscle in safety.danger_muscles.items() if muscle.event == event],
+                       event_rule(safety, event))
             for event, probability in safety.risk.items()]
 
 

@@ -242,7 +242,7 @@ function show(answer) {
   rows($("area-totals").querySelector("tbody"), answer.areas,
        (a) => [a.area === "custom" ? "free points" : a.area.replaceAll("_", " "), `${fmt(a.units, 2)} U`, `${a.points} point${a.points === 1 ? "" : "s"}`]);
   rows($("ptosis").querySelector("tbody"), answer.ptosis,
-       (p) => [p.event.replaceAll("_", " "), `${fmt(p.risk_pct, 1)} %`]);
+       (p) => [p.event.replaceAll("_", " "), `${fmt(p.risk_pct, 1)} %`, p.rule]);
   $("ptosis").querySelectorAll("tr").forEach((tr, i) => { tr.dataset.event = answer.ptosis[i].event; });
   rows($("conversions").querySelector("tbody"), answer.conversions,
        (c) => [c.product, fmt(c.units, 1), `${fmt(c.low, 1)}–${fmt(c.high, 1)}`]);
