@@ -201,9 +201,8 @@ def run_kernel(kernel: Any, *arguments: Any, ahead_of_time: bool = True) -> Any:
     A process that has loaded numba (the clinic app loads it at start, ``neuromod.clinic.app.warm_up``;
     trials need it) runs the JIT's code for serial calls too: the export exists to spare a short process
     numba's import, and once that is paid the JIT's code is faster (the label plan's warm
-    ``simulate``, stop 18: fastest calls 15.0-15.6 ms against 18.9-19.3 ms through the export,
-    medians 16-28 against 19-33 ms as the shared machine's load swings; the same numbers to the
-    last bit, ``tests/test_aot.py``)."""
+    ``simulate``, ``benchmarks/simulate_speed.py`` at stop 18: 16.2 ms as the server runs it against
+    19.2 ms through the export; the same numbers to the last bit, ``tests/test_aot.py``)."""
     if _recorded is not None:  # building the exports: the JIT runs, and never a previous build
         _recorded.append((export_name(kernel), kernel, tuple(_numba.typeof(a) for a in arguments)))
         ahead_of_time = False

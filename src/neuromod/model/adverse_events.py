@@ -29,10 +29,10 @@ One rule, two uses, the same numbers:
   the probability of the same event for patients *like this one* (the planner's similar
   patients: same covariates, unexplained variation unknown), by quadrature instead of a
   sampled cohort: a mixture of breached (probability of the plan's breach) and intact septum
-  for events behind a barrier, and of susceptible (the group's share) and other patients. A danger muscle's block depends on its units over its
-  half-block amount, so
-  the toxin's spread and the patient's sensitivity (``population.half_block_sd``) combine into
-  one log-normal factor; the peak block rises with it, so for given rates the risk is
+  for events behind a barrier, and of susceptible (the group's share) and other patients. A
+  danger muscle's block depends on its units over its half-block amount, so the toxin's spread
+  and the patient's sensitivity (``population.half_block_sd``) combine into one log-normal
+  factor; the peak block rises with it, so for given rates the risk is
   ``1 - Phi(z*)``, ``z*`` being where the peak block crosses the threshold (interpolated on a
   grid of factors). The two remaining random effects (light-chain persistence, availability)
   are integrated by Gauss-Hermite quadrature. No sampling noise: the risk is the same on
@@ -389,15 +389,14 @@ def assess_safety(
             broken = [len(index) + c for c, (event, _) in enumerate(breached_copies) if event == name]
             if broken:
                 out[name, "breached"] = np.maximum(out[name, "intact"], peak[..., broken].max(axis=-1))
-            if rules.events[name].susceptible is not None:
+            if name in susceptible:
                 out[name, "susceptible"] = own
                 if broken:
                     out[name, "susceptible_breached"] = np.maximum(own, peak[..., broken].max(axis=-1))
         return out
 
     def threshold_of(name: str, variant: str) -> float:
-        group = rules.events[name].susceptible
-        return group.block_threshold if variant.startswith("susceptible") else thresholds[name]
+        return susceptible[name].block_threshold if variant.startswith("susceptible") else thresholds[name]
 
     typical_node = int(np.argmin(np.abs(decay_node) + np.abs(availability_node)))  # the described patient
     typical = int(np.argmin(np.abs(z)))
@@ -424,7 +423,7 @@ def assess_safety(
         if variant != "intact":
             continue
         risk[name] = mixed_risk(name, "intact", "breached")
-        group = rules.events[name].susceptible
+        group = susceptible.get(name)
         if group is not None:
             risk[name] = (1.0 - group.share) * risk[name] + group.share * mixed_risk(name, "susceptible",
                                                                                      "susceptible_breached")
