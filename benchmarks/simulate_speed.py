@@ -98,6 +98,13 @@ def _shell_seconds(command: list[str], repeats: int, force_jit: bool = False) ->
     return best
 
 
+#: The libraries every command needs, imported as `neuromod simulate` uses them: NumPy, pydantic
+#: (with one strict model built, which loads its schema machinery), typer and PyYAML's C loader.
+LIBRARIES = ("import numpy, typer, yaml; from typing import Annotated; from pydantic import BaseModel, Field, "
+             "Strict; M = type('M', (BaseModel,), {'__annotations__': {'x': Annotated[float, Strict(), Field(ge=0)]}}); "
+             "M(x=1.0)")
+
+
 #: Least CPU seconds (user + system) of a :func:`_shell_seconds` measurement, by (command, force_jit).
 CPU_SECONDS: dict[tuple, float] = {}
 
@@ -172,6 +179,7 @@ def main() -> None:
     _shell_seconds(command, 1)  # the OS page cache filled
     _shell_seconds(command, 1, force_jit=True)  # numba's cache filled
     floor = _shell_seconds([sys.executable, "-c", "import numpy"], repeats)
+    libraries = _shell_seconds([sys.executable, "-c", LIBRARIES], repeats)
     imports = _shell_seconds([sys.executable, "-c", "import neuromod.cli"], repeats)
     table = _shell_seconds(command, repeats)
     jit_table = _shell_seconds(command, repeats, force_jit=True)
@@ -179,6 +187,9 @@ def main() -> None:
         with_out = _shell_seconds([*command, "--out", str(Path(folder) / "x")], repeats)
     print(f"shell, best of {repeats}: python + numpy {floor:.2f} s; import neuromod.cli {imports:.2f} s; "
           f"neuromod simulate {table:.2f} s (imports {imports / table:.0%}); with --out (CSV + 2 PNG) {with_out:.2f} s")
+    print(f"shell, the libraries' floor: python + numpy, pydantic, typer and PyYAML imported and one "
+          f"pydantic model built {libraries:.2f} s -> neuromod's own share of simulate {table - libraries:.2f} s "
+          f"({(table - libraries) / table:.0%})")
     print(f"shell, the peer: neuromod simulate on numba's JIT (NEUROMOD_JIT=1) {jit_table:.2f} s -> "
           f"JIT / ahead-of-time {jit_table / table:.2f}x")
     cpu, jit_cpu = CPU_SECONDS[(tuple(command), False)], CPU_SECONDS[(tuple(command), True)]
@@ -201,7 +212,7 @@ def main() -> None:
           f"ahead-of-time kernels above")
     print(f"RESULT simulate_shell_s={table:.2f} simulate_jit_shell_s={jit_table:.2f} jit_over_aot={jit_table / table:.2f} "
           f"simulate_cpu_s={cpu:.2f} "
-          f"simulate_out_shell_s={with_out:.2f} import_s={imports:.2f} "
+          f"simulate_out_shell_s={with_out:.2f} import_s={imports:.2f} libraries_s={libraries:.2f} "
           f"first_call_s={run['first_s']:.3f} warm_ms={1000 * server['warm_s']:.1f} "
           f"warm_aot_ms={1000 * run['warm_s']:.1f} cold_over_warm={run['first_s'] / run['warm_s']:.0f}")
 

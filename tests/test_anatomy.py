@@ -63,3 +63,13 @@ def test_outline_rejects_points_off_the_face(face_map):
 
 def test_face_map_is_cached():
     assert load_face_map() is load_face_map()
+
+
+def test_region_masks_equal_testing_every_cell() -> None:
+    """region_masks tests each region only on the square of cells around it; the masks are the
+    ones testing every cell of the grid gives, for every muscle of the shipped face map."""
+    face_map = load_face_map()
+    grid = face_map.grid
+    every_cell = np.stack([region.contains(grid.x, grid.y) for region in face_map.regions])
+    np.testing.assert_array_equal(face_map.region_masks, every_cell)
+    assert every_cell.any(axis=1).all()  # every region covers cells

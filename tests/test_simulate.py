@@ -195,3 +195,21 @@ def test_spread_on_muscle_cell_pairs_equals_the_dense_tables(example):
     np.testing.assert_allclose(result.lost, injections.ona_units - doses.sum(axis=1), rtol=0, atol=1e-12)
     np.testing.assert_allclose(result.profile, dose_profile(cell_units, face_map.region_masks), rtol=0, atol=1e-12)
     assert 0 < result.doses.sum() < injections.ona_units.sum()  # toxin reaches muscles, some is lost
+
+
+def test_pair_shares_are_the_dense_table_at_its_pairs() -> None:
+    """pair_shares works on the (muscle, cell) pairs alone; its values are the dense
+    (muscles x cells) muscle_share table's at those pairs, bit for bit, at every depth the
+    example plans and the site table use (so every simulate and trial result is unchanged)."""
+    from neuromod.model.spread import muscle_cells, muscle_share, pair_shares
+    from neuromod.reference.anatomy import load_face_map
+    from neuromod.reference.parameters import default_parameters
+
+    params, face_map = default_parameters(), load_face_map()
+    layout = muscle_cells(face_map)
+    depths = sorted({region.depth_mm for region in face_map.regions} | {0.5, 1.0, 2.0, 3.0, 4.5})
+    for depth in depths:
+        dense = muscle_share(face_map, float(depth), params.spread)
+        np.testing.assert_array_equal(
+            pair_shares(face_map, float(depth), params.spread),
+            dense[layout.entry_muscle, layout.cells[layout.entry_cell]])

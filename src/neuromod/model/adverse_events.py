@@ -282,7 +282,7 @@ def same_point_warnings(injections: Injections, radius_mm: float,
         parent[root(int(i))] = root(int(j))
     roots = np.array([root(i) for i in range(xy.shape[0])])
     warnings = []
-    for group in sorted(np.unique(roots), key=lambda r: int(np.flatnonzero(roots == r)[0])):  # plan order
+    for group in dict.fromkeys(roots.tolist()):  # each group once, in plan order
         members = np.flatnonzero(roots == group)
         total = float(injections.ona_units[members].sum())
         if members.size > 1 and total > limit_ona_units:

@@ -149,9 +149,23 @@ class FaceMap:
 
     @cached_property
     def region_masks(self) -> BoolArray:
-        """(n_muscles, n_cells) membership of each grid cell in each muscle region."""
+        """(n_muscles, n_cells) membership of each grid cell in each muscle region.
+
+        Each region is tested only on the cells of the square that holds it (half-side its
+        larger semi-axis, with a rounding margin): outside it ``r2 > 1``, so the masks are those
+        of testing every cell (tested), for a fraction of the work at a command's start."""
         grid = self.grid
-        return np.stack([region.contains(grid.x, grid.y) for region in self.regions])
+        rows, columns = grid.shape
+        xs, ys = grid.x[:columns], grid.y[::columns]  # the meshgrid's axes, ascending
+        masks = np.zeros((len(self.regions), rows, columns), dtype=bool)
+        for mask, region in zip(masks, self.regions):
+            half_side = max(region.semi_major_mm, region.semi_minor_mm) * (1.0 + 1e-9) + 1e-9
+            near_x = np.flatnonzero(np.abs(xs - region.cx_mm) <= half_side)
+            near_y = np.flatnonzero(np.abs(ys - region.cy_mm) <= half_side)
+            if near_x.size and near_y.size:
+                block = np.s_[near_y[0]:near_y[-1] + 1, near_x[0]:near_x[-1] + 1]
+                mask[block] = region.contains(*np.meshgrid(xs[block[1]], ys[block[0]]))
+        return masks.reshape(len(self.regions), -1)
 
     def site(self, name: str) -> Site:
         try:
