@@ -101,8 +101,8 @@ def test_calibrate_is_reproducible_and_writes_only_into_its_out_folder(tmp_path)
 
 def test_cross_validation_predicts_every_held_out_row_from_a_fold_without_it(tmp_path):
     """A tiny fit (two parameters, rows of three trials incl. a safety arm, 100 subjects) and its
-    leave-one-trial-out folds: one fold per trial, each refitted from the priors without the trial's
-    rows and predicting every one of them, the CSV in --out."""
+    leave-one-trial-out folds: one fold per study (data/calibration_studies.csv), each refitted
+    from the priors without the study's rows and predicting every one of them, the CSV in --out."""
     import csv
 
     rows = "ona-gl-pooled,ona-gl-hd-20-wk24,ae-botox-20u-eyelid_ptosis-brin-2009"
@@ -112,7 +112,7 @@ def test_cross_validation_predicts_every_held_out_row_from_a_fold_without_it(tmp
     assert result.returncode == 0, result.stderr
     assert "rows reproduced out of sample" in result.stderr and "fold 3/3" in result.stderr
     table = list(csv.DictReader((tmp_path / "cross_validation.csv").open()))
-    assert {r["fold"] for r in table} == {"botox-glabella20-mixed", "botox-glabella20-female", "safety-botox-glabella20"}
+    assert {r["fold_study"] for r in table} == {"glogau-2012", "high-dose-2022", "brin-2009"}
     assert sorted((r["row"], r["arm"]) for r in table) == sorted(
         [("ona-gl-pooled", "active"), ("ona-gl-hd-20-wk24", "active"), ("ona-gl-hd-20-wk24", "placebo"),
          ("ae-botox-20u-eyelid_ptosis-brin-2009", "active")])
@@ -189,3 +189,28 @@ def test_every_fitted_parameter_gets_a_finite_difference_step_of_at_least_five_p
     base, moved_sd, moved_half_life = values
     assert moved_sd[0] / base[0] >= 1.05 and moved_sd[1] == base[1]
     assert moved_half_life[1] / base[1] >= 1.05 ** max(1.0, abs(math.log(base[1])))  * 0.999
+
+
+def test_every_row_belongs_to_a_named_study_and_a_study_is_held_out_whole():
+    """data/calibration_studies.csv names the study of every shipped row (no row falls back to its
+    source's first word); rows of one trial in different virtual arms (Joseph 2021: Dysport 50 U
+    efficacy and the 50-125 U ptosis rates; SAKURA 1-2: efficacy and the label's ptosis rate) share
+    one study, and two trials reported in one paper (EV-001, EV-002) do not."""
+    from neuromod.reference.files import read_csv
+
+    listed = {r["row_id"]: r["study"] for r in read_csv("calibration_studies.csv")}
+    rows = load_rows()
+    assert {r.id for r in rows} == set(listed)
+    assert all(r.study == listed[r.id] for r in rows)
+    studies: dict[str, set[str]] = {}
+    for r in rows:
+        studies.setdefault(r.study, set()).add(r.trial_key)
+    assert studies["joseph-2021"] == {"dysport-glabella50-mixed", "safety-dysport-glabella50", "safety-dysport-glabella125"}
+    assert studies["sakura-1-2"] == {"daxxify-glabella40-mixed", "safety-daxxify-glabella40"}
+    assert {r.study for r in rows if r.id.startswith("prabo-gl-ev")} == {"ev-001", "ev-002"}
+
+
+def test_a_fold_start_other_than_priors_or_fit_is_refused_in_one_line():
+    result = _calibrate("--fold-start", "middle", "--cross-validate", "--report-only")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: --fold-start: 'middle'; allowed: priors, fit"]

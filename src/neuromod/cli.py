@@ -323,7 +323,12 @@ def calibrate_command(
              "cross_validation.csv in --out and a table in the report"),
     fold_evaluations: Optional[int] = typer.Option(
         None, "--fold-evaluations", min=1, max=1000,
-        help="trust-region iterations of each cross-validation fold's refit from the full fit, 1-1000 (default 3)"),
+        help="trust-region iterations of each cross-validation fold's refit, 1-1000 (default: --max-evaluations "
+             "from the priors, 3 from the full fit)"),
+    fold_start: str = typer.Option(
+        "priors", "--fold-start",
+        help="where each fold's refit starts: priors (the honest measure, ~1.5 hours for all studies) or fit "
+             "(the full fit, which saw the trial: quick, nearly in-sample)"),
 ) -> None:
     """Fit the shared population parameters to the published trials (efficacy and safety rows,
     a likelihood per row); write the fit with its Laplace uncertainty and its report.
@@ -344,6 +349,8 @@ def calibrate_command(
 
     if report_only and no_report:
         _fail("--report-only and --no-report: choose one")
+    if fold_start not in ("priors", "fit"):
+        _fail(f"--fold-start: {fold_start!r}; allowed: priors, fit")
     try:
         rows = cal.select_rows(cal.load_rows(), [r.strip() for r in rows_option.split(",") if r.strip()]
                                if rows_option else None)
@@ -375,7 +382,10 @@ def calibrate_command(
             fitted = cal.fit_at(params, prior, rows, names, subjects, seed, log)
             uncertainty = fitted.laplace.as_uncertainty(
                 f"Laplace at the installed fit: J from forward differences at {subjects} subjects per arm")
-        folds = cal.cross_validate(fitted, prior, rows, subjects, seed, fold_evaluations or cal.FOLD_ITERATIONS, log)
+        from_priors = fold_start == "priors"
+        folds = cal.cross_validate(fitted, prior, rows, subjects, seed,
+                                   fold_evaluations or (evaluations if from_priors else cal.FOLD_ITERATIONS), log,
+                                   from_priors=from_priors)
         written.append(cal.write_cross_validation(folds, out))
         held = [r for fold in folds for r in fold.held_out]
         log(f"cross-validation: {sum(r.passed for r in held)} of {len(held)} rows reproduced out of sample")

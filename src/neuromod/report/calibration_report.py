@@ -173,28 +173,32 @@ def cross_validation_lines(folds: list[Fold] | None, subjects: int) -> list[str]
         f"{len(held)}); {subjects} subjects per arm (the fit's).",
         "",
     ]
+    from_priors = all(fold.start == "priors" for fold in folds)
     lines += [
-        "Each trial (`trial_key`: product, units per area, population; safety arms included) is left out in turn",
-        "and the calibration's own least squares (the same priors, fitted parameters, subjects and seed) is run",
-        "on every other row, started at the full fit with a fresh Jacobian of the kept rows, for up to 3",
-        "trust-region iterations (a refit from the priors costs ~170-200 evaluations per fold: 1.5 hours for",
-        "all folds on the 2-core machine). Every fitted parameter is refitted, jointly; the start is the full",
-        "fit, which saw the trial. The left-out rows are then simulated at the fold's parameters with the same",
-        "seed (common random numbers), so in- and out-of-sample values differ by the parameters alone.",
-        "Objective: the kept rows' deviance plus the priors', at the full fit and at the fold's end (a fold",
-        "that could not move shows the same value twice).",
+        "Each trial (`study` in `data/calibration_studies.csv`: one published trial or pooled analysis, with",
+        "all its arms, endpoints and safety rates) is left out in turn and the calibration's own least squares",
+        "(the same priors, fitted parameters, subjects and seed) is run on every other row.",
+        ("Each fold starts at the priors, as the full fit does, so nothing the left-out trial taught the full "
+         "fit reaches it: this is the honest measure of prediction."
+         if from_priors else
+         "Each fold starts at the full fit, which saw the trial, with a fresh Jacobian of the kept rows "
+         "(`--fold-start fit`): a fold whose trust region stops early stays at the full fit, so these "
+         "figures are close to in-sample; `--fold-start priors` gives the honest measure."),
+        "The left-out rows are then simulated at the fold's parameters with the same seed (common random",
+        "numbers), so in- and out-of-sample values differ by the parameters alone. Objective: the kept rows'",
+        "deviance plus the priors', at the full fit and at the fold's end.",
         "",
         "| fold | evaluations | objective: full fit → fold fit | held-out rows reproduced | stopped |",
         "|---|---|---|---|---|",
     ]
     for fold in folds:
-        lines.append(f"| {fold.trial_key} | {fold.evaluations} | {fold.objective_full:.1f} → {fold.objective_fold:.1f} | "
+        lines.append(f"| {fold.study} | {fold.evaluations} | {fold.objective_full:.1f} → {fold.objective_fold:.1f} | "
                      f"{fold.passed} of {len(fold.held_out)} | {fold.stopped} |")
     lines += ["", "| fold | row | arm | endpoint | day | published | tolerance | in sample | out of sample | result |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for fold in folds:
         for r, inside in zip(fold.held_out, fold.in_sample):
-            lines.append(f"| {fold.trial_key} | {r.row.id} | {r.row.arm} | {r.row.model_endpoint} | {r.row.day or ''} | "
+            lines.append(f"| {fold.study} | {r.row.id} | {r.row.arm} | {r.row.model_endpoint} | {r.row.day or ''} | "
                          f"{r.row.value:g} | {r.low:.1f}-{r.high:.1f} | {_fmt(inside.simulated)} | {_fmt(r.simulated)} | "
                          f"{_result(r)} |")
     return lines

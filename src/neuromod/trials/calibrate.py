@@ -125,6 +125,10 @@ class CalibrationRow:
     arm: str
     source: str
     kind: str = "efficacy"
+    #: The published trial (or pooled analysis) the row comes from (data/calibration_studies.csv;
+    #: a row not listed there: its source's first word and year): cross-validation leaves a study
+    #: out whole, all its arms, endpoints and safety rates.
+    study: str = ""
 
     @property
     def is_median(self) -> bool:
@@ -140,9 +144,15 @@ class CalibrationRow:
         return f"safety-{self.product}-{areas}" if self.is_safety else f"{self.product}-{areas}-{self.sex}"
 
 
+def _studies() -> dict[str, str]:
+    """Row id -> study, from ``data/calibration_studies.csv``."""
+    return {r["row_id"]: r["study"] for r in read_csv("calibration_studies.csv")}
+
+
 def load_rows() -> list[CalibrationRow]:
     """Every published endpoint, active and placebo, and every safety rate, as calibration targets."""
     mapping = {r["row_id"]: r for r in read_csv("calibration_endpoints.csv")}
+    studies = _studies()
     rows = []
     for raw in read_csv("published/calibration_trials.csv"):
         areas = {}
@@ -154,6 +164,7 @@ def load_rows() -> list[CalibrationRow]:
             model_endpoint=mapping[raw["id"]]["model_endpoint"], reason=mapping[raw["id"]]["reason"],
             day=int(raw["day"]) if raw["day"].strip() else None,
             n=int(raw["n_active"]) if raw["n_active"].strip() else None, source=raw["source"],
+            study=studies.get(raw["id"]) or _source_tag(raw["source"]),
         )
         rows.append(CalibrationRow(value=float(raw["active_pct"]), arm="active", **common))
         if raw["placebo_pct"].strip():
@@ -175,13 +186,15 @@ def load_safety_rows() -> list[CalibrationRow]:
     ``50-125`` gives a row at each end: the published rate held across the range). Rows on other
     events (headache, antibodies after repeated treatments) or areas (``upper_face``) are not rows."""
     events, areas = load_adverse_events().events, set(load_face_map().areas)
+    studies = _studies()
     rows = []
     for raw in read_csv("published/safety.csv"):
         if raw["event"] not in events or raw["area"] not in areas or not raw["dose_units"].strip():
             continue
         for units in sorted({float(u) for u in raw["dose_units"].split("-")}):
+            row_id = f"ae-{raw['product']}-{units:g}u-{raw['event']}-{_source_tag(raw['source'])}"
             rows.append(CalibrationRow(
-                id=f"ae-{raw['product']}-{units:g}u-{raw['event']}-{_source_tag(raw['source'])}",
+                id=row_id, study=studies.get(row_id) or _source_tag(raw["source"]),
                 product=raw["product"], areas={raw["area"]: units}, sex="mixed", endpoint=raw["event"],
                 model_endpoint=raw["event"], reason=raw["note"] or "published rate", day=None,
                 value=float(raw["rate_pct"]), n=None, arm="active", source=raw["source"], kind="safety"))
@@ -553,14 +566,16 @@ FOLD_ITERATIONS = 3
 
 @dataclass(frozen=True)
 class Fold:
-    """One trial left out: its rows predicted by a fit that never saw them.
+    """One trial (``study``) left out: its rows predicted by a fit that never saw them.
 
     ``objective_full``: the kept rows' and priors' objective at the full fit; ``objective_fold``:
     the same at the fold's own fit (lower where leaving the trial out frees the parameters it held);
     ``evaluations``: the fold fit's evaluations; ``stopped``: why its least squares stopped.
     """
 
-    trial_key: str
+    study: str
+    #: where the fold's fit started: ``priors`` or ``full fit`` (:func:`cross_validate`)
+    start: str
     held_out: list[RowResult]
     in_sample: list[RowResult]
     values: dict[str, float]
@@ -576,38 +591,36 @@ class Fold:
 
 def cross_validate(full: FitResult, prior: ModelParameters, rows: list[CalibrationRow], subjects_per_arm: int = 400,
                    seed: int = 2026, max_evaluations: int = FOLD_ITERATIONS, log: Callable[[str], None] = print,
-                   trials: list[str] | None = None) -> list[Fold]:
-    """Leave each trial (``CalibrationRow.trial_key``) out in turn, refit without its rows and
-    predict them.
+                   trials: list[str] | None = None, from_priors: bool = True) -> list[Fold]:
+    """Leave each trial (``CalibrationRow.study``: one published trial or pooled analysis, all its
+    arms, endpoints and safety rates) out in turn, refit without its rows and predict them.
 
     Each fold is the calibration's own :func:`fit` (trust-region least squares, the same priors,
-    fitted parameters, subjects and seed) on every row but the trial's, started at the full fit
-    ``full`` with a fresh finite-difference Jacobian of the kept rows, for at most
-    ``max_evaluations`` iterations (:data:`FOLD_ITERATIONS`). The held-out rows are then simulated
-    at the fold's parameters with the same seed (common random numbers with the full fit, so in-
-    and out-of-sample values differ by the parameters alone).
-
-    What is and is not refitted: every fitted parameter, jointly, to the kept rows; the start is the
-    full fit, which saw the trial, because a refit from the priors costs ~170-200 evaluations per
-    fold (measured: about 5 minutes on the 2-core machine, 1.5 hours for the 19 folds). A warm start
-    leaves a fold short of its own optimum only where the trust region stops early; each fold's
-    objective on the kept rows at the full fit and at its end is reported, so a fold that did not
-    move is visible.
+    fitted parameters, subjects and seed) on every row but the trial's, for at most
+    ``max_evaluations`` iterations. ``from_priors`` (the honest measure, the default): each fold
+    starts at the priors, as the full fit does, so nothing the left-out trial taught the full fit
+    reaches the fold (~150-350 evaluations a fold: 2-7 minutes on the 2-core machine, about 1.5
+    hours for the 21 studies). Otherwise each fold starts at the full fit, which saw the trial,
+    with a fresh finite-difference Jacobian of the kept rows: quick, but a fold whose trust
+    region stops early stays at the full fit, so it is an in-sample figure in disguise. The
+    held-out rows are then simulated at the fold's parameters with the same seed (common random
+    numbers with the full fit, so in- and out-of-sample values differ by the parameters alone).
+    Each fold's objective on the kept rows at the full fit and at its end is reported.
     """
-    keys = trials or list(dict.fromkeys(row.trial_key for row in rows))
+    keys = trials or list(dict.fromkeys(row.study for row in rows))
     n_rows = len(rows)
     folds = []
     for number, key in enumerate(keys, start=1):
-        kept = [row for row in rows if row.trial_key != key]
-        held = [row for row in rows if row.trial_key == key]
+        kept = [row for row in rows if row.study != key]
+        held = [row for row in rows if row.study == key]
         prefix = f"fold {number}/{len(keys)} {key}: "
         log(prefix + f"refit on {len(kept)} rows (held out: {len(held)})")
         fold_fit = fit(prior, kept, subjects_per_arm, seed, max_evaluations, names=full.names,
-                       log=lambda line, prefix=prefix: log(prefix + line), start=full.x)
-        keep = np.array([row.trial_key != key for row in rows] + [True] * (full.residuals.size - n_rows))
+                       log=lambda line, prefix=prefix: log(prefix + line), start=None if from_priors else full.x)
+        keep = np.array([row.study != key for row in rows] + [True] * (full.residuals.size - n_rows))
         predicted = evaluate(fold_fit.params, held, subjects_per_arm, seed)
-        in_sample = [res for res, row in zip(full.results, rows) if row.trial_key == key]
-        folds.append(Fold(key, predicted, in_sample,
+        in_sample = [res for res, row in zip(full.results, rows) if row.study == key]
+        folds.append(Fold(key, "priors" if from_priors else "full fit", predicted, in_sample,
                           {n: float(v) for n, v in zip(full.names, np.exp(fold_fit.x))},
                           float(full.residuals[keep] @ full.residuals[keep]), fold_fit.objective,
                           fold_fit.evaluations, fold_fit.message))
@@ -623,12 +636,12 @@ def write_cross_validation(folds: list[Fold], folder: Path) -> Path:
     path = folder / "cross_validation.csv"
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["fold", "row", "arm", "model_endpoint", "day", "published", "low", "high",
+        writer.writerow(["fold_study", "row", "arm", "model_endpoint", "day", "published", "low", "high",
                          "in_sample", "out_of_sample", "reproduced_out_of_sample", "fold_evaluations",
                          "fold_objective_full_fit", "fold_objective_fold_fit", "fold_stopped"])
         for fold in folds:
             for held, inside in zip(fold.held_out, fold.in_sample):
-                writer.writerow([fold.trial_key, held.row.id, held.row.arm, held.row.model_endpoint, held.row.day or "",
+                writer.writerow([fold.study, held.row.id, held.row.arm, held.row.model_endpoint, held.row.day or "",
                                  f"{held.row.value:g}", f"{held.low:.2f}", f"{held.high:.2f}",
                                  _number(inside.simulated), _number(held.simulated), "yes" if held.passed else "no",
                                  fold.evaluations, f"{fold.objective_full:.3f}", f"{fold.objective_fold:.3f}",
