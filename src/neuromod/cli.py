@@ -385,7 +385,7 @@ def calibrate_command(
         from_priors = fold_start == "priors"
         folds = cal.cross_validate(fitted, prior, rows, subjects, seed,
                                    fold_evaluations or (evaluations if from_priors else cal.FOLD_ITERATIONS), log,
-                                   from_priors=from_priors)
+                                   from_priors=from_priors, on_fold=lambda done: cal.write_cross_validation(done, out))
         written.append(cal.write_cross_validation(folds, out))
         held = [r for fold in folds for r in fold.held_out]
         log(f"cross-validation: {sum(r.passed for r in held)} of {len(held)} rows reproduced out of sample")

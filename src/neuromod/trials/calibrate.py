@@ -591,7 +591,8 @@ class Fold:
 
 def cross_validate(full: FitResult, prior: ModelParameters, rows: list[CalibrationRow], subjects_per_arm: int = 400,
                    seed: int = 2026, max_evaluations: int = FOLD_ITERATIONS, log: Callable[[str], None] = print,
-                   trials: list[str] | None = None, from_priors: bool = True) -> list[Fold]:
+                   trials: list[str] | None = None, from_priors: bool = True,
+                   on_fold: Callable[[list[Fold]], None] | None = None) -> list[Fold]:
     """Leave each trial (``CalibrationRow.study``: one published trial or pooled analysis, all its
     arms, endpoints and safety rates) out in turn, refit without its rows and predict them.
 
@@ -606,6 +607,8 @@ def cross_validate(full: FitResult, prior: ModelParameters, rows: list[Calibrati
     held-out rows are then simulated at the fold's parameters with the same seed (common random
     numbers with the full fit, so in- and out-of-sample values differ by the parameters alone).
     Each fold's objective on the kept rows at the full fit and at its end is reported.
+    ``on_fold``: called with the folds so far after each one (the CLI rewrites its CSV, so a long
+    run interrupted keeps every finished fold).
     """
     keys = trials or list(dict.fromkeys(row.study for row in rows))
     n_rows = len(rows)
@@ -624,7 +627,11 @@ def cross_validate(full: FitResult, prior: ModelParameters, rows: list[Calibrati
                           {n: float(v) for n, v in zip(full.names, np.exp(fold_fit.x))},
                           float(full.residuals[keep] @ full.residuals[keep]), fold_fit.objective,
                           fold_fit.evaluations, fold_fit.message))
-        log(prefix + f"{sum(r.passed for r in predicted)} of {len(predicted)} held-out rows reproduced")
+        log(prefix + f"{sum(r.passed for r in predicted)} of {len(predicted)} held-out rows reproduced: "
+            + "; ".join(f"{r.row.id} {r.row.arm} {_number(r.simulated)} vs {r.row.value:g} "
+                        f"({'yes' if r.passed else 'no'})" for r in predicted))
+        if on_fold is not None:
+            on_fold(folds)
     return folds
 
 
