@@ -184,8 +184,8 @@ def pair_shares(face_map: FaceMap, injection_depth_mm: float, params: SpreadPara
 
     Computed on the pairs alone: each cell's total pull is the sum of its muscles' weights in
     muscle order, as the dense table sums its rows, so the values are the dense table's to the
-    last bit (tested) for a fiftieth of the work (a first ``simulate`` built three dense tables,
-    ~10 ms each)."""
+    last bit (tested) for a fiftieth of the work (a first ``simulate`` built one dense table per
+    injection depth)."""
     key = (id(face_map), float(injection_depth_mm), repr(params))
     if key not in _PAIR_SHARES:
         if len(_PAIR_SHARES) >= 32:
@@ -217,7 +217,7 @@ def spread(
     pair_units = np.zeros(layout.entry_cell.size)
     density = field_density(injections, sigma, grid.x[layout.cells], grid.y[layout.cells]) * grid.cell_area_mm2
     at_pair = density[:, layout.entry_cell]  # (n_injections, n_pairs)
-    for depth in sorted(set(injections.depth_mm.tolist())):  # np.unique would import numpy.ma (~20 ms)
+    for depth in sorted(set(injections.depth_mm.tolist())):  # np.unique would import numpy.ma
         rows = np.flatnonzero(injections.depth_mm == depth)
         share = pair_shares(face_map, float(depth), params)
         doses[rows] = layout.per_muscle_sum(at_pair[rows] * share) * injections.ona_units[rows, None]
