@@ -305,6 +305,9 @@ def _step_kernel(levels, ticks_per_day, output_ticks, treatment_ticks, first_lev
         force = np.ones(n_muscles)
         last_blocked = np.zeros(n_muscles)  # blocked fraction and its slope (1/day) at the last step end
         last_slope = np.zeros(n_muscles)
+        block_end = np.zeros(n_muscles)  # blocked fraction and its slope at the end of the step just taken
+        slope_end = np.zeros(n_muscles)
+        peak = np.zeros(n_muscles)  # each muscle's largest blocked fraction so far
         fold = np.empty(n_scored)
         memory = np.empty(n_scored)
         static = np.empty(n_scored)
@@ -339,19 +342,19 @@ def _step_kernel(levels, ticks_per_day, output_ticks, treatment_ticks, first_lev
                 while level_ticks[q] != t - began:
                     q += 1
                 h = factors[q, STEP_DAYS]
-                for m in range(n_muscles):
+                for m in range(n_muscles):  # branch-free, so that it vectorises
                     blocked = blocked_fraction(lagged[m], maturity[m], c[1], c[2])
                     force[m] = strength(blocked, loss[m])
-                    if group_of[m] >= 0:  # the peak within the step, from values and slopes at its ends
-                        slope = c[1] * (((occ_start[m] - lagged[m]) / turnover) * (1.0 - c[2] * maturity[m])
-                                        - c[2] * lagged[m] * sprout_rate(lagged[m], maturity[m], c[3], c[4]))
-                        top = blocked
-                        if last_slope[m] > 0.0 and slope < 0.0:  # a peak inside the step: rare, kept off the fast path
-                            top = step_peak(last_blocked[m], last_slope[m], blocked, slope, h)
-                        if top > max_blocked[p, group_of[m]]:
-                            max_blocked[p, group_of[m]] = top
-                        last_blocked[m] = blocked
-                        last_slope[m] = slope
+                    block_end[m] = blocked
+                    slope_end[m] = c[1] * (((occ_start[m] - lagged[m]) / turnover) * (1.0 - c[2] * maturity[m])
+                                           - c[2] * lagged[m] * sprout_rate(lagged[m], maturity[m], c[3], c[4]))
+                for m in range(n_muscles):  # the peak within the step, from values and slopes at its ends
+                    top = block_end[m]
+                    if last_slope[m] > 0.0 and slope_end[m] < 0.0:  # a peak inside the step: rare
+                        top = step_peak(last_blocked[m], last_slope[m], block_end[m], slope_end[m], h)
+                    peak[m] = max(peak[m], top)
+                    last_blocked[m] = block_end[m]
+                    last_slope[m] = slope_end[m]
                 for a in range(n_scored):
                     now = untouched[a]
                     half = untouched[a]
@@ -384,6 +387,9 @@ def _step_kernel(levels, ticks_per_day, output_ticks, treatment_ticks, first_lev
             for a in range(n_scored):
                 depth[p, a, o - 1] = static[a] + (fold[a] + memory[a])
                 area_strength[p, a, o - 1] = previous[a]
+        for m in range(n_muscles):  # each group's largest block: the largest of its muscles' (exact)
+            if group_of[m] >= 0 and peak[m] > max_blocked[p, group_of[m]]:
+                max_blocked[p, group_of[m]] = peak[m]
         taken[p] = steps
 
 
