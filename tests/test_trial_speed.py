@@ -12,8 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from neuromod.model.adverse_events import event_depressors
 from neuromod.model.simulate import half_block_units, run_model
-from neuromod.model.visit_course import SILENT_TERM, active_muscles, integrated_muscles, visit_course
+from neuromod.model.visit_course import (PATIENTS_PER_BLOCK, SILENT_TERM, active_muscles, integrated_muscles,
+                                        visit_course)
+from neuromod.reference.clinical import load_adverse_events
 from neuromod.trials.population import enrol
 from neuromod.trials.trial import parse_trial, prepare_arm, run_trial, simulate_chunk
 
@@ -115,6 +118,29 @@ def test_course_on_the_integrators_steps_is_within_stated_bounds_of_the_grid_cou
     assert np.abs(stepped.max_blocked - daily.max_blocked).max() <= 1e-3
     assert stepped.max_blocked.max() > 0.1
     assert np.all(stepped.steps < daily.steps)
+
+
+def test_each_course_is_the_same_wherever_its_patient_sits_in_the_kernels_blocks(face_map, params):
+    """The trial kernel shares its work arrays among the patients of a block (``PATIENTS_PER_BLOCK``),
+    resetting them for each: a patient's course must not depend on who came before it. The same 37
+    patients (two blocks and a part, two treatments, two scored areas, danger and depressor groups) in
+    reverse order give every output bit for bit, each patient's first step fresh in one order and
+    after up to 15 others in the other."""
+    prepared, cohort, doses, treatments = _cohort(face_map, params, n=37, areas={"glabella": 20, "forehead": 10},
+                                                  treatment_days=(0.0, 100.0))
+    depressors = event_depressors(face_map, load_adverse_events())
+    groups = list(prepared.danger.values()) + [depressors[name] for name in prepared.danger if name in depressors]
+    visits = [1, 3, 14, 60, 101, 200]
+    forward = visit_course(visits, treatments, doses, cohort.patients, face_map, params, prepared.profile,
+                           prepared.scored, cohort.onset_threshold, groups)
+    rows = np.arange(37)[::-1]
+    backward = visit_course(visits, treatments, doses[rows], _subset(cohort.patients, rows), face_map, params,
+                            prepared.profile, prepared.scored, cohort.onset_threshold[rows], groups)
+    assert PATIENTS_PER_BLOCK < 37
+    for name in ("contraction_depth_mm", "area_strength", "baseline_depth_mm", "onset_day", "max_blocked", "steps"):
+        np.testing.assert_array_equal(getattr(backward, name)[rows], getattr(forward, name))
+    assert forward.max_blocked.max() > 0.1 and np.isfinite(forward.onset_day).mean() > 0.5  # not vacuous
+    assert len(set(forward.steps.tolist())) > 5  # patients differ in their steps: their states differ
 
 
 def test_left_out_muscles_are_exactly_untouched(face_map, params):
