@@ -14,8 +14,13 @@ import pytest
 
 from neuromod.model.adverse_events import event_depressors
 from neuromod.model.simulate import half_block_units, run_model
-from neuromod.model.visit_course import (PATIENTS_PER_BLOCK, SILENT_TERM, active_muscles, integrated_muscles,
-                                        visit_course)
+from neuromod.model.visit_course import (
+    PATIENTS_PER_BLOCK,
+    SILENT_TERM,
+    active_muscles,
+    integrated_muscles,
+    visit_course,
+)
 from neuromod.reference.clinical import load_adverse_events
 from neuromod.trials.population import enrol
 from neuromod.trials.trial import parse_trial, prepare_arm, run_trial, simulate_chunk
