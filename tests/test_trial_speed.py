@@ -58,7 +58,7 @@ def test_daily_grid_course_is_run_model_kept_at_the_visits(face_map, params):
     groups = list(prepared.danger.values())
     course = visit_course(visits, treatments, doses, cohort.patients, face_map, params, prepared.profile,
                           prepared.scored, cohort.onset_threshold, groups, daily_grid=True)
-    full = run_model(np.arange(0.0, visits[-1] + 1.0), treatments, doses, cohort.patients, face_map, params,
+    full = _run_model(np.arange(0.0, visits[-1] + 1.0), treatments, doses, cohort.patients, face_map, params,
                      prepared.profile)
     scored = prepared.scored
     np.testing.assert_allclose(course.contraction_depth_mm, full.contraction_depth_mm[:, scored][:, :, visits],
@@ -74,6 +74,13 @@ def test_daily_grid_course_is_run_model_kept_at_the_visits(face_map, params):
         np.testing.assert_allclose(course.max_blocked[:, g], full.blocked_fraction[:, present].max(axis=(1, 2)),
                                    rtol=0, atol=1e-12)
     assert course.max_blocked.max() > 0.0
+
+
+def _run_model(*arguments, **options):
+    """run_model on an enrolled cohort: the areas its trial does not score have no baseline lines
+    (NaN, ``population.Cohort``), so their courses are NaN, never compared here."""
+    with np.errstate(invalid="ignore"):
+        return run_model(*arguments, **options)
 
 
 def _subset(patients, rows):
@@ -106,7 +113,7 @@ def test_course_on_the_integrators_steps_is_within_stated_bounds_of_the_grid_cou
     grids = []
     for step in (1.0 / 16.0, 1.0 / 64.0):
         fine_days = np.arange(0.0, visits[-1] + 1e-9, step)
-        fine = run_model(fine_days, treatments, doses[rows], _subset(cohort.patients, rows), face_map, params,
+        fine = _run_model(fine_days, treatments, doses[rows], _subset(cohort.patients, rows), face_map, params,
                          prepared.profile)
         grids.append(fine.contraction_depth_mm[:, prepared.scored][:, :, np.searchsorted(fine_days, visits)])
     reference = grids[1] - (grids[0] - grids[1]) / 3.0  # first order: error(h) ~ h, h in the ratio 4:1
@@ -155,7 +162,7 @@ def test_left_out_muscles_are_exactly_untouched(face_map, params):
     kept = active_muscles(doses, 1.0 / half_block, prepared.profile, params.junction.hill_coefficient)
     left_out = np.setdiff1d(np.arange(len(face_map.regions)), kept)
     assert 0 < left_out.size < len(face_map.regions) - 5
-    full = run_model(np.arange(0.0, 61.0), treatments, doses, cohort.patients, face_map, params, prepared.profile,
+    full = _run_model(np.arange(0.0, 61.0), treatments, doses, cohort.patients, face_map, params, prepared.profile,
                      muscles=np.arange(len(face_map.regions)))
     assert np.all(full.blocked_fraction[:, left_out] == 0.0)
     assert np.all(full.strength[:, left_out] == 1.0)
