@@ -283,9 +283,10 @@ def enrol(
     """Draw people until ``n`` meet the inclusion rule on every scored area.
 
     ``moderate_or_severe``: the investigator grades the scored areas 2 or 3 at maximum
-    contraction at baseline (as in the pivotal trials). visit_rng: the stream of the visits'
-    shared rating deviations (:func:`visit_deviations`; default ``rng``), kept apart from
-    ``rng`` so that the cohort's other draws do not depend on the shared noise.
+    contraction at baseline (as in the pivotal trials). The baseline lines and grades are those of
+    the scored areas only (the others :data:`NOT_RATED` / NaN, :class:`Cohort`). visit_rng: the
+    stream of the visits' shared rating deviations (:func:`visit_deviations`; default ``rng``),
+    kept apart from ``rng`` so that the cohort's other draws do not depend on the shared noise.
     """
     visit_rng = rng if visit_rng is None else visit_rng
     chosen: list[Cohort] = []
