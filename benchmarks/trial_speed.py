@@ -99,6 +99,20 @@ CPU), peak 236 -> 237 MiB; a second pair (17:38-17:39, load 2.4-3.1) 11,872 -> 1
 (11,895 -> 12,239 per CPU-second; the cores of those runs 19,067 and 13,518 patients/s: at this
 load the core's timing swings by 40 %, so one run's overhead ratio says little). 1,000,000 subjects (17:32-17:35 UTC, load 3.0 rising to 4.8): 98.7 s,
 10,129 subjects/s, 10,799 per CPU-second, peak 236 MiB, overhead 1.86x wall (1.69x CPU).
+
+The kernel's per-step work and the enrolment (issue 10, branch speed4; docs/performance.md). Profile
+before (main at stop 18, cProfile, 30,000 subjects, load ~1): 1.72 s, the kernel 1.36 s (79 %),
+outside it 12 us a subject (enrolment 4.5 us, the course's set-up 2.5 us, raters ~2.3 us, counts
+1.2 us). The kernel against the core alone (one thread, in one process, load 2.5): 1.24-1.26x; taking
+out the two dynamic targets' libm calls (exp, log1p, sqrt at mid-step and step end: kept, they are
+the bits) leaves 1.10-1.14x, taking out the area loop 1.01-1.05x. Changes, results bit-identical:
+the per-muscle pass branch-free (peaks per muscle, reduced per group once), the work arrays once
+per block of 16 patients, the groups by lookup, and enrolment computing the baseline lines and
+grades of the scored areas only (1,000 subjects 4.95-5.01 -> 3.65-3.81 ms). Back to back with main
+(load 2.4-4.0, the process getting ~1 core): trial per CPU-second +1 to +9 % in four pairs;
+overhead 1.89x / 1.55x at 1e6 (main 2.00x / 1.64x), 1.48x / 1.35x at 1e5 (main 1.63x / 1.47x).
+The compiled kernel's speed (~5 %) and last bits (1 ulp, never the rounded endpoints) depend on the
+process that first compiles it after a source change: compare builds compiled alike.
 """
 
 from __future__ import annotations

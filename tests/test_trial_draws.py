@@ -85,3 +85,35 @@ def test_enrolment_keeps_the_streams_and_the_first_eligible(face_map, params):
     twin_visit.standard_normal((3, n, areas)), twin_visit.standard_normal(n)
     assert rng.random() == twin.random()
     assert visit_rng.random() == twin_visit.random()
+
+
+def test_enrolment_rates_the_scored_areas_as_rating_every_area_would(face_map, params):
+    """Enrolment computes the baseline lines and grades of the scored areas only (the others are
+    ``NOT_RATED`` / NaN). With inclusion not by grade (``baseline: any``: the same subjects enrol
+    whatever is scored), a cohort scored on the glabella and forehead has, in those areas, bit for bit
+    the lines and grades of one scored on all nine, and every other field the same."""
+    from neuromod.trials.population import NOT_RATED
+
+    spec = parse_trial({"population": {"baseline": "any"},
+                        "arms": [{"name": "a", "product": "botox", "areas": {"glabella": 20, "forehead": 10}}]})
+    scored = prepare_arm(spec.arms[0], face_map, params).scored
+    every = list(range(len(face_map.areas)))
+
+    def cohort(areas):
+        return enrol(spec.population, 300, len(face_map.areas), areas, np.random.default_rng([7, 0, 0]), params,
+                     np.random.default_rng([7, 0, 0, 3]))
+
+    some, full = cohort(scored), cohort(every)
+    others = [a for a in every if a not in scored]
+    for name in ("baseline_inv", "baseline_subj"):
+        assert np.array_equal(getattr(some, name)[:, scored], getattr(full, name)[:, scored])
+        assert np.all(getattr(some, name)[:, others] == NOT_RATED)
+    for name in ("baseline_strain_ratio", "baseline_static_mm"):
+        assert np.array_equal(getattr(some.patients, name)[:, scored], getattr(full.patients, name)[:, scored])
+        assert np.all(np.isnan(getattr(some.patients, name)[:, others]))
+    for name in ("half_block_scale", "light_chain_decay_scale", "availability_scale", "deepening_factor"):
+        assert np.array_equal(getattr(some.patients, name), getattr(full.patients, name))
+    for name in ("baseline_shared_mm", "persistent_inv_mm", "persistent_subj_mm", "expectation_scale",
+                 "onset_threshold", "danger_multiplier", "female", "age"):
+        assert np.array_equal(getattr(some, name), getattr(full, name))
+    assert len(set(full.baseline_inv[:, scored].ravel().tolist())) >= 3  # grades vary: not vacuous

@@ -38,13 +38,18 @@ IntArray = npt.NDArray[np.int64]
 SMOKING_MIX = (0.65, 0.2, 0.15)
 #: assumption: sun-exposure mix (low, moderate, high).
 SUN_MIX = (0.3, 0.5, 0.2)
+#: Baseline grade of an area a trial does not score: not rated at enrolment (:class:`Cohort`).
+NOT_RATED = -1
 
 
 @dataclass(frozen=True)
 class Cohort:
     """An enrolled cohort: model parameters plus raters' and safety inputs.
 
-    baseline_inv, baseline_subj: (n, n_areas) integer FWS grades at contraction (day 0);
+    baseline_inv, baseline_subj: (n, n_areas) integer FWS grades at contraction (day 0), rated
+    for the trial's scored areas only (:func:`enrol`; :data:`NOT_RATED` elsewhere, and NaN in the
+    patients' ``baseline_strain_ratio`` and ``baseline_static_mm`` there: a trial neither grades
+    nor simulates the lines of the areas it does not score);
     baseline_shared_mm: (n, n_areas) the enrolment visit's deviation both raters saw
     (:func:`visit_deviations`; 0 where no baseline was rated); persistent_inv_mm,
     persistent_subj_mm: (n, n_areas) each rater's stable impression of each face, the same at
@@ -188,9 +193,11 @@ def _draw(spec: PopulationSpec, n: int, n_areas: int, rng: np.random.Generator, 
 
     Every random number of the ``n`` is drawn, in a fixed order, so the streams move on as they
     always have; what only the enrolled need (their skin, rate and rater factors, the subject's
-    baseline grade) is computed from their rows alone. Those are elementwise, so they are the
-    numbers computing all ``n`` and keeping the enrolled would give, for ~half the work (about one
-    in ten is excluded for the glabella, and a batch draws twice the subjects still needed).
+    baseline grade) is computed from their rows alone, and the baseline lines and grades only for
+    the scored areas (the others' are :data:`NOT_RATED` / NaN, see :class:`Cohort`). Those are
+    elementwise, so they are the numbers computing all ``n`` and every area and keeping the enrolled
+    and the scored would give, for a fraction of the work (about one in ten is excluded for the
+    glabella, a batch draws twice the subjects still needed, and a trial scores 1-2 of 9 areas).
     """
     pop = params.population
     female = rng.random(n) < spec.female_fraction(params)
@@ -199,33 +206,40 @@ def _draw(spec: PopulationSpec, n: int, n_areas: int, rng: np.random.Generator, 
                          size=n, p=SMOKING_MIX)
     sun = rng.choice([1.0, params.patient.moderate_sun_factor, params.skin.sun_deepening_factor], size=n, p=SUN_MIX)
     decades = (age - 45.0) / 10.0
+    rated = list(scored_areas)  # the areas whose lines are rated at enrolment (see Cohort)
+    static_normals = rng.standard_normal((n, n_areas))[:, rated]
     static = (pop.static_depth_median_mm * pop.static_depth_age_factor_per_decade ** decades[:, None]
-              * np.exp(pop.static_depth_sd * rng.standard_normal((n, n_areas))))
-    dynamic = pop.dynamic_depth_median_mm * np.exp(pop.dynamic_depth_sd * rng.standard_normal((n, n_areas)))
+              * np.exp(pop.static_depth_sd * static_normals))
+    dynamic = pop.dynamic_depth_median_mm * np.exp(pop.dynamic_depth_sd * rng.standard_normal((n, n_areas))[:, rated])
     half_block, light_chain, availability = (rng.standard_normal(n) for _ in range(3))
     contraction = static + dynamic
     shared = visit_deviations((n, n_areas), visit_rng, params)
     persistent = rater_persistence((n, n_areas), visit_rng, params)
-    baseline_inv = investigator_grades(contraction, rng, params, shared, persistent.investigator_mm)
+    investigator_own = rng.standard_normal((n, n_areas))  # the investigator's baseline rating of every area
+    baseline_inv = investigator_grades(contraction, None, params, shared[:, rated], persistent.investigator_mm[:, rated],
+                                       investigator_own[:, rated])
     subject_own = rng.standard_normal((n, n_areas))  # the subject's baseline rating, graded for the enrolled
     expectation = visit_rng.standard_normal(n)  # expectation_scales' normals
     onset, danger = rng.standard_normal(n), rng.standard_normal(n)
-    keep = _included(spec, baseline_inv, scored_areas)[:wanted]
-    female, age, shared, contraction = female[keep], age[keep], shared[keep], contraction[keep]
+    keep = _included(spec, baseline_inv, list(range(len(rated))))[:wanted]
+    female, age, contraction = female[keep], age[keep], contraction[keep]
+    shared = shared[keep]
     patients = Patients(
         half_block_scale=(np.where(female, 1.0, params.patient.male_half_block_factor)
                           * np.exp(pop.half_block_sd * half_block[keep]))[:, None],
         light_chain_decay_scale=np.exp(pop.light_chain_decay_sd * light_chain[keep])[:, None],
         availability_scale=np.exp(pop.availability_sd * availability[keep])[:, None],
         deepening_factor=deepening_factor(age, smoking[keep], sun[keep], params)[:, None],
-        baseline_strain_ratio=strain_ratio_for_depth(dynamic[keep], params.skin),
-        baseline_static_mm=static[keep],
+        baseline_strain_ratio=_all_areas(strain_ratio_for_depth(dynamic[keep], params.skin), rated, n_areas, np.nan),
+        baseline_static_mm=_all_areas(static[keep], rated, n_areas, np.nan),
     )
     persistent_subj = persistent.subject_mm[keep]
+    baseline_subj = subject_grades(contraction, None, params, shared[:, rated], persistent_subj[:, rated],
+                                   subject_own[keep][:, rated])
     return Cohort(
         patients=patients,
-        baseline_inv=baseline_inv[keep],
-        baseline_subj=subject_grades(contraction, None, params, shared, persistent_subj, subject_own[keep]),
+        baseline_inv=_all_areas(baseline_inv[keep], rated, n_areas, NOT_RATED),
+        baseline_subj=_all_areas(baseline_subj, rated, n_areas, NOT_RATED),
         baseline_shared_mm=shared,
         persistent_inv_mm=persistent.investigator_mm[keep],
         persistent_subj_mm=persistent_subj,
@@ -235,6 +249,13 @@ def _draw(spec: PopulationSpec, n: int, n_areas: int, rng: np.random.Generator, 
         female=female,
         age=age,
     )
+
+
+def _all_areas(scored: npt.NDArray, rated: list[int], n_areas: int, fill: float) -> npt.NDArray:
+    """(n, n_areas) with the columns ``rated`` from ``scored`` (n, len(rated)) and ``fill`` elsewhere."""
+    full = np.full((scored.shape[0], n_areas), fill, dtype=scored.dtype)
+    full[:, rated] = scored
+    return full
 
 
 def _select(cohort: Cohort, keep: npt.NDArray[np.int64]) -> Cohort:
@@ -262,9 +283,10 @@ def enrol(
     """Draw people until ``n`` meet the inclusion rule on every scored area.
 
     ``moderate_or_severe``: the investigator grades the scored areas 2 or 3 at maximum
-    contraction at baseline (as in the pivotal trials). visit_rng: the stream of the visits'
-    shared rating deviations (:func:`visit_deviations`; default ``rng``), kept apart from
-    ``rng`` so that the cohort's other draws do not depend on the shared noise.
+    contraction at baseline (as in the pivotal trials). The baseline lines and grades are those of
+    the scored areas only (the others :data:`NOT_RATED` / NaN, :class:`Cohort`). visit_rng: the
+    stream of the visits' shared rating deviations (:func:`visit_deviations`; default ``rng``),
+    kept apart from ``rng`` so that the cohort's other draws do not depend on the shared noise.
     """
     visit_rng = rng if visit_rng is None else visit_rng
     chosen: list[Cohort] = []
