@@ -82,6 +82,14 @@ def test_calibration_figure_is_the_shipped_report():
     assert f"**{rows} rows reproduced" in (ROOT / "docs" / "calibration.md").read_text()
 
 
+def test_cross_validation_figure_is_the_shipped_report():
+    held, inside = claim(r"leave-one-trial-out from the priors reproduces \*\*(\d+ of \d+) held-out rows\*\* "
+                         r"\(against (\d+ of \d+) in sample")
+    report = " ".join((ROOT / "docs" / "calibration.md").read_text().split())
+    assert f"**{held} rows reproduced out of sample** (in sample, by the full fit: {inside})" in report
+    assert "Each fold starts at the priors" in report
+
+
 def test_planner_figures():
     """With the plan command's defaults (400 similar patients, seed 0)."""
     floor_units, = claim(r"a day-30 goal alone is met at (\d+) U Botox for the typical woman's glabella")
