@@ -561,7 +561,8 @@ def fit_at(params: ModelParameters, prior: ModelParameters, rows: list[Calibrati
 
 
 # -- leave-one-trial-out cross-validation ------------------------------------------------
-#: trust-region iterations of each fold's refit (each costs 1 + one evaluation per fitted parameter).
+#: trust-region iterations of a fold's refit started at the full fit (``--fold-start fit``; each
+#: costs 1 + one evaluation per fitted parameter); a refit from the priors gets the full fit's own.
 FOLD_ITERATIONS = 3
 
 @dataclass(frozen=True)
