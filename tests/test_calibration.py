@@ -214,3 +214,19 @@ def test_a_fold_start_other_than_priors_or_fit_is_refused_in_one_line():
     result = _calibrate("--fold-start", "middle", "--cross-validate", "--report-only")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: --fold-start: 'middle'; allowed: priors, fit"]
+
+
+def test_a_multi_start_fit_keeps_the_best_start_and_names_it(tmp_path):
+    """--starts 3 (two parameters, two rows, 100 subjects): three least squares, from the priors
+    and from two draws of their spread; the fit kept has the lowest objective of the three, and
+    the written method names the option, so the same options give the same file."""
+    rows = "ona-gl-pooled,ona-gl-hd-20-wk24"
+    result = _calibrate("--only", "junction.light_chain_half_life_days,population.half_block_sd", "--rows", rows,
+                        "--subjects", 100, "--max-evaluations", 3, "--no-report", "--seed", 7, "--starts", 3,
+                        "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    found = [float(v) for v in re.findall(r"least squares, start \d of 3: .*?objective ([\d.]+)", result.stderr)]
+    assert len(found) == 3 and len(set(found)) > 1  # the starts end apart
+    document = yaml.safe_load((tmp_path / "calibrated.yaml").read_text())
+    assert document["objective"] == pytest.approx(min(found), abs=0.01)
+    assert "--starts 3" in document["method"]

@@ -311,6 +311,9 @@ def calibrate_command(
     report_subjects: int = typer.Option(2000, "--report-subjects", min=50, max=20000,
                                         help="subjects per arm for the report, 50-20000"),
     seed: int = typer.Option(2026, "--seed", min=0, max=2**32 - 1, help="seed of the virtual trials"),
+    starts: int = typer.Option(1, "--starts", min=1, max=20,
+                               help="least-squares starts, 1-20: the priors, then draws from the priors' spread; "
+                                    "the best fit is kept (the same for every cross-validation fold)"),
     report_only: bool = typer.Option(False, "--report-only", help="skip the fit; report the current parameters"),
     no_report: bool = typer.Option(False, "--no-report", help="fit only; write calibrated.yaml without the report"),
     only: Optional[str] = typer.Option(None, "--only",
@@ -370,8 +373,8 @@ def calibrate_command(
         params = default_parameters()
     else:
         fitted = cal.fit(prior, rows, subjects_per_arm=subjects, seed=seed, max_evaluations=evaluations,
-                         names=names, log=log)
-        document = cal.calibrated_document(fitted, prior, subjects, seed, evaluations)
+                         names=names, log=log, starts=starts)
+        document = cal.calibrated_document(fitted, prior, subjects, seed, evaluations, starts)
         written.append(cal.write_calibrated(document, out / "calibrated.yaml"))
         params = apply_overrides(prior, document["values"])
         uncertainty = ParameterUncertainty.from_document(document["uncertainty"])
@@ -385,7 +388,8 @@ def calibrate_command(
         from_priors = fold_start == "priors"
         folds = cal.cross_validate(fitted, prior, rows, subjects, seed,
                                    fold_evaluations or (evaluations if from_priors else cal.FOLD_ITERATIONS), log,
-                                   from_priors=from_priors, on_fold=lambda done: cal.write_cross_validation(done, out))
+                                   from_priors=from_priors, on_fold=lambda done: cal.write_cross_validation(done, out),
+                                   starts=starts if from_priors else 1)
         written.append(cal.write_cross_validation(folds, out))
         held = [r for fold in folds for r in fold.held_out]
         log(f"cross-validation: {sum(r.passed for r in held)} of {len(held)} rows reproduced out of sample")

@@ -522,6 +522,7 @@ def fit(
     names: list[str] | None = None,
     log: Callable[[str], None] = print,
     start: FloatArray | None = None,
+    starts: int = 1,
 ) -> FitResult:
     """Maximise the posterior (rows' likelihood times the weak priors) over :data:`FITTED`.
 
@@ -529,16 +530,29 @@ def fit(
     in log parameter space within the bounds; finite-difference steps of 5 % are wide enough to
     see through the graininess of integer grades under common random numbers. ``max_evaluations``
     bounds scipy's iterations (each also costs one evaluation per parameter for its Jacobian).
-    ``start``: log parameters to start from (default: the priors).
+    ``start``: log parameters to start from (default: the priors). ``starts`` > 1: a multi-start,
+    for an objective whose Monte Carlo graininess leaves local optima. The first start is
+    ``start``; each other is drawn from the priors' spread (log-normal, SD :data:`PRIOR_LOG_SD`,
+    within the bounds; numpy's generator seeded with ``seed``, so the same options give the same
+    fit), and the fit with the lowest objective is kept.
     """
     from scipy.optimize import least_squares
 
     names = names or list(FITTED)
     problem = Objective(params, rows, names, subjects_per_arm, seed, log)
-    start = np.clip(problem.prior_x if start is None else start, problem.lower + 1e-9, problem.upper - 1e-9)
-    best = least_squares(problem, start, jac=problem.jacobian, bounds=(problem.lower, problem.upper),
-                         max_nfev=max_evaluations, x_scale=1.0)
-    log(f"least squares: {best.message} ({best.nfev} iterations, {problem.evaluations} evaluations)")
+    inside = (problem.lower + 1e-9, problem.upper - 1e-9)
+    points = [np.clip(problem.prior_x if start is None else start, *inside)]
+    draws = np.random.default_rng(seed)
+    points += [np.clip(problem.prior_x + PRIOR_LOG_SD * draws.standard_normal(problem.prior_x.size), *inside)
+               for _ in range(starts - 1)]
+    best = None
+    for number, point in enumerate(points, start=1):
+        found = least_squares(problem, point, jac=problem.jacobian, bounds=(problem.lower, problem.upper),
+                              max_nfev=max_evaluations, x_scale=1.0)
+        log(f"least squares, start {number} of {len(points)}: {found.message} ({found.nfev} iterations, "
+            f"objective {2 * found.cost:.2f}; {problem.evaluations} evaluations so far)")
+        if best is None or found.cost < best.cost:
+            best = found
     results = problem.results_at(best.x)
     residuals = problem.residuals_of(results, best.x)
     jacobian = np.asarray(best.jac, dtype=float)
@@ -593,7 +607,7 @@ class Fold:
 def cross_validate(full: FitResult, prior: ModelParameters, rows: list[CalibrationRow], subjects_per_arm: int = 400,
                    seed: int = 2026, max_evaluations: int = FOLD_ITERATIONS, log: Callable[[str], None] = print,
                    trials: list[str] | None = None, from_priors: bool = True,
-                   on_fold: Callable[[list[Fold]], None] | None = None) -> list[Fold]:
+                   on_fold: Callable[[list[Fold]], None] | None = None, starts: int = 1) -> list[Fold]:
     """Leave each trial (``CalibrationRow.study``: one published trial or pooled analysis, all its
     arms, endpoints and safety rates) out in turn, refit without its rows and predict them.
 
@@ -608,6 +622,7 @@ def cross_validate(full: FitResult, prior: ModelParameters, rows: list[Calibrati
     held-out rows are then simulated at the fold's parameters with the same seed (common random
     numbers with the full fit, so in- and out-of-sample values differ by the parameters alone).
     Each fold's objective on the kept rows at the full fit and at its end is reported.
+    ``starts``: each fold's least-squares starts (:func:`fit`; from the priors only).
     ``on_fold``: called with the folds so far after each one (the CLI rewrites its CSV, so a long
     run interrupted keeps every finished fold).
     """
@@ -620,7 +635,8 @@ def cross_validate(full: FitResult, prior: ModelParameters, rows: list[Calibrati
         prefix = f"fold {number}/{len(keys)} {key}: "
         log(prefix + f"refit on {len(kept)} rows (held out: {len(held)})")
         fold_fit = fit(prior, kept, subjects_per_arm, seed, max_evaluations, names=full.names,
-                       log=lambda line, prefix=prefix: log(prefix + line), start=None if from_priors else full.x)
+                       log=lambda line, prefix=prefix: log(prefix + line), start=None if from_priors else full.x,
+                       starts=starts)
         keep = np.array([row.study != key for row in rows] + [True] * (full.residuals.size - n_rows))
         predicted = evaluate(fold_fit.params, held, subjects_per_arm, seed)
         in_sample = [res for res, row in zip(full.results, rows) if row.study == key]
@@ -716,7 +732,7 @@ def conflicts(full: FitResult, rows: list[CalibrationRow], limit: int = 12) -> l
 
 # -- files ------------------------------------------------------------------------------
 def calibrated_document(fitted: FitResult, prior: ModelParameters, subjects_per_arm: int, seed: int,
-                        max_evaluations: int) -> dict[str, Any]:
+                        max_evaluations: int, starts: int = 1) -> dict[str, Any]:
     """The ``data/calibrated.yaml`` document: fitted values, their Laplace uncertainty and their
     provenance.
 
@@ -727,7 +743,7 @@ def calibrated_document(fitted: FitResult, prior: ModelParameters, subjects_per_
     return {
         "version": 2,
         "method": (f"neuromod calibrate --subjects {subjects_per_arm} --max-evaluations {max_evaluations} "
-                   f"--seed {seed}: maximum a posteriori by trust-region least squares on log parameters "
+                   f"--seed {seed}{f' --starts {starts}' if starts > 1 else ''}: maximum a posteriori by trust-region least squares on log parameters "
                    "from the priors of parameters.yaml; per-row likelihoods (binomial deviance, log-normal "
                    "medians and safety rates) over data/published/calibration_trials.csv and safety.csv, "
                    "weak log-normal priors (see docs/calibration.md)"),
