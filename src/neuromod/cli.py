@@ -313,7 +313,7 @@ def calibrate_command(
     seed: int = typer.Option(2026, "--seed", min=0, max=2**32 - 1, help="seed of the virtual trials"),
     starts: int = typer.Option(1, "--starts", min=1, max=20,
                                help="least-squares starts, 1-20: the priors, then draws from the priors' spread; "
-                                    "the best fit is kept (the same for every cross-validation fold)"),
+                                    "the best fit is kept (the same for every cross-validation fold from the priors)"),
     report_only: bool = typer.Option(False, "--report-only", help="skip the fit; report the current parameters"),
     no_report: bool = typer.Option(False, "--no-report", help="fit only; write calibrated.yaml without the report"),
     only: Optional[str] = typer.Option(None, "--only",
@@ -330,7 +330,7 @@ def calibrate_command(
              "from the priors, 3 from the full fit)"),
     fold_start: str = typer.Option(
         "priors", "--fold-start",
-        help="where each fold's refit starts: priors (the honest measure, ~1.5 hours for all studies) or fit "
+        help="where each fold's refit starts: priors (the honest measure: a full fit per study) or fit "
              "(the full fit, which saw the trial: quick, nearly in-sample)"),
 ) -> None:
     """Fit the shared population parameters to the published trials (efficacy and safety rows,

@@ -173,7 +173,7 @@ def cross_validation_lines(folds: list[Fold] | None, subjects: int) -> list[str]
         f"{len(held)}); {subjects} subjects per arm (the fit's).",
         "",
     ]
-    from_priors = all(fold.start == "priors" for fold in folds)
+    from_priors = all(fold.from_priors for fold in folds)
     lines += [
         "Each trial (`study` in `data/calibration_studies.csv`: one published trial or pooled analysis, with",
         "all its arms, endpoints and safety rates) is left out in turn and the calibration's own least squares",

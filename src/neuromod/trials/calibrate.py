@@ -589,8 +589,8 @@ class Fold:
     """
 
     study: str
-    #: where the fold's fit started: ``priors`` or ``full fit`` (:func:`cross_validate`)
-    start: str
+    #: whether the fold's fit started at the priors (else at the full fit; :func:`cross_validate`)
+    from_priors: bool
     held_out: list[RowResult]
     in_sample: list[RowResult]
     values: dict[str, float]
@@ -606,7 +606,7 @@ class Fold:
 
 def cross_validate(full: FitResult, prior: ModelParameters, rows: list[CalibrationRow], subjects_per_arm: int = 400,
                    seed: int = 2026, max_evaluations: int = FOLD_ITERATIONS, log: Callable[[str], None] = print,
-                   trials: list[str] | None = None, from_priors: bool = True,
+                   studies: list[str] | None = None, from_priors: bool = True,
                    on_fold: Callable[[list[Fold]], None] | None = None, starts: int = 1) -> list[Fold]:
     """Leave each trial (``CalibrationRow.study``: one published trial or pooled analysis, all its
     arms, endpoints and safety rates) out in turn, refit without its rows and predict them.
@@ -615,8 +615,8 @@ def cross_validate(full: FitResult, prior: ModelParameters, rows: list[Calibrati
     fitted parameters, subjects and seed) on every row but the trial's, for at most
     ``max_evaluations`` iterations. ``from_priors`` (the honest measure, the default): each fold
     starts at the priors, as the full fit does, so nothing the left-out trial taught the full fit
-    reaches the fold (~150-350 evaluations a fold: 2-7 minutes on the 2-core machine, about 1.5
-    hours for the 21 studies). Otherwise each fold starts at the full fit, which saw the trial,
+    reaches the fold (a full fit per study: 133-445 evaluations a fold in docs/calibration.md).
+    Otherwise each fold starts at the full fit, which saw the trial,
     with a fresh finite-difference Jacobian of the kept rows: quick, but a fold whose trust
     region stops early stays at the full fit, so it is an in-sample figure in disguise. The
     held-out rows are then simulated at the fold's parameters with the same seed (common random
@@ -626,7 +626,7 @@ def cross_validate(full: FitResult, prior: ModelParameters, rows: list[Calibrati
     ``on_fold``: called with the folds so far after each one (the CLI rewrites its CSV, so a long
     run interrupted keeps every finished fold).
     """
-    keys = trials or list(dict.fromkeys(row.study for row in rows))
+    keys = studies or list(dict.fromkeys(row.study for row in rows))
     n_rows = len(rows)
     folds = []
     for number, key in enumerate(keys, start=1):
@@ -640,7 +640,7 @@ def cross_validate(full: FitResult, prior: ModelParameters, rows: list[Calibrati
         keep = np.array([row.study != key for row in rows] + [True] * (full.residuals.size - n_rows))
         predicted = evaluate(fold_fit.params, held, subjects_per_arm, seed)
         in_sample = [res for res, row in zip(full.results, rows) if row.study == key]
-        folds.append(Fold(key, "priors" if from_priors else "full fit", predicted, in_sample,
+        folds.append(Fold(key, from_priors, predicted, in_sample,
                           {n: float(v) for n, v in zip(full.names, np.exp(fold_fit.x))},
                           float(full.residuals[keep] @ full.residuals[keep]), fold_fit.objective,
                           fold_fit.evaluations, fold_fit.message))
@@ -743,7 +743,8 @@ def calibrated_document(fitted: FitResult, prior: ModelParameters, subjects_per_
     return {
         "version": 2,
         "method": (f"neuromod calibrate --subjects {subjects_per_arm} --max-evaluations {max_evaluations} "
-                   f"--seed {seed}{f' --starts {starts}' if starts > 1 else ''}: maximum a posteriori by trust-region least squares on log parameters "
+                   f"--seed {seed}" + (f" --starts {starts}" if starts > 1 else "")
+                   + ": maximum a posteriori by trust-region least squares on log parameters "
                    "from the priors of parameters.yaml; per-row likelihoods (binomial deviance, log-normal "
                    "medians and safety rates) over data/published/calibration_trials.csv and safety.csv, "
                    "weak log-normal priors (see docs/calibration.md)"),
