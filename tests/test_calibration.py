@@ -230,3 +230,22 @@ def test_a_multi_start_fit_keeps_the_best_start_and_names_it(tmp_path):
     document = yaml.safe_load((tmp_path / "calibrated.yaml").read_text())
     assert document["objective"] == pytest.approx(min(found), abs=0.01)
     assert "--starts 3" in document["method"]
+
+
+def test_the_descent_lowers_the_objective_within_its_budget_and_says_why_it_stopped():
+    """The fit's damped Gauss-Newton from the priors (two parameters, three rows, 100 subjects):
+    it ends below the priors' objective, never spends more evaluations than its budget (plus the
+    final one at the optimum), and names why it stopped; the Laplace Jacobian is one column per
+    parameter and one row per row and prior."""
+    from neuromod.trials.calibrate import Objective, fit, select_rows
+
+    rows = select_rows(load_rows(), ["ona-gl-pooled", "ona-gl-hd-20-wk24", "abo-gl-50-wk4"])
+    names = ["junction.light_chain_half_life_days", "population.half_block_sd"]
+    at_priors = Objective(prior_parameters(), rows, names, 100, 7, log=lambda line: None)
+    start = at_priors(at_priors.prior_x)
+    found = fit(prior_parameters(), rows, subjects_per_arm=100, seed=7, max_evaluations=40, names=names,
+                log=lambda line: None)
+    assert found.objective < float(start @ start) - 0.01
+    assert found.evaluations <= 40 + 1
+    assert found.message and ("budget" in found.message or "no damped step" in found.message)
+    assert found.jacobian.shape == (found.residuals.size, len(names))

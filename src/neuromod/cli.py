@@ -307,12 +307,13 @@ def calibrate_command(
     install: bool = typer.Option(False, "--install",
                                  help="also replace the package's data/calibrated.yaml and the report in --docs"),
     subjects: int = typer.Option(400, "--subjects", min=50, max=5000, help="subjects per arm while fitting, 50-5000"),
-    evaluations: int = typer.Option(150, "--max-evaluations", min=1, max=1000, help="objective evaluations, 1-1000"),
+    evaluations: int = typer.Option(600, "--max-evaluations", min=1, max=5000,
+                                     help="objective evaluations of each start (the Jacobians' included), 1-5000"),
     report_subjects: int = typer.Option(2000, "--report-subjects", min=50, max=20000,
                                         help="subjects per arm for the report, 50-20000"),
     seed: int = typer.Option(2026, "--seed", min=0, max=2**32 - 1, help="seed of the virtual trials"),
     starts: int = typer.Option(1, "--starts", min=1, max=20,
-                               help="least-squares starts, 1-20: the priors, then draws from the priors' spread; "
+                               help="descents, 1-20: the priors, then draws from the priors' spread; "
                                     "the best fit is kept (the same for every cross-validation fold from the priors)"),
     report_only: bool = typer.Option(False, "--report-only", help="skip the fit; report the current parameters"),
     no_report: bool = typer.Option(False, "--no-report", help="fit only; write calibrated.yaml without the report"),
@@ -325,9 +326,9 @@ def calibrate_command(
         help="leave-one-trial-out cross-validation from the fit (or, with --report-only, the installed fit): "
              "cross_validation.csv in --out and a table in the report"),
     fold_evaluations: Optional[int] = typer.Option(
-        None, "--fold-evaluations", min=1, max=1000,
-        help="trust-region iterations of each cross-validation fold's refit, 1-1000 (default: --max-evaluations "
-             "from the priors, 3 from the full fit)"),
+        None, "--fold-evaluations", min=1, max=5000,
+        help="objective evaluations of each cross-validation fold's refit, 1-5000 (default: --max-evaluations "
+             "from the priors; three iterations from the full fit)"),
     fold_start: str = typer.Option(
         "priors", "--fold-start",
         help="where each fold's refit starts: priors (the honest measure: a full fit per study) or fit "
@@ -387,7 +388,7 @@ def calibrate_command(
                 f"Laplace at the installed fit: J from forward differences at {subjects} subjects per arm")
         from_priors = fold_start == "priors"
         folds = cal.cross_validate(fitted, prior, rows, subjects, seed,
-                                   fold_evaluations or (evaluations if from_priors else cal.FOLD_ITERATIONS), log,
+                                   fold_evaluations or (evaluations if from_priors else cal.FOLD_EVALUATIONS_FROM_FIT), log,
                                    from_priors=from_priors, on_fold=lambda done: cal.write_cross_validation(done, out),
                                    starts=starts if from_priors else 1)
         written.append(cal.write_cross_validation(folds, out))

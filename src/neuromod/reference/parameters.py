@@ -240,8 +240,8 @@ def prior_parameters() -> ModelParameters:
 
 #: Keys a ``data/calibrated.yaml`` document may hold (written by ``neuromod calibrate``);
 #: ``fitted_on`` only in files written before the fit became reproducible byte for byte.
-CALIBRATED_KEYS = {"version", "fitted_on", "method", "objective", "deviance", "log_likelihood", "values",
-                   "priors", "uncertainty"}
+CALIBRATED_KEYS = {"version", "fitted_on", "method", "objective", "evaluations", "deviance", "log_likelihood",
+                   "values", "priors", "uncertainty"}
 UNCERTAINTY_KEYS = {"method", "prior_log_sd", "log_sd", "correlation"}
 
 

@@ -176,13 +176,13 @@ def cross_validation_lines(folds: list[Fold] | None, subjects: int) -> list[str]
     from_priors = all(fold.from_priors for fold in folds)
     lines += [
         "Each trial (`study` in `data/calibration_studies.csv`: one published trial or pooled analysis, with",
-        "all its arms, endpoints and safety rates) is left out in turn and the calibration's own least squares",
+        "all its arms, endpoints and safety rates) is left out in turn and the calibration's own descent",
         "(the same priors, fitted parameters, subjects and seed) is run on every other row.",
         ("Each fold starts at the priors, as the full fit does, so nothing the left-out trial taught the full "
          "fit reaches it: this is the honest measure of prediction."
          if from_priors else
          "Each fold starts at the full fit, which saw the trial, with a fresh Jacobian of the kept rows "
-         "(`--fold-start fit`): a fold whose trust region stops early stays at the full fit, so these "
+         "(`--fold-start fit`): a fold that stops early stays at the full fit, so these "
          "figures are close to in-sample; `--fold-start priors` gives the honest measure."),
         "The left-out rows are then simulated at the fold's parameters with the same seed (common random",
         "numbers), so in- and out-of-sample values differ by the parameters alone. Objective: the kept rows'",
