@@ -83,13 +83,20 @@ def test_answer_is_the_smallest_acceptable_and_every_smaller_one_is_rejected_for
     assert any("still at none_mild on day 120" in p for p in smaller.problems)
 
 
-def test_the_plan_keeps_its_promise_on_fresh_patients(woman_day120):
-    plan = parse_plan(woman_day120.plan.model_dump(include={"patient", "product", "areas"}))
+def test_the_plan_keeps_its_promise_on_fresh_patients():
+    """Planned on 400 similar patients (the CLI's default) to hold day 120 for half of them, the
+    plan holds on 400 fresh ones within 2 SD of the difference of two 400-patient proportions
+    at 50 % (2 * sqrt(0.25 * (1/400 + 1/400)) = 0.071). The smallest dose meeting the goal on
+    one sample is chosen, so its promise leans optimistic by about one step of the dose ladder;
+    at 150 patients that lean (7 points at the chosen step) exceeds the tolerance."""
+    planned = plan_dose(WOMAN, ["glabella"], "botox", hold_until=120, n=400, seed=1)
+    plan = parse_plan(planned.plan.model_dump(include={"patient", "product", "areas"}))
     fresh = evaluate_plan(plan, WOMAN, "none_mild", 120, 400, 99, load_face_map(), default_parameters())
-    assert fresh.held_rate["glabella"] >= 0.5 - 0.08
-    assert fresh.goal_rate["glabella"] >= 0.8 - 0.08
+    tolerance = 2 * (0.25 * (1 / 400 + 1 / 400)) ** 0.5
+    assert fresh.held_rate["glabella"] >= 0.5 - tolerance
+    assert fresh.goal_rate["glabella"] >= 0.8 - tolerance
     # the planner's ptosis risk is simulate's for the same plan and patient
-    assert simulate(plan, days=60).safety.risk == woman_day120.chosen.evaluation.safety.risk
+    assert simulate(plan, days=60).safety.risk == planned.chosen.evaluation.safety.risk
 
 
 def test_forehead_and_glabella_for_a_woman_keeping_expression():
