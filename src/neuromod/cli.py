@@ -308,7 +308,7 @@ def calibrate_command(
                                  help="also replace the package's data/calibrated.yaml and the report in --docs"),
     subjects: int = typer.Option(400, "--subjects", min=50, max=5000, help="subjects per arm while fitting, 50-5000"),
     evaluations: int = typer.Option(600, "--max-evaluations", min=1, max=5000,
-                                     help="objective evaluations of each start (the Jacobians' included), 1-5000"),
+                                     help="objective evaluations of each start after its first evaluation and Jacobian, 1-5000"),
     report_subjects: int = typer.Option(2000, "--report-subjects", min=50, max=20000,
                                         help="subjects per arm for the report, 50-20000"),
     seed: int = typer.Option(2026, "--seed", min=0, max=2**32 - 1, help="seed of the virtual trials"),

@@ -560,7 +560,10 @@ def _damped_gauss_newton(problem: "Objective", start: FloatArray, max_evaluation
     ``least_squares`` stopped on ``xtol`` after ~15 rejected steps each smaller than the
     graininess, far from the optimum: 259 against 162 on the same fold), a failed step here costs
     one evaluation and never leaves the scale at which the objective has a slope.
-    ``max_evaluations`` bounds every evaluation, the Jacobians' included.
+    ``max_evaluations`` bounds the evaluations after the start's own (its first evaluation and
+    Jacobian), the later Jacobians' included. A descent that spends its budget right after a step
+    returns the Jacobian of the point before it (one step away) for the Laplace approximation;
+    the shipped fit stops on its own well inside :func:`fit`'s default budget.
     """
     lower, upper = problem.lower, problem.upper
     x = np.clip(np.asarray(start, dtype=float), lower, upper)
@@ -619,7 +622,7 @@ def fit(
     dampings per Jacobian) on the rows' residuals and the priors', in log parameter space within
     the bounds; finite-difference steps of 5 % (wider where they see only graininess) look
     through the graininess of integer grades under common random numbers. ``max_evaluations``
-    bounds every objective evaluation of each start, the Jacobians' included.
+    bounds each start's evaluations after its first evaluation and Jacobian.
     ``start``: log parameters to start from (default: the priors). ``starts`` > 1: a multi-start,
     for an objective whose Monte Carlo graininess leaves local optima. The first start is
     ``start``; each other is drawn from the priors' spread (log-normal, SD :data:`PRIOR_LOG_SD`,
