@@ -87,8 +87,8 @@ def test_the_plan_keeps_its_promise_on_fresh_patients():
     """Planned on 400 similar patients (the CLI's default) to hold day 120 for half of them, the
     plan holds on 400 fresh ones within 2 SD of the difference of two 400-patient proportions
     at 50 % (2 * sqrt(0.25 * (1/400 + 1/400)) = 0.071). The smallest dose meeting the goal on
-    one sample is chosen, so its promise leans optimistic by about one step of the dose ladder;
-    at 150 patients that lean (7 points at the chosen step) exceeds the tolerance."""
+    one sample is chosen, so its promise leans optimistic by about one step of the dose ladder,
+    a lean that grows as the planning sample shrinks."""
     planned = plan_dose(WOMAN, ["glabella"], "botox", hold_until=120, n=400, seed=1)
     plan = parse_plan(planned.plan.model_dump(include={"patient", "product", "areas"}))
     fresh = evaluate_plan(plan, WOMAN, "none_mild", 120, 400, 99, load_face_map(), default_parameters())

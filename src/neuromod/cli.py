@@ -308,7 +308,8 @@ def calibrate_command(
                                  help="also replace the package's data/calibrated.yaml and the report in --docs"),
     subjects: int = typer.Option(400, "--subjects", min=50, max=5000, help="subjects per arm while fitting, 50-5000"),
     evaluations: int = typer.Option(600, "--max-evaluations", min=1, max=5000,
-                                     help="objective evaluations of each start after its first evaluation and Jacobian, 1-5000"),
+                                     help="objective evaluations of each start after its first evaluation and "
+                                          "Jacobian, 1-5000"),
     report_subjects: int = typer.Option(2000, "--report-subjects", min=50, max=20000,
                                         help="subjects per arm for the report, 50-20000"),
     seed: int = typer.Option(2026, "--seed", min=0, max=2**32 - 1, help="seed of the virtual trials"),
@@ -387,8 +388,8 @@ def calibrate_command(
             uncertainty = fitted.laplace.as_uncertainty(
                 f"Laplace at the installed fit: J from forward differences at {subjects} subjects per arm")
         from_priors = fold_start == "priors"
-        folds = cal.cross_validate(fitted, prior, rows, subjects, seed,
-                                   fold_evaluations or (evaluations if from_priors else cal.FOLD_EVALUATIONS_FROM_FIT), log,
+        budget = fold_evaluations or (evaluations if from_priors else cal.FOLD_EVALUATIONS_FROM_FIT)
+        folds = cal.cross_validate(fitted, prior, rows, subjects, seed, budget, log,
                                    from_priors=from_priors, on_fold=lambda done: cal.write_cross_validation(done, out),
                                    starts=starts if from_priors else 1)
         written.append(cal.write_cross_validation(folds, out))

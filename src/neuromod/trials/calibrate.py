@@ -516,8 +516,9 @@ class FitResult:
 #: Marquardt dampings tried from each Jacobian, relative to diag(J^T J): from nearly the
 #: Gauss-Newton step (1e-3) to a short step along the gradient (10). All are evaluated and the
 #: best is taken, so one Jacobian (the costly part: one evaluation per parameter) gives a step
-#: wherever along that range the rugged objective allows one (assumption: five, log-spaced,
-#: measured to reach in ~270 evaluations a fold optimum 100 points below scipy's trust region's).
+#: wherever along that range the rugged objective allows one (assumption: five, log-spaced; the
+#: Carruthers 2003 fold of docs/calibration.md ends at 158.8 with them, at 259.5 with scipy's
+#: trust region at stop 19).
 DAMPINGS: tuple[float, ...] = (1e-3, 1e-2, 0.1, 1.0, 10.0)
 #: The largest change of one log parameter in one step (an e-fold; assumption: keeps the first
 #: steps from the priors inside the region where the linearisation means anything).
@@ -557,8 +558,9 @@ def _damped_gauss_newton(problem: "Objective", start: FloatArray, max_evaluation
     and moves to the best if it lowers the objective by :data:`MIN_IMPROVEMENT`. Where none does,
     the Jacobian is taken again with wider differences (:data:`JACOBIAN_WIDENINGS`) before the
     descent stops. Unlike a trust region that shrinks on every failed step (scipy's
-    ``least_squares`` stopped on ``xtol`` after ~15 rejected steps each smaller than the
-    graininess, far from the optimum: 259 against 162 on the same fold), a failed step here costs
+    ``least_squares`` stopped on ``xtol`` after a run of rejected steps each smaller than the
+    graininess, far from the optimum: 259.5 against 158.8 on the Carruthers 2003 fold of
+    docs/calibration.md), a failed step here costs
     one evaluation and never leaves the scale at which the objective has a slope.
     ``max_evaluations`` bounds the evaluations after the start's own (its first evaluation and
     Jacobian), the later Jacobians' included. A descent that spends its budget right after a step
@@ -695,7 +697,8 @@ class Fold:
 
 
 def cross_validate(full: FitResult, prior: ModelParameters, rows: list[CalibrationRow], subjects_per_arm: int = 400,
-                   seed: int = 2026, max_evaluations: int = FOLD_EVALUATIONS_FROM_FIT, log: Callable[[str], None] = print,
+                   seed: int = 2026, max_evaluations: int = FOLD_EVALUATIONS_FROM_FIT,
+                   log: Callable[[str], None] = print,
                    studies: list[str] | None = None, from_priors: bool = True,
                    on_fold: Callable[[list[Fold]], None] | None = None, starts: int = 1) -> list[Fold]:
     """Leave each trial (``CalibrationRow.study``: one published trial or pooled analysis, all its
