@@ -20,8 +20,8 @@ Measures (each trial size in a fresh process, so its peak resident memory is its
 4. One chunk through the stage-by-stage model (`run_model`: every stage kept at every grid point,
    then picked at the visits), the compiled kernel on the daily grid (`visit_course(...,
    daily_grid=True)`, the reference) and on the integrator's own steps (the default).
-5. Calibration: one objective evaluation (every published row, 400 subjects per arm as
-   `neuromod calibrate` fits, every course computed afresh) timed; the full fit's time is measured
+5. Calibration: one objective evaluation (every published row, ``FIT_SUBJECTS_PER_ARM`` subjects
+   per arm as `neuromod calibrate` fits, every course computed afresh) timed; the full fit's time is measured
    (full run: `fit` with `neuromod calibrate`'s defaults, to convergence) or projected
    (``--quick``) as the shipped fit's own evaluation count (``evaluations`` in
    ``data/calibrated.yaml``) x that time: an upper bound, since the Jacobian columns of the rater
@@ -377,17 +377,17 @@ def shipped_fit_evaluations() -> int:
 def calibration_seconds(full: bool, evaluations: int) -> tuple[float, float, bool]:
     """(one objective evaluation in s, the full fit in s, whether the fit was measured rather than projected)."""
     from neuromod.reference.parameters import default_parameters, prior_parameters
-    from neuromod.trials.calibrate import evaluate, fit, load_rows
+    from neuromod.trials.calibrate import FIT_SUBJECTS_PER_ARM, evaluate, fit, load_rows
 
     rows, params = load_rows(), default_parameters()
     evaluate(params, rows, subjects_per_arm=20)  # spread of every arm, compiled kernels
     began = time.perf_counter()
-    evaluate(params, rows, subjects_per_arm=400)
+    evaluate(params, rows, subjects_per_arm=FIT_SUBJECTS_PER_ARM)
     one = time.perf_counter() - began
     if not full:
         return one, one * evaluations, False
     began = time.perf_counter()
-    fit(prior_parameters(), rows, subjects_per_arm=400, log=lambda line: None)  # neuromod calibrate's defaults
+    fit(prior_parameters(), rows, log=lambda line: None)  # neuromod calibrate's defaults
     return one, time.perf_counter() - began, True
 
 
@@ -452,7 +452,9 @@ def main() -> None:
     print(f"naive baseline (one subject at a time, same engine): {naive:,.0f} subjects/s -> "
           f"trial {trial_rate / naive:,.0f}x faster")
     one, fit_s, measured = calibration_seconds(not args.quick, args.calibrate_evaluations)
-    print(f"calibration: one evaluation (all published rows, 400 subjects/arm) {one:.2f} s; full fit "
+    from neuromod.trials.calibrate import FIT_SUBJECTS_PER_ARM
+
+    print(f"calibration: one evaluation (all published rows, {FIT_SUBJECTS_PER_ARM} subjects/arm) {one:.2f} s; full fit "
           + (f"(neuromod calibrate's defaults) {fit_s:.0f} s measured" if measured else
              f"({args.calibrate_evaluations} evaluations, the shipped fit's, at that cost) {fit_s:.0f} s projected"))
     load = os.getloadavg()[0]

@@ -249,3 +249,57 @@ def test_the_descent_lowers_the_objective_within_its_budget_and_says_why_it_stop
     assert found.evaluations <= 1 + len(names) + 40 + 1
     assert found.message and ("budget" in found.message or "no damped step" in found.message)
     assert found.jacobian.shape == (found.residuals.size, len(names))
+
+
+def test_the_broyden_update_carries_the_step_exactly_and_keeps_linear_rows():
+    """After a step the descent updates its Jacobian instead of taking it afresh: the update maps
+    the step onto the residuals' change exactly (the secant condition), leaves its action on
+    directions across the step unchanged, and keeps the priors' rows (linear) as they were."""
+    import numpy as np
+
+    from neuromod.trials.calibrate import broyden_update
+
+    rng = np.random.default_rng(3)
+    jacobian = rng.normal(size=(5, 3))
+    jacobian[3:] = np.eye(3)[:2] / 0.69  # two prior rows, linear in the parameters
+    step = np.array([0.2, -0.1, 0.05])
+    change = rng.normal(size=5)
+    change[3:] = jacobian[3:] @ step
+    updated = broyden_update(jacobian, step, change)
+    assert np.allclose(updated @ step, change, atol=1e-12)
+    across = np.array([0.1, 0.2, 0.0])  # orthogonal to step
+    assert abs(across @ step) < 1e-12
+    assert np.allclose(updated @ across, jacobian @ across, atol=1e-12)
+    assert np.allclose(updated[3:], jacobian[3:], atol=1e-12)
+
+
+def test_a_trial_read_at_early_days_is_followed_only_that_far_with_the_same_values_in_distribution():
+    """``follow_up_days``: a trial whose rows read per-visit endpoints at day 30 runs to day 30,
+    one with a median (or a share of the course's maximum) to the last visit; the values at the
+    trimmed trial's day 30 agree with those of the same trial followed to day 365 within 4
+    binomial standard errors of their difference (independent visit draws, 2000 subjects)."""
+    from neuromod.trials.calibrate import VISITS, follow_up_days
+
+    rows = load_rows()
+    women = [r for r in rows if r.trial_key == "xeomin-glabella20-female"]
+    assert follow_up_days(women) == [d for d in VISITS if d <= 30]
+    dysport = [r for r in rows if r.trial_key == "dysport-glabella50-mixed"]
+    assert follow_up_days(dysport) == VISITS  # medians of onset need the whole course
+    safety = [r for r in rows if r.is_safety][:1]
+    assert follow_up_days(safety) == [30, 60]
+    document = trial_documents(women, 2000, seed=11)["xeomin-glabella20-female"]
+    trimmed = run_trial(parse_trial(document), progress=False)
+    full = run_trial(parse_trial({**document, "follow_up_days": VISITS}), progress=False)
+    p, q = (simulated_value(result, women[0]) / 100 for result in (trimmed, full))
+    assert abs(p - q) <= 4 * math.sqrt(2 * p * (1 - p) / 2000)
+
+
+def test_the_cli_fits_at_the_subjects_the_library_fits_at():
+    """``neuromod calibrate --subjects`` defaults to ``FIT_SUBJECTS_PER_ARM`` (the CLI does not
+    import the calibration at start-up, so the number is written twice: this keeps them one)."""
+    import inspect
+
+    from neuromod.cli import calibrate_command
+    from neuromod.trials.calibrate import FIT_SUBJECTS_PER_ARM
+
+    assert inspect.signature(calibrate_command).parameters["subjects"].default.default == FIT_SUBJECTS_PER_ARM

@@ -306,7 +306,8 @@ def calibrate_command(
                              help="folder for calibrated.yaml, calibration.md and its figures"),
     install: bool = typer.Option(False, "--install",
                                  help="also replace the package's data/calibrated.yaml and the report in --docs"),
-    subjects: int = typer.Option(400, "--subjects", min=50, max=5000, help="subjects per arm while fitting, 50-5000"),
+    subjects: int = typer.Option(1000, "--subjects", min=50, max=5000,
+                                 help="subjects per arm while fitting (and in each cross-validation fold), 50-5000"),
     evaluations: int = typer.Option(600, "--max-evaluations", min=1, max=5000,
                                      help="objective evaluations of each start after its first evaluation and "
                                           "Jacobian, 1-5000"),

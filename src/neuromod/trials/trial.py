@@ -79,6 +79,11 @@ IntArray = npt.NDArray[np.int64]
 #: Survival endpoints, each counted per visit day as (censored, events).
 SURVIVAL = ("median_duration_among_day30_responders", "median_days_to_loss_of_none_mild",
             "median_days_to_return_to_baseline")
+#: Endpoints read at one day from that day's visit (or diary day) alone: their value at day ``d``
+#: is the same whatever visits follow ``d``. Medians, and shares of the course's maximum
+#: (``fraction_of_max_effect_by_day``), need the whole follow-up instead.
+VISIT_ENDPOINTS = ("inv_none_mild", "subj_none_mild", "inv_ge1_grade", "composite_ge2_grade", "subj_ge2_global",
+                   "subj_onset_by_day", "residual_expression_pct")
 
 
 @dataclass(frozen=True)
