@@ -538,13 +538,16 @@ class FitResult:
         return float(self.residuals @ self.residuals)
 
 
-#: Marquardt dampings tried from each Jacobian, relative to diag(J^T J): from nearly the
-#: Gauss-Newton step (1e-3) to a short step along the gradient (10). All are evaluated and the
-#: best is taken, so one Jacobian (the costly part: one evaluation per parameter) gives a step
-#: wherever along that range the rugged objective allows one (assumption: five, log-spaced; the
-#: Carruthers 2003 fold of docs/calibration.md ends at 158.8 with them, at 259.5 with scipy's
-#: trust region at stop 19).
-DAMPINGS: tuple[float, ...] = (1e-3, 1e-2, 0.1, 1.0, 10.0)
+#: Marquardt dampings (relative to diag(J^T J)) tried at each iteration: these factors times the
+#: damping of the last step taken, starting from :data:`FIRST_DAMPING`, within
+#: :data:`DAMPING_RANGE`. All are evaluated and the best is taken, so the bracket follows the
+#: rugged objective from near Gauss-Newton steps (1e-2, the first iterations) to short steps along
+#: the gradient (10-100, later) one decade per iteration (assumption: three per decade bracket;
+#: stop 20 evaluated five fixed ones, 1e-3 to 10, at every iteration: measured at stop 21, after
+#: the fourth iteration the largest, 10, gave the best step in all but two of fourteen).
+DAMPING_FACTORS: tuple[float, ...] = (0.1, 1.0, 10.0)
+FIRST_DAMPING = 0.1
+DAMPING_RANGE = (1e-4, 1e4)
 #: The largest change of one log parameter in one step (an e-fold; assumption: keeps the first
 #: steps from the priors inside the region where the linearisation means anything).
 MAX_LOG_STEP = 1.0
@@ -586,16 +589,18 @@ def _damped_gauss_newton(problem: "Objective", start: FloatArray, max_evaluation
     that is a sum of Monte Carlo estimates on integer grades (piecewise constant at small scales).
 
     Each iteration, from a Jacobian ``J`` and residuals ``r`` at ``x``, solves
-    ``(J^T J + d diag(J^T J)) dx = -J^T r`` for every damping ``d`` of :data:`DAMPINGS`, caps each
+    ``(J^T J + d diag(J^T J)) dx = -J^T r`` for each damping ``d`` of its bracket
+    (:data:`DAMPING_FACTORS` times the last step's damping), caps each
     step at :data:`MAX_LOG_STEP` per parameter, projects it into the bounds, evaluates all of them
     and moves to the best if it lowers the objective by :data:`MIN_IMPROVEMENT`. After a step the
     Jacobian is carried over by :func:`broyden_update` (no evaluations); only where an updated one
     finds no step is it taken afresh by forward differences (one evaluation per parameter), and
     where a fresh one finds none, again with wider differences (:data:`JACOBIAN_WIDENINGS`) before
     the descent stops: it stops only where finite differences, not an update, see no step.
-    (Measured with ``neuromod calibrate --subjects 400``: 176 evaluations to objective 164.5 at
-    stop 21; stop 20's descent, a fresh Jacobian after every step and every trial followed to day
-    365, 386 evaluations to 163.2.) Unlike a trust region that shrinks on every failed step (scipy's
+    (Measured with ``neuromod calibrate`` at stop 21, 1000 subjects per arm: five fixed dampings
+    and the updates, 187 evaluations to objective 160.6; the bracket and the updates, 171 to
+    151.7. At 400 subjects, stop 20's descent, a fresh Jacobian after every step and five fixed
+    dampings, took 386 evaluations.) Unlike a trust region that shrinks on every failed step (scipy's
     ``least_squares`` stopped on ``xtol`` after a run of rejected steps each smaller than the
     graininess, far from the optimum: 259.5 against 158.8 on the Carruthers 2003 fold of
     docs/calibration.md), a failed step here costs
@@ -613,12 +618,13 @@ def _damped_gauss_newton(problem: "Objective", start: FloatArray, max_evaluation
     iterations, widening = 0, 0
     budget = problem.evaluations + max_evaluations
     message = f"the evaluation budget ({max_evaluations}) is spent"
-    while problem.evaluations + len(DAMPINGS) <= budget:
+    centre = FIRST_DAMPING
+    while problem.evaluations + len(DAMPING_FACTORS) <= budget:
         iterations += 1
         gradient, hessian = jacobian.T @ residuals, jacobian.T @ jacobian
         scale = np.diag(hessian) + 1e-12
-        best: tuple[float, FloatArray, FloatArray] | None = None
-        for damping in DAMPINGS:
+        best: tuple[float, FloatArray, FloatArray, float] | None = None
+        for damping in np.clip(centre * np.asarray(DAMPING_FACTORS), *DAMPING_RANGE):
             step = np.linalg.solve(hessian + damping * np.diag(scale), -gradient)
             step *= min(1.0, MAX_LOG_STEP / max(float(np.max(np.abs(step))), 1e-300))
             moved = np.clip(x + step, lower, upper)
@@ -626,10 +632,10 @@ def _damped_gauss_newton(problem: "Objective", start: FloatArray, max_evaluation
                 continue
             tried = problem(moved, "step")
             if best is None or tried @ tried < best[0]:
-                best = (float(tried @ tried), moved, tried)
+                best = (float(tried @ tried), moved, tried, float(damping))
         if best is not None and best[0] < float(residuals @ residuals) - MIN_IMPROVEMENT:
             moved_by, changed = best[1] - x, best[2] - residuals
-            x, residuals, widening = best[1], best[2], 0
+            x, residuals, widening, centre = best[1], best[2], 0, best[3]
             problem.last_point = (x.copy(), residuals)
             jacobian, exact = broyden_update(jacobian, moved_by, changed), False
             continue
@@ -714,7 +720,7 @@ def fit_at(params: ModelParameters, prior: ModelParameters, rows: list[Calibrati
 #: Evaluations of a fold's refit started at the full fit (``--fold-start fit``): three iterations,
 #: each a Jacobian (one evaluation per fitted parameter) and its damped steps; a refit from the
 #: priors gets the full fit's own budget.
-FOLD_EVALUATIONS_FROM_FIT = 3 * (len(FITTED) + len(DAMPINGS))
+FOLD_EVALUATIONS_FROM_FIT = 3 * (len(FITTED) + len(DAMPING_FACTORS))
 
 @dataclass(frozen=True)
 class Fold:
