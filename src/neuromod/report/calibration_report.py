@@ -290,7 +290,7 @@ def write_calibration_report(params: ModelParameters, rows: list[CalibrationRow]
         "",
         "- percentages with `n`: binomial on `n`; the residual is the deviance residual",
         "  `sign(sim - pub) sqrt(2 x binomial deviance)`, the simulated proportion floored at half a virtual",
-        "  subject from 0 and 1 (its Monte Carlo resolution: 0 of 400 virtual subjects is read as 1 in 800),",
+        "  subject from 0 and 1 (its Monte Carlo resolution: 0 of 1000 virtual subjects is read as 1 in 2000),",
         "  so a simulated 0 % against a published 1 % is a finite miss and against a published 0 % costs under",
         "  one unit of deviance;",
         f"- percentages without `n`: normal, the 8-point half-width as {HALF_WIDTH_SDS:g} SD (SD 4 points);",

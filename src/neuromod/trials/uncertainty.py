@@ -14,7 +14,10 @@ the trial's own Monte Carlo error, side by side (``docs/trials.md``, "Intervals"
 * **Monte Carlo interval**: percentages, the 95 % Wilson interval of the count in the arm's
   ``n`` subjects (for the mean endpoints ``fraction_of_max_effect_by_day`` and
   ``residual_expression_pct``, values in 0-1 per subject, the Wilson interval is conservative: a
-  variable in [0, 1] with mean p has variance at most p (1 - p)); medians in days, the visits on
+  variable in [0, 1] with mean p has variance at most p (1 - p)); a share of the maximal effect
+  outside 0-100 % (an arm whose mean improvement is negative at a visit, as a placebo arm's can be
+  once its expectation has faded) is not clipped: its intervals are widened to include it, and
+  the parameter interval is not bounded to 0-100 for it; medians in days, the visits on
   either side of the median (onset: the days on either side), the resolution it is read at.
 
 Model estimates for planning and education, not medical advice.
@@ -104,9 +107,15 @@ def _median_mc(value: float | None, visits: list[int], daily: bool) -> list[floa
     return [float(below[-1]) if below else 0.0, float(above[0]) if above else None]
 
 
+#: Endpoints that are ratios of arm means, not shares of subjects: they can leave 0-100 %.
+RATIO_ENDPOINTS = ("fraction_of_max_effect_by_day",)
+
+
 def _pct_mc(pct: float, n: int) -> list[float]:
+    """The Wilson interval of ``pct`` on ``n`` (a ratio endpoint outside 0-100 %: that of the
+    nearest bound, widened to include ``pct``)."""
     low, high = wilson_interval(min(max(pct, 0.0), 100.0), n)
-    return [round(low, 2), round(high, 2)]
+    return [round(min(low, pct), 2), round(max(high, pct), 2)]  # endpoints are printed to 2 decimals
 
 
 def _intervals(point: Any, reference: Any, draws: list[Any], n: int, visits: list[int], name: str,
@@ -119,7 +128,7 @@ def _intervals(point: Any, reference: Any, draws: list[Any], n: int, visits: lis
     out: dict[str, Any] = {}
     if with_parameters:
         values = [_shifted(point, reference, d) for d in draws]
-        out["parameter"] = _quantile_interval(point, values, bounded=not median)
+        out["parameter"] = _quantile_interval(point, values, bounded=not median and name not in RATIO_ENDPOINTS)
     else:
         out["parameter"] = None
     out["monte_carlo"] = _median_mc(point, visits, "onset" in name) if median else _pct_mc(point, n)
