@@ -58,8 +58,8 @@ JACOBIAN_LOG_STEP = 0.05
 #: Virtual subjects per efficacy arm while fitting (and in each cross-validation fold). At 400 the
 #: descent fits the Monte Carlo noise of its own sample: measured at stop 21 on the same rows, the
 #: fit at 400 ended at objective 164.5 with a deviance of 281 at the report's 2000 subjects, the fit
-#: at 1000 at 155.7 with a deviance of 146 (docs/calibration.md, notes). 1000 costs ~2x the time
-#: of an evaluation at 400.
+#: at 1000 at 155.7 with a deviance of 146 (docs/calibration.md, notes). An evaluation's time at
+#: this size: ``benchmarks/trial_speed.py``.
 FIT_SUBJECTS_PER_ARM = 1000
 
 #: Parameters the calibration fits, with (lower, upper) bounds. All are shared by every trial.
@@ -605,9 +605,9 @@ def _damped_gauss_newton(problem: "Objective", start: FloatArray, max_evaluation
     finds no step is it taken afresh by forward differences (one evaluation per parameter), and
     where a fresh one finds none, again with wider differences (:data:`JACOBIAN_WIDENINGS`) before
     the descent stops: it stops only where finite differences, not an update, see no step.
-    (Measured with ``neuromod calibrate`` at stop 21, 1000 subjects per arm: five fixed dampings
-    and the updates, 187 evaluations to objective 160.6; the bracket and the updates, 171 to
-    151.7. At 400 subjects, stop 20's descent, a fresh Jacobian after every step and five fixed
+    (Measured with ``neuromod calibrate`` at stop 21, 1000 subjects per arm, the 0|1 cut-point then
+    bounded at 0.08 mm: five fixed dampings and the updates, 187 evaluations to objective 160.6;
+    the bracket and the updates, 171 to 151.7. At 400 subjects, stop 20's descent, a fresh Jacobian after every step and five fixed
     dampings, took 386 evaluations.) Unlike a trust region that shrinks on every failed step (scipy's
     ``least_squares`` stopped on ``xtol`` after a run of rejected steps each smaller than the
     graininess, far from the optimum: 259.5 against 158.8 on the Carruthers 2003 fold of
