@@ -292,6 +292,10 @@ def test_a_trial_read_at_early_days_is_followed_only_that_far_with_the_same_valu
     full = run_trial(parse_trial({**document, "follow_up_days": VISITS}), progress=False)
     p, q = (simulated_value(result, women[0]) / 100 for result in (trimmed, full))
     assert abs(p - q) <= 4 * math.sqrt(2 * p * (1 - p) / 2000)
+    from neuromod.trials.trial import VISIT_ENDPOINTS
+
+    endpoints = trimmed["arms"]["active"]["areas"]["glabella"]  # every name is a per-visit endpoint the trial prints
+    assert all(isinstance(endpoints[name], dict) and "30" in endpoints[name] for name in VISIT_ENDPOINTS)
 
 
 def test_the_cli_fits_at_the_subjects_the_library_fits_at():

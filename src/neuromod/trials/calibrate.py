@@ -56,9 +56,9 @@ FloatArray = npt.NDArray[np.float64]
 #: Finite-difference step of the fit's Jacobian in log parameters (times max(1, |log value|)).
 JACOBIAN_LOG_STEP = 0.05
 #: Virtual subjects per efficacy arm while fitting (and in each cross-validation fold). At 400 the
-#: descent fits the Monte Carlo noise of its own sample: measured at stop 21 on the same rows, the
-#: fit at 400 ended at objective 164.5 with a deviance of 281 at the report's 2000 subjects, the fit
-#: at 1000 at 155.7 with a deviance of 146 (docs/calibration.md, notes). An evaluation's time at
+#: descent fits the Monte Carlo noise of its own sample: in a stop-21 exploration on the same rows,
+#: the fit at 400 ended at objective 164.5 with a deviance of 281 at the report's 2000 subjects, the
+#: fit at 1000 at 155.7 with a deviance of 146 (docs/calibration.md, notes, says how). An evaluation's time at
 #: this size: ``benchmarks/trial_speed.py``.
 FIT_SUBJECTS_PER_ARM = 1000
 
@@ -226,7 +226,7 @@ def follow_up_days(rows: list[CalibrationRow]) -> list[int]:
         return list(SAFETY_VISITS)
     if any(row.day is None or row.model_endpoint not in VISIT_ENDPOINTS for row in rows):
         return list(VISITS)
-    last = max(int(row.day) for row in rows if row.day is not None)
+    last = max(int(row.day) for row in rows)  # every row has a day here
     return [day for day in VISITS if day <= last] + ([last] if last not in VISITS else [])
 
 
@@ -549,8 +549,8 @@ class FitResult:
 #: Marquardt dampings (relative to diag(J^T J)) tried at each iteration: these factors times the
 #: damping of the last step taken, starting from :data:`FIRST_DAMPING`, within
 #: :data:`DAMPING_RANGE`. All are evaluated and the best is taken, so the bracket follows the
-#: rugged objective from near Gauss-Newton steps (1e-2, the first iterations) to short steps along
-#: the gradient (10-100, later) one decade per iteration (assumption: three per decade bracket;
+#: rugged objective between near Gauss-Newton steps and short steps along the gradient, one
+#: decade per iteration (assumption: a bracket of three decades;
 #: stop 20 evaluated five fixed ones, 1e-3 to 10, at every iteration: measured at stop 21, after
 #: the fourth iteration the largest, 10, gave the best step in all but two of fourteen).
 DAMPING_FACTORS: tuple[float, ...] = (0.1, 1.0, 10.0)
@@ -607,8 +607,8 @@ def _damped_gauss_newton(problem: "Objective", start: FloatArray, max_evaluation
     the descent stops: it stops only where finite differences, not an update, see no step.
     (Measured with ``neuromod calibrate`` at stop 21, 1000 subjects per arm, the 0|1 cut-point then
     bounded at 0.08 mm: five fixed dampings and the updates, 187 evaluations to objective 160.6;
-    the bracket and the updates, 171 to 151.7. At 400 subjects, stop 20's descent, a fresh Jacobian after every step and five fixed
-    dampings, took 386 evaluations.) Unlike a trust region that shrinks on every failed step (scipy's
+    the bracket and the updates, 171 to 151.7. At 400 subjects, stop 20's descent, a fresh
+    Jacobian after every step and five fixed dampings, took 386 evaluations.) Unlike a trust region that shrinks on every failed step (scipy's
     ``least_squares`` stopped on ``xtol`` after a run of rejected steps each smaller than the
     graininess, far from the optimum: 259.5 against 158.8 on the Carruthers 2003 fold of
     docs/calibration.md), a failed step here costs
