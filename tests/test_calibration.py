@@ -307,3 +307,45 @@ def test_the_cli_fits_at_the_subjects_the_library_fits_at():
     from neuromod.trials.calibrate import FIT_SUBJECTS_PER_ARM
 
     assert inspect.signature(calibrate_command).parameters["subjects"].default.default == FIT_SUBJECTS_PER_ARM
+
+
+def test_finished_folds_are_reused_and_a_split_run_adds_up_to_the_whole(tmp_path):
+    """Cross-validation in pieces (two parameters, rows of two studies, 100 subjects):
+    ``--folds`` runs one study's fold and keeps it in --out/folds; the full --cross-validate
+    afterwards refits only the other fold and gives the same table as a run in one go; a fold
+    under other options (another fold budget) or with a damaged record is refitted, not reused."""
+    import csv
+    import json
+
+    common = ("--only", "junction.light_chain_half_life_days,population.half_block_sd",
+              "--rows", "ona-gl-pooled,ona-gl-hd-20-wk24", "--subjects", 100, "--max-evaluations", 2,
+              "--seed", 7, "--cross-validate", "--no-report")
+    whole = tmp_path / "whole"
+    first = _calibrate(*common, "--fold-evaluations", 2, "--out", whole)
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in (whole / "folds").iterdir()) == ["glogau-2012.json", "high-dose-2022.json"]
+
+    split = tmp_path / "split"
+    part = _calibrate(*common, "--fold-evaluations", 2, "--folds", "high-dose-2022", "--out", split)
+    assert part.returncode == 0, part.stderr
+    assert "fold 1/1 high-dose-2022: refit" in part.stderr
+    assert [p.name for p in (split / "folds").iterdir()] == ["high-dose-2022.json"]
+    rest = _calibrate(*common, "--fold-evaluations", 2, "--out", split)
+    assert rest.returncode == 0, rest.stderr
+    assert "high-dose-2022: finished earlier" in rest.stderr and "glogau-2012: refit" in rest.stderr
+    table = lambda folder: list(csv.DictReader((folder / "cross_validation.csv").open()))  # noqa: E731
+    assert table(split) == table(whole)
+
+    record = json.loads((split / "folds" / "glogau-2012.json").read_text())
+    (split / "folds" / "glogau-2012.json").write_text("{not json")
+    other = _calibrate(*common, "--fold-evaluations", 3, "--out", split)
+    assert other.returncode == 0, other.stderr
+    assert "finished earlier" not in other.stderr  # another budget: both folds refitted
+    assert json.loads((split / "folds" / "glogau-2012.json").read_text())["key"] != record["key"]
+
+
+def test_folds_are_chosen_by_known_study_and_only_for_a_cross_validation():
+    result = _calibrate("--folds", "nope", "--cross-validate", "--report-only")
+    assert result.returncode == 2 and result.stderr.startswith("error: --folds: unknown study nope; allowed: ")
+    result = _calibrate("--folds", "beer-2011", "--report-only")
+    assert result.returncode == 2 and result.stderr.strip() == "error: --folds: only with --cross-validate"

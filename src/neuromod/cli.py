@@ -335,6 +335,11 @@ def calibrate_command(
         "priors", "--fold-start",
         help="where each fold's refit starts: priors (the honest measure: a full fit per study) or fit "
              "(the full fit, which saw the trial: quick, nearly in-sample)"),
+    folds_option: Optional[str] = typer.Option(
+        None, "--folds",
+        help="with --cross-validate: comma-separated studies (data/calibration_studies.csv) to leave out, "
+             "no report; each finished fold is kept in --out/folds, which a later full --cross-validate "
+             "with the same rows, options and code reuses (runs split by study, or an interrupted run, add up)"),
 ) -> None:
     """Fit the shared population parameters to the published trials (efficacy and safety rows,
     a likelihood per row); write the fit with its Laplace uncertainty and its report.
@@ -362,6 +367,15 @@ def calibrate_command(
                                if rows_option else None)
     except ValueError as error:
         _fail(str(error))
+    studies = [s.strip() for s in folds_option.split(",") if s.strip()] if folds_option else None
+    if studies is not None:
+        if not cross_validate:
+            _fail("--folds: only with --cross-validate")
+        known = list(dict.fromkeys(row.study for row in rows))
+        unknown_studies = sorted(set(studies) - set(known))
+        if unknown_studies or not studies:
+            _fail(f"--folds: unknown study {', '.join(unknown_studies) or '(none given)'}; allowed: {', '.join(known)}")
+        no_report, install = True, False
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
     unknown = sorted(set(names or []) - set(cal.FITTED))
     if unknown:
@@ -390,9 +404,9 @@ def calibrate_command(
                 f"Laplace at the installed fit: J from forward differences at {subjects} subjects per arm")
         from_priors = fold_start == "priors"
         budget = fold_evaluations or (evaluations if from_priors else cal.FOLD_EVALUATIONS_FROM_FIT)
-        folds = cal.cross_validate(fitted, prior, rows, subjects, seed, budget, log,
+        folds = cal.cross_validate(fitted, prior, rows, subjects, seed, budget, log, studies=studies,
                                    from_priors=from_priors, on_fold=lambda done: cal.write_cross_validation(done, out),
-                                   starts=starts if from_priors else 1)
+                                   starts=starts if from_priors else 1, cache=cal.FoldCache(out / "folds"))
         written.append(cal.write_cross_validation(folds, out))
         held = [r for fold in folds for r in fold.held_out]
         log(f"cross-validation: {sum(r.passed for r in held)} of {len(held)} rows reproduced out of sample")

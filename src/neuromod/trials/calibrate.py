@@ -35,6 +35,9 @@ more than 10 SD adds a constant and no gradient; its log-likelihood is reported 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -755,11 +758,78 @@ class Fold:
         return sum(r.passed for r in self.held_out)
 
 
+#: Folders of the package whose files a fold's fit reads (code and data); a cached fold is reused
+#: only while they are byte for byte the same. ``data/calibrated.yaml`` is left out: a fold from
+#: the priors never reads the installed fit, so folds run before an install stay valid after it.
+FOLD_INPUT_FOLDERS = ("model", "trials", "reference", "schemas", "data")
+#: (source and data files: the ahead-of-time kernels and their build record are outputs of ``make
+#: setup``, machine-made, and left out so that folds run on two machines share keys)
+FOLD_INPUT_SUFFIXES = {".py", ".csv", ".yaml", ".yml"}
+
+
+def package_digest() -> str:
+    """SHA-256 of the package files a fit depends on (:data:`FOLD_INPUT_FOLDERS`), by path and bytes."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for folder in FOLD_INPUT_FOLDERS:
+        for path in sorted((root / folder).rglob("*")):
+            if (path.is_file() and path.suffix in FOLD_INPUT_SUFFIXES and path.name != "calibrated.yaml"
+                    and "__pycache__" not in path.parts):
+                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def fold_key(kept: list[CalibrationRow], prior: ModelParameters, names: list[str], subjects_per_arm: int,
+             seed: int, max_evaluations: int, starts: int, digest: str) -> str:
+    """What a fold's fit from the priors is a function of: its kept rows, the priors and bounds of
+    the fitted parameters, the fit's options and the package's code and data (``digest``)."""
+    document = {
+        "rows": [dataclasses.asdict(row) for row in kept],
+        "priors": {name: _get(prior, name) for name in names},
+        "bounds": {name: list(FITTED[name]) for name in names},
+        "subjects_per_arm": subjects_per_arm, "seed": seed, "max_evaluations": max_evaluations,
+        "starts": starts, "package": digest,
+    }
+    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class FoldCache:
+    """A folder of finished folds (``<study>.json``: the fold fit's parameters, objective,
+    evaluations and stop, under its :func:`fold_key`), so an interrupted cross-validation resumes
+    and runs split by study (``neuromod calibrate --folds``) add up. A fold is reused only under
+    the same key; its held-out rows are simulated again from the stored parameters (bit for bit
+    what the fold's own evaluation gives: the same parameters, seed and subjects)."""
+
+    folder: Path
+
+    def load(self, study: str, key: str) -> dict[str, Any] | None:
+        path = self.folder / f"{study}.json"
+        if not path.is_file():
+            return None
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) and record.get("key") == key else None
+
+    def save(self, study: str, key: str, fold: "Fold") -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{study}.json"
+        record = {"key": key, "study": study, "values": fold.values, "objective_fold": fold.objective_fold,
+                  "evaluations": fold.evaluations, "stopped": fold.stopped}
+        partial = path.with_suffix(".json.partial")
+        partial.write_text(json.dumps(record, indent=1) + "\n")
+        partial.replace(path)  # whole or not at all: a run killed mid-write leaves no half record
+        return path
+
+
 def cross_validate(full: FitResult, prior: ModelParameters, rows: list[CalibrationRow], subjects_per_arm: int = FIT_SUBJECTS_PER_ARM,
                    seed: int = 2026, max_evaluations: int = FOLD_EVALUATIONS_FROM_FIT,
                    log: Callable[[str], None] = print,
                    studies: list[str] | None = None, from_priors: bool = True,
-                   on_fold: Callable[[list[Fold]], None] | None = None, starts: int = 1) -> list[Fold]:
+                   on_fold: Callable[[list[Fold]], None] | None = None, starts: int = 1,
+                   cache: FoldCache | None = None) -> list[Fold]:
     """Leave each trial (``CalibrationRow.study``: one published trial or pooled analysis, all its
     arms, endpoints and safety rates) out in turn, refit without its rows and predict them.
 
@@ -777,25 +847,39 @@ def cross_validate(full: FitResult, prior: ModelParameters, rows: list[Calibrati
     ``starts``: each fold's least-squares starts (:func:`fit`; from the priors only).
     ``on_fold``: called with the folds so far after each one (the CLI rewrites its CSV, so a long
     run interrupted keeps every finished fold).
+    ``cache``: folds from the priors are read from and written to it (:class:`FoldCache`), so a
+    rerun after an interruption, or with the folds split between runs, refits only the folds not
+    yet finished under the same rows, options and code. Folds from the full fit are not cached.
     """
     keys = studies or list(dict.fromkeys(row.study for row in rows))
     n_rows = len(rows)
+    digest = package_digest() if cache is not None and from_priors else ""
     folds = []
     for number, key in enumerate(keys, start=1):
         kept = [row for row in rows if row.study != key]
         held = [row for row in rows if row.study == key]
         prefix = f"fold {number}/{len(keys)} {key}: "
-        log(prefix + f"refit on {len(kept)} rows (held out: {len(held)})")
-        fold_fit = fit(prior, kept, subjects_per_arm, seed, max_evaluations, names=full.names,
-                       log=lambda line, prefix=prefix: log(prefix + line), start=None if from_priors else full.x,
-                       starts=starts)
+        cache_key = fold_key(kept, prior, full.names, subjects_per_arm, seed, max_evaluations, starts, digest)
+        record = cache.load(key, cache_key) if digest else None
+        if record is not None:
+            log(prefix + f"finished earlier ({cache.folder / (key + '.json')}), not refitted")
+            values = {name: float(record["values"][name]) for name in full.names}
+            objective_fold, evaluations, stopped = (float(record["objective_fold"]), int(record["evaluations"]),
+                                                    str(record["stopped"]))
+        else:
+            log(prefix + f"refit on {len(kept)} rows (held out: {len(held)})")
+            fold_fit = fit(prior, kept, subjects_per_arm, seed, max_evaluations, names=full.names,
+                           log=lambda line, prefix=prefix: log(prefix + line), start=None if from_priors else full.x,
+                           starts=starts)
+            values = {n: float(v) for n, v in zip(full.names, np.exp(fold_fit.x))}
+            objective_fold, evaluations, stopped = fold_fit.objective, fold_fit.evaluations, fold_fit.message
         keep = np.array([row.study != key for row in rows] + [True] * (full.residuals.size - n_rows))
-        predicted = evaluate(fold_fit.params, held, subjects_per_arm, seed)
+        predicted = evaluate(apply_overrides(prior, values), held, subjects_per_arm, seed)
         in_sample = [res for res, row in zip(full.results, rows) if row.study == key]
-        folds.append(Fold(key, from_priors, predicted, in_sample,
-                          {n: float(v) for n, v in zip(full.names, np.exp(fold_fit.x))},
-                          float(full.residuals[keep] @ full.residuals[keep]), fold_fit.objective,
-                          fold_fit.evaluations, fold_fit.message))
+        folds.append(Fold(key, from_priors, predicted, in_sample, values,
+                          float(full.residuals[keep] @ full.residuals[keep]), objective_fold, evaluations, stopped))
+        if digest and record is None:
+            cache.save(key, cache_key, folds[-1])
         log(prefix + f"{sum(r.passed for r in predicted)} of {len(predicted)} held-out rows reproduced: "
             + "; ".join(f"{r.row.id} {r.row.arm} {_number(r.simulated)} vs {r.row.value:g} "
                         f"({'yes' if r.passed else 'no'})" for r in predicted))
