@@ -338,7 +338,7 @@ def calibrate_command(
     folds_option: Optional[str] = typer.Option(
         None, "--folds",
         help="with --cross-validate: comma-separated studies (data/calibration_studies.csv) to leave out, "
-             "no report; each finished fold is kept in --out/folds, which a later full --cross-validate "
+             "no report and nothing installed; each finished fold is kept in --out/folds, which a later full --cross-validate "
              "with the same rows, options and code reuses (runs split by study, or an interrupted run, add up)"),
 ) -> None:
     """Fit the shared population parameters to the published trials (efficacy and safety rows,
