@@ -85,14 +85,29 @@ def test_antibodies_cause_secondary_non_response_in_a_trial(params):
     assert day270(immune) < day270(normal) - 20  # the third cycle fails in many
 
 
-def test_masseter_volume_after_three_injections_six_months_apart():
-    """Chang 2019 (mechanism.csv masseter-volume-3x): whole-masseter volume -12 % after three
-    injections 6 months apart (3D CT). Model: label-range masseter plan (30 U per side) on days
-    0, 180, 360, whole-muscle bulk loss 6 months after the third; accepted range 7-17 %
-    (tolerance: +-5 points, the published value is a group mean without its spread here)."""
-    result = simulate(parse_plan({"product": "botox", "areas": {"masseter": 60}, "treatment_days": [0, 180, 360]}),
-                      days=540)
-    j = result.muscles.index("masseter_left")
-    loss = result.output.atrophy[0, j]
-    assert 0.07 <= loss[540] <= 0.17
-    assert loss[77] > loss[180]  # thinnest ~2.5 months after each injection, regained in part by 6 months
+def _masseter_course(units_per_side: float, days: int):
+    result = simulate(parse_plan({"product": "botox", "areas": {"masseter": 2 * units_per_side},
+                                  "treatment_days": [0, 180, 360]}), days=days)
+    return result.output.atrophy[0, result.muscles.index("masseter_left")]
+
+
+def test_masseter_thins_after_each_of_three_injections_and_regains_in_part():
+    """Three label-range masseter injections (30 U per side) 6 months apart: the bulk is thinnest
+    ~2.5 months after each (mechanism.csv masseter-nadir: 77 days) and partly regained by the next,
+    and each cycle thins it at least as much as the first."""
+    loss = _masseter_course(30, 540)
+    assert loss[77] > loss[180] > 0.02 and loss[437] > loss[540] > 0.02
+    assert loss[437] >= loss[77] - 0.005
+
+
+@pytest.mark.xfail(strict=True, reason="known miss (README, Retraining): the model regains the bulk within a "
+                   "year of the last injection (0.3 % left at day 720), Chang 2019 found 12 % one year after the third")
+def test_masseter_volume_one_year_after_three_injections():
+    """Chang 2019 (mechanism.csv masseter-volume-3x): whole-masseter volume -12 % one year after the
+    third of three injections 6 months apart (24 U per side, 3D CT, n = 6). Accepted range 7-17 %
+    (tolerance: +-5 points, about 2.5 standard errors of the mean change: paired P = 0.002 with
+    n = 6 puts the SD of the change near 5 % of the volume). The model's disuse atrophy is regained
+    as one exponential fitted to the 12-24-week return after one injection (muscle.py), so nothing
+    of it is left after a year; the strict xfail turns red once a slower regain is modelled."""
+    loss = _masseter_course(24, 720)
+    assert 0.07 <= loss[720] <= 0.17

@@ -99,18 +99,22 @@ def test_without_observations_the_answer_is_the_population_s(fast, params, face_
     for s in prediction.parameters:  # the posterior is the prior: its median sits at the prior's
         assert s.posterior_p05 < s.prior_median < s.posterior_p95, s
     # ... and the course is that of virtual patients like this one drawn as the planner draws them
-    twins = cohort_like(bare.patient, 600, face_map.areas, np.random.default_rng(5), params)
+    twins = cohort_like(bare.patient, 2000, face_map.areas, np.random.default_rng(5), params)
     course = twin_course(bare, twins, 180)
     population = expected_score(course.contraction_mm[:, 0], params.scores)
     wear_offs = [area_landmarks(course.days, population[p], course.strength[p, 0], params.scores.onset_strength_drop)[2]
-                 for p in range(600)]
-    area = prediction.areas["glabella"]
-    # tolerances: Monte Carlo error of 300 vs 600 twins, and the prior's baseline depths varying
-    # within the rating noise of the recorded grades (the planner's twins keep them fixed)
-    assert abs(area.wear_off_day["median"] - np.median([w or np.inf for w in wear_offs])) <= 6
-    mine = expected_score(prediction.contraction_mm[:, 0], params.scores)
+                 for p in range(2000)]
+    wide = personalize(bare, 180, particles=800)
+    area = wide.areas["glabella"]
+    # tolerance 10 days: the prior's baseline depths vary within the rating noise of the recorded
+    # grades while the planner's twins keep them fixed, which puts the prior's median ~6 days
+    # earlier (measured at the stop-23 fit: 93.8 days, 91-97 over 5 seeds of 800 particles, against
+    # 98-102 for 2000 twins and 100 for 3000), and Monte Carlo error adds ~3 days (at 200
+    # particles it is ~6: 92.5-107 over 5 seeds, so this check draws 800)
+    assert abs(area.wear_off_day["median"] - np.median([w or np.inf for w in wear_offs])) <= 10
+    mine = expected_score(wide.contraction_mm[:, 0], params.scores)
     for day in (14, 30, 60, 120, 180):  # mean grades (medians jump between the modes at 2 and 3)
-        assert abs(np.average(mine[:, day], weights=prediction.weights) - population[:, day].mean()) < 0.1, day
+        assert abs(np.average(mine[:, day], weights=wide.weights) - population[:, day].mean()) < 0.1, day
 
 
 def test_a_fast_responder_wears_off_earlier_and_a_long_lasting_patient_later():

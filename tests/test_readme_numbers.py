@@ -98,9 +98,9 @@ def test_planner_figures():
     day150, scale150, eyelid150, brow150 = claim(
         r"day 150\s+takes ([\d.]+) U \(x([\d.]+)\), with a predicted eyelid ptosis risk of ([\d.]+) % and brow "
         r"ptosis risk of ([\d.]+) %, under")
-    male, male105, male120, *male_held = claim(
-        r"Men need more: ([\d.]+) U to hold day 90, ([\d.]+) U to hold day 105 and ([\d.]+) U to hold day 120 "
-        r"\((\d+) %, (\d+) % and (\d+) % of similar men still at goal\)")
+    male, male_held, ceiling, ceiling_held = claim(
+        r"Men need more: ([\d.]+) U to hold day 90 \((\d+) % of similar men still at goal\), and day 105 is out of "
+        r"reach below the planner's 3× ceiling \(([\d.]+) U: ([\d.]+) % still at goal\)")
 
     woman = PatientDescription()  # moderate lines (patient.default_baseline_contraction)
     short = plan_dose(woman, ["glabella"], "botox")
@@ -110,10 +110,13 @@ def test_planner_figures():
     previous = lasting.candidates[-2]
     assert previous.areas["glabella"] == float(rejected120)
     assert f"{100 * previous.held_rate['glabella']:.1f}" == held120
-    for hold, units, held_pct in zip((90, 105, 120), (male, male105, male120), male_held):
-        man = plan_dose(PatientDescription(sex="male"), ["glabella"], "botox", hold_until=hold)
-        assert man.chosen.areas["glabella"] == float(units), hold
-        assert f"{100 * man.chosen.held_rate['glabella']:.0f}" == held_pct, hold
+    man = plan_dose(PatientDescription(sex="male"), ["glabella"], "botox", hold_until=90)
+    assert man.chosen.areas["glabella"] == float(male)
+    assert f"{100 * man.chosen.held_rate['glabella']:.0f}" == male_held
+    man = plan_dose(PatientDescription(sex="male"), ["glabella"], "botox", hold_until=105)
+    assert man.chosen is None and man.candidates[-1].scale == 3.0
+    assert man.candidates[-1].areas["glabella"] == float(ceiling)
+    assert f"{100 * man.candidates[-1].held_rate['glabella']:.1f}" == ceiling_held
     # day 150: planned (before issue 11 the ptosis risk, growing with dose, refused long holds)
     held = plan_dose(woman, ["glabella"], "botox", hold_until=150)
     assert held.chosen.areas["glabella"] == float(day150) and f"x{held.chosen.scale:.3g}" == f"x{scale150}"
