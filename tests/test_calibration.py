@@ -251,6 +251,30 @@ def test_the_descent_lowers_the_objective_within_its_budget_and_says_why_it_stop
     assert found.jacobian.shape == (found.residuals.size, len(names))
 
 
+def test_a_fit_resumes_from_a_fold_end_that_beats_it_and_keeps_it_only_if_lower():
+    """The full fit's further starts (two parameters, rows of three studies, 100 subjects): a full
+    fit held to one evaluation stays near the priors; the folds from the priors, with a budget of
+    their own, end lower on every row; :func:`refine_from_folds` resumes from such an end, returns
+    a fit below the full one that names the fold it started from (and the written method says it
+    came from the cross-validation), and run again from that fit finds no end below it and returns
+    it unchanged."""
+    from neuromod.trials.calibrate import calibrated_document, cross_validate, fit, refine_from_folds, select_rows
+
+    rows = select_rows(load_rows(), ["ona-gl-pooled", "ona-gl-hd-20-wk24", "abo-gl-50-wk4"])
+    names = ["junction.light_chain_half_life_days", "population.half_block_sd"]
+    quiet = lambda line: None  # noqa: E731
+    starved = fit(prior_parameters(), rows, subjects_per_arm=100, seed=7, max_evaluations=1, names=names, log=quiet)
+    folds = cross_validate(starved, prior_parameters(), rows, 100, 7, 30, quiet)
+    refined = refine_from_folds(starved, folds, prior_parameters(), rows, 100, 7, 30, quiet)
+    assert refined.objective < starved.objective - 0.01
+    assert refined.start.startswith("the end of fold ") and refined.start[16:] in {f.study for f in folds}
+    assert refined.evaluations > starved.evaluations
+    document = calibrated_document(refined, prior_parameters(), 100, 7, 30)
+    assert "--cross-validate" in document["method"] and refined.start in document["method"]
+    assert "--cross-validate" not in calibrated_document(starved, prior_parameters(), 100, 7, 30)["method"]
+    assert refine_from_folds(refined, folds, prior_parameters(), rows, 100, 7, 30, quiet) is refined
+
+
 def test_the_broyden_update_carries_the_step_exactly_and_keeps_linear_rows():
     """After a step the descent updates its Jacobian instead of taking it afresh: the update maps
     the step onto the residuals' change exactly (the secant condition), leaves its action on
@@ -340,7 +364,9 @@ def test_finished_folds_are_reused_and_a_split_run_adds_up_to_the_whole(tmp_path
     (split / "folds" / "glogau-2012.json").write_text("{not json")
     other = _calibrate(*common, "--fold-evaluations", 3, "--out", split)
     assert other.returncode == 0, other.stderr
-    assert "finished earlier" not in other.stderr  # another budget: both folds refitted
+    folds_pass = other.stderr.split("fold ends:")[0]  # after it, the folds are re-read against the resumed fit
+    assert "finished earlier" not in folds_pass  # another budget: both folds refitted
+    assert "glogau-2012: refit" in folds_pass and "high-dose-2022: refit" in folds_pass
     assert json.loads((split / "folds" / "glogau-2012.json").read_text())["key"] != record["key"]
 
 

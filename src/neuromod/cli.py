@@ -326,7 +326,8 @@ def calibrate_command(
     cross_validate: bool = typer.Option(
         False, "--cross-validate",
         help="leave-one-trial-out cross-validation from the fit (or, with --report-only, the installed fit): "
-             "cross_validation.csv in --out and a table in the report"),
+             "cross_validation.csv in --out and a table in the report; when the folds start at the priors, "
+             "the fit then resumes from each fold's end that beats it, and the best is kept"),
     fold_evaluations: Optional[int] = typer.Option(
         None, "--fold-evaluations", min=1, max=5000,
         help="objective evaluations of each cross-validation fold's refit, 1-5000 (default: --max-evaluations "
@@ -404,9 +405,21 @@ def calibrate_command(
                 f"Laplace at the installed fit: J from forward differences at {subjects} subjects per arm")
         from_priors = fold_start == "priors"
         budget = fold_evaluations or (evaluations if from_priors else cal.FOLD_EVALUATIONS_FROM_FIT)
-        folds = cal.cross_validate(fitted, prior, rows, subjects, seed, budget, log, studies=studies,
-                                   from_priors=from_priors, on_fold=lambda done: cal.write_cross_validation(done, out),
-                                   starts=starts if from_priors else 1, cache=cal.FoldCache(out / "folds"))
+        validate = lambda full: cal.cross_validate(  # noqa: E731
+            full, prior, rows, subjects, seed, budget, log, studies=studies, from_priors=from_priors,
+            on_fold=lambda done: cal.write_cross_validation(done, out), starts=starts if from_priors else 1,
+            cache=cal.FoldCache(out / "folds"))
+        folds = validate(fitted)
+        if from_priors and studies is None and not report_only:
+            refined = cal.refine_from_folds(fitted, folds, prior, rows, subjects, seed, evaluations, log)
+            if refined is not fitted:
+                fitted = refined
+                document = cal.calibrated_document(fitted, prior, subjects, seed, evaluations, starts)
+                cal.write_calibrated(document, out / "calibrated.yaml")
+                params = apply_overrides(prior, document["values"])
+                uncertainty = ParameterUncertainty.from_document(document["uncertainty"])
+                log(f"cross-validation: the folds (finished, reused) against the fit from {fitted.start}")
+                folds = validate(fitted)
         written.append(cal.write_cross_validation(folds, out))
         held = [r for fold in folds for r in fold.held_out]
         log(f"cross-validation: {sum(r.passed for r in held)} of {len(held)} rows reproduced out of sample")
