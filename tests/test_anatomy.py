@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -73,3 +75,51 @@ def test_region_masks_equal_testing_every_cell() -> None:
     every_cell = np.stack([region.contains(grid.x, grid.y) for region in face_map.regions])
     np.testing.assert_array_equal(face_map.region_masks, every_cell)
     assert every_cell.any(axis=1).all()  # every region covers cells
+
+
+def test_area_shares_replace_a_muscles_weight_and_rescale_the_rest(face_map):
+    """``params.skin.area_share`` sets one muscle's share of its area; the area's other muscles keep
+    their published proportions (muscles.csv) in what is left, and every row still sums to 1."""
+    plain = face_map.area_weights()
+    shared = face_map.area_weights({"zygomaticus_major": 0.4})
+    area = face_map.areas.index("crows_feet")
+    zygomaticus = [j for j, r in enumerate(face_map.regions) if r.muscle == "zygomaticus_major"]
+    orbicularis = [j for j, r in enumerate(face_map.regions) if r.muscle == "orbicularis_oculi_lateral"]
+    assert shared[area, zygomaticus].sum() == pytest.approx(0.4)
+    assert shared[area, orbicularis].sum() == pytest.approx(0.6)
+    np.testing.assert_allclose(shared.sum(axis=1), 1.0, atol=1e-12)
+    others = [a for a in range(len(face_map.areas)) if a != area]
+    np.testing.assert_array_equal(shared[others], plain[others])
+    np.testing.assert_allclose(face_map.area_weights({"zygomaticus_major": 0.25}), plain, atol=1e-12)
+
+
+@pytest.mark.parametrize("shares, message", [
+    ({"no_such_muscle": 0.3}, "'no_such_muscle' is not a muscle in a face-map area"),
+    ({"orbicularis_oculi": 0.3}, "'orbicularis_oculi' is not a muscle in a face-map area"),
+    ({"zygomaticus_major": 1.2}, "outside 0-1"),
+    ({"zygomaticus_major": 0.7, "orbicularis_oculi_lateral": 0.6}, "leave -0.3"),
+])
+def test_area_shares_out_of_range_are_refused(face_map, shares, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        face_map.area_weights(shares)
+
+
+def test_the_fitted_zygomaticus_share_reaches_the_crows_feet_grades():
+    """The share is a model parameter (skin.area_share, fitted): overriding it moves a crow's-feet
+    plan's residual expression at maximum smile and leaves a glabella plan's alone."""
+    from neuromod.model.simulate import simulate
+    from neuromod.reference.parameters import apply_overrides, default_parameters
+    from neuromod.schemas.plan import parse_plan
+
+    params = default_parameters()
+    more = apply_overrides(params, {"skin.area_share.zygomaticus_major": 0.45})
+    assert more.skin.area_share == {**params.skin.area_share, "zygomaticus_major": 0.45}
+    plan = parse_plan({"product": "botox", "areas": {"crows_feet": 24, "glabella": 20}})
+    face_map = load_face_map()
+    crows_feet, glabella = face_map.areas.index("crows_feet"), face_map.areas.index("glabella")
+    base = simulate(plan, params=params, days=30).output.residual_expression[0]
+    moved = simulate(plan, params=more, days=30).output.residual_expression[0]
+    assert moved[crows_feet, -1] > base[crows_feet, -1] + 0.05
+    np.testing.assert_allclose(moved[glabella], base[glabella], atol=1e-12)
+    with pytest.raises(ValueError, match="no such parameter"):
+        apply_overrides(params, {"skin.area_share.no_such_muscle": 0.3})

@@ -238,7 +238,7 @@ def test_a_muscle_no_output_reads_changes_no_output(face_map, params):
                          prepared.scored, cohort.onset_threshold, groups)
     with_unread = course(unread)
     integrated = integrated_muscles(doses, 1.0 / half_block, prepared.profile, params.junction.hill_coefficient,
-                                    face_map.area_weights(), prepared.scored, groups)
+                                    face_map.area_weights(params.skin.area_share), prepared.scored, groups)
     assert not set(unread) & set(integrated.tolist())
     for name in ("contraction_depth_mm", "area_strength", "baseline_depth_mm", "onset_day", "max_blocked", "steps"):
         np.testing.assert_array_equal(getattr(with_unread, name), getattr(plain, name))

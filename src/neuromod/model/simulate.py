@@ -119,7 +119,7 @@ def run_model(
             params.junction, params.muscle, None if profile is None else profile[index],
         )
     force = course.strength
-    weights = face_map.area_weights()
+    weights = face_map.area_weights(params.skin.area_share)
     untouched = np.delete(weights, index, axis=1).sum(axis=1)
     area_strength = np.einsum("am,pmt->pat", weights[:, index], force) + untouched[None, :, None]
     skin = skin_response(

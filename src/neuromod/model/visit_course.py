@@ -198,7 +198,7 @@ def visit_course(
     last_day = int(max(visits))
     doses = np.broadcast_to(np.asarray(doses, dtype=float), (n,) + np.shape(doses)[1:])
     half_block = half_block_units(face_map, patients, params)
-    weights = face_map.area_weights()
+    weights = face_map.area_weights(params.skin.area_share)
     if daily_grid:  # run_model's arithmetic: every muscle that can be blocked, as it integrates them
         index = active_muscles(doses, 1.0 / half_block, profile, params.junction.hill_coefficient)
     else:

@@ -9,6 +9,7 @@ paired muscles and the bare name for midline ones.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
@@ -122,16 +123,38 @@ class FaceMap:
         """Indices of the muscles whose contraction produces ``area``'s lines."""
         return [i for i, r in enumerate(self.regions) if r.area == area]
 
-    def area_weights(self) -> FloatArray:
+    def area_weights(self, shares: Mapping[str, float] | None = None) -> FloatArray:
         """(n_areas, n_muscles) weights: a muscle's share in its area's lines, per side.
 
-        A paired muscle's weight is split evenly between its two sides, so each row sums to 1.
+        ``shares`` (muscle name -> share of its area, 0-1; ``params.skin.area_share``) replaces
+        ``muscles.csv``'s ``area_weight`` for those muscles, and the area's other muscles are
+        rescaled to the rest in their published proportions. A paired muscle's weight is split
+        evenly between its two sides, so each row sums to 1. ValueError for a muscle not on the
+        map, outside every area, or a share outside [0, 1] (or 1 where the area has others).
         """
+        per_muscle = {r.muscle: (r.area, r.area_weight) for r in self.regions}
+        area_of_share: dict[str, float] = {}
+        for muscle, share in (shares or {}).items():
+            if muscle not in per_muscle or per_muscle[muscle][0] not in self.areas:
+                raise ValueError(f"area share: {muscle!r} is not a muscle in a face-map area")
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"area share {muscle!r}: {share} outside 0-1")
+            area_of_share[muscle] = share
+        weight = {}
+        for area in self.areas:
+            members = {m: w for m, (a, w) in per_muscle.items() if a == area}
+            fixed = {m: area_of_share[m] for m in members if m in area_of_share}
+            rest = {m: w for m, w in members.items() if m not in fixed}
+            left, rest_total = 1.0 - sum(fixed.values()), sum(rest.values())
+            if fixed and (left < -1e-12 or (rest and rest_total <= 0.0) or (not rest and abs(left) > 1e-9)):
+                raise ValueError(f"area shares of {area!r} {fixed} leave {left:.3g} for {sorted(rest)}")
+            weight.update(fixed)
+            weight.update({m: w * left / rest_total if fixed else w for m, w in rest.items()})
         weights = np.zeros((len(self.areas), len(self.regions)))
         for j, region in enumerate(self.regions):
             if region.area in self.areas:
                 per_side = 0.5 if region.side in ("left", "right") else 1.0
-                weights[self.areas.index(region.area), j] = region.area_weight * per_side
+                weights[self.areas.index(region.area), j] = weight[region.muscle] * per_side
         return weights
 
     def typical_units(self) -> FloatArray:

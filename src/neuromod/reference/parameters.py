@@ -76,6 +76,9 @@ class SkinParameters:
     smoking_deepening_factor: float
     sun_deepening_factor: float
     age_deepening_per_decade: float
+    #: muscle -> its share of its area's lines (1), overriding ``muscles.csv`` ``area_weight``;
+    #: the area's other muscles are rescaled to the rest (see :meth:`FaceMap.area_weights`)
+    area_share: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -212,14 +215,34 @@ def parse_parameters(document: dict[str, Any]) -> ModelParameters:
 
 
 def apply_overrides(params: ModelParameters, values: dict[str, Any]) -> ModelParameters:
-    """A copy with ``{"stage.name": value}`` overrides applied (names are checked)."""
+    """A copy with ``{"stage.name": value}`` overrides applied (names are checked).
+
+    A dict-valued parameter takes one entry at a time as ``"stage.name.key"`` (e.g.
+    ``"skin.area_share.zygomaticus_major"``); its other entries are kept."""
     changes: dict[str, dict[str, Any]] = {}
     for key, value in values.items():
-        stage, _, name = key.partition(".")
+        stage, _, path = key.partition(".")
+        name, _, entry = path.partition(".")
         if stage not in _STAGES or name not in {f.name for f in fields(_STAGES[stage])}:
             raise ValueError(f"override {key!r}: no such parameter")
-        changes.setdefault(stage, {})[name] = value
+        current = getattr(getattr(params, stage), name)
+        if entry:
+            if not isinstance(current, dict) or entry not in current:
+                raise ValueError(f"override {key!r}: no such parameter")
+            merged = {**current, **changes.get(stage, {}).get(name, {}), entry: value}
+            changes.setdefault(stage, {})[name] = merged
+        else:
+            changes.setdefault(stage, {})[name] = value
     return params.replace(**changes)
+
+
+def parameter_value(params: ModelParameters, name: str) -> float:
+    """The value of one named parameter, ``"stage.name"`` or ``"stage.name.key"`` for one entry
+    of a dict-valued parameter (the names :func:`apply_overrides` takes)."""
+    stage, _, path = name.partition(".")
+    field_name, _, entry = path.partition(".")
+    value = getattr(getattr(params, stage), field_name)
+    return float(value[entry] if entry else value)
 
 
 def load_parameters(path: str | Path | None = None) -> ModelParameters:

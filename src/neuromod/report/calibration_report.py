@@ -17,6 +17,7 @@ from neuromod.reference.parameters import (  # noqa: E402
     ModelParameters,
     ParameterUncertainty,
     parameter_uncertainty,
+    parameter_value,
     prior_parameters,
 )
 from neuromod.report.plots import FOOTNOTE  # noqa: E402
@@ -120,9 +121,8 @@ def parameter_lines(params: ModelParameters, uncertainty: ParameterUncertainty |
     prior = prior_parameters()
     lines = ["| parameter | prior | fitted | Laplace 95 % interval | bounds |", "|---|---|---|---|---|"]
     for name, (low, high) in FITTED.items():
-        stage, _, field = name.partition(".")
-        value = getattr(getattr(params, stage), field)
-        lines.append(f"| `{name}` | {getattr(getattr(prior, stage), field):.4g} | {value:.4g} | "
+        value = parameter_value(params, name)
+        lines.append(f"| `{name}` | {parameter_value(prior, name):.4g} | {value:.4g} | "
                      f"{_laplace_interval(value, name, uncertainty)} | {low:g}-{high:g} |")
     if uncertainty is not None:
         names = [n.split(".")[-1] for n in uncertainty.names]

@@ -189,7 +189,7 @@ def _prepare(history: History, face_map: FaceMap, params: ModelParameters) -> _S
     targeted = {face_map.areas[a] for areas in treated for a in areas}
     areas = [a for a in face_map.areas if a in observed | targeted]
     if not areas:  # explicit x/y points only: the areas whose muscles the last session reaches most
-        weights = face_map.area_weights()
+        weights = face_map.area_weights(params.skin.area_share)
         reach = weights @ (doses[-1] / max(float(doses[-1].max()), 1e-12))
         areas = [face_map.areas[int(np.argmax(reach))]]
     danger = [j for j, r in enumerate(face_map.regions) if r.danger in ("eyelid_ptosis", "brow_ptosis")]

@@ -37,6 +37,7 @@ from neuromod.reference.parameters import (
     apply_overrides,
     default_parameters,
     parameter_uncertainty,
+    parameter_value,
 )
 from neuromod.trials.calibrate import FITTED, wilson_interval
 from neuromod.trials.trial import CHUNK, TrialSpec, run_trial, with_subjects
@@ -60,17 +61,12 @@ def draw_parameters(params: ModelParameters, uncertainty: ParameterUncertainty, 
     sd = np.asarray(uncertainty.log_sd)[index]
     correlation = np.asarray(uncertainty.correlation)[np.ix_(index, index)]
     covariance = correlation * np.outer(sd, sd)
-    centre = np.log([_get(params, n) for n in names])
+    centre = np.log([parameter_value(params, n) for n in names])
     rng = np.random.default_rng([seed, DRAW_STREAM])
     x = rng.multivariate_normal(centre, covariance, size=draws, method="eigh")
     low, high = np.log([FITTED[n][0] for n in names]), np.log([FITTED[n][1] for n in names])
     x = np.clip(x, low, high)
     return [apply_overrides(params, dict(zip(names, np.exp(row).tolist()))) for row in x]
-
-
-def _get(params: ModelParameters, name: str) -> float:
-    stage, _, field = name.partition(".")
-    return float(getattr(getattr(params, stage), field))
 
 
 def _quantile_interval(point: float | None, values: list[float | None], bounded: bool) -> list[float | None]:
