@@ -3,7 +3,10 @@ import re
 import numpy as np
 import pytest
 
+from neuromod.model.simulate import simulate
 from neuromod.reference.anatomy import load_face_map
+from neuromod.reference.parameters import apply_overrides, default_parameters
+from neuromod.schemas.plan import parse_plan
 
 
 def test_paired_muscles_are_mirrored(face_map):
@@ -104,18 +107,13 @@ def test_area_shares_out_of_range_are_refused(face_map, shares, message):
         face_map.area_weights(shares)
 
 
-def test_the_fitted_zygomaticus_share_reaches_the_crows_feet_grades():
+def test_the_fitted_zygomaticus_share_reaches_the_crows_feet_grades(face_map):
     """The share is a model parameter (skin.area_share, fitted): overriding it moves a crow's-feet
     plan's residual expression at maximum smile and leaves a glabella plan's alone."""
-    from neuromod.model.simulate import simulate
-    from neuromod.reference.parameters import apply_overrides, default_parameters
-    from neuromod.schemas.plan import parse_plan
-
     params = default_parameters()
     more = apply_overrides(params, {"skin.area_share.zygomaticus_major": 0.45})
     assert more.skin.area_share == {**params.skin.area_share, "zygomaticus_major": 0.45}
     plan = parse_plan({"product": "botox", "areas": {"crows_feet": 24, "glabella": 20}})
-    face_map = load_face_map()
     crows_feet, glabella = face_map.areas.index("crows_feet"), face_map.areas.index("glabella")
     base = simulate(plan, params=params, days=30).output.residual_expression[0]
     moved = simulate(plan, params=more, days=30).output.residual_expression[0]
