@@ -376,3 +376,33 @@ def test_folds_are_chosen_by_known_study_and_only_for_a_cross_validation():
     assert result.returncode == 2 and result.stderr.startswith("error: --folds: unknown study nope; allowed: ")
     result = _calibrate("--folds", "beer-2011", "--report-only")
     assert result.returncode == 2 and result.stderr.strip() == "error: --folds: only with --cross-validate"
+
+
+def test_a_step_holds_a_parameter_its_bound_stops_and_solves_for_the_others():
+    """The active set: a parameter on its lower bound that the damped step would push further
+    down is held there, and the others take the step of the system without it (not the full
+    solve's, which moves them as if the held one had moved too); with no parameter pushed out of
+    its bounds the step is the full solve."""
+    import numpy as np
+
+    from neuromod.trials.calibrate import bounded_step
+
+    hessian = np.array([[2.0, 0.8, 0.0], [0.8, 1.0, 0.3], [0.0, 0.3, 1.5]])
+    gradient = np.array([1.0, -0.5, 0.2])  # the full solve lowers parameter 0
+    damping = 0.1
+    system = hessian + damping * np.diag(np.diag(hessian) + 1e-12)
+    full = np.linalg.solve(system, -gradient)
+    assert full[0] < 0
+    lower, upper = np.full(3, -5.0), np.full(3, 5.0)
+    inside = np.zeros(3)
+    assert bounded_step(hessian, gradient, damping, inside, lower, upper) == pytest.approx(full)
+    on_lower = inside.copy()
+    lower[0] = on_lower[0] = -1.0
+    held = bounded_step(hessian, gradient, damping, on_lower, lower, upper)
+    assert held[0] == 0.0
+    assert held[1:] == pytest.approx(np.linalg.solve(system[1:, 1:], -gradient[1:]))
+    assert not np.allclose(held[1:], full[1:])
+    # on its upper bound instead, the same step points inwards: nothing is held
+    on_upper = inside.copy()
+    upper[0] = on_upper[0] = 1.0
+    assert bounded_step(hessian, gradient, damping, on_upper, np.full(3, -5.0), upper) == pytest.approx(full)

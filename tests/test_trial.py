@@ -8,8 +8,13 @@ import yaml
 
 from neuromod.trials.calibrate import load_rows, trial_documents, wilson_interval
 from neuromod.trials.trial import (
+    INTERPOLATED,
+    SURVIVAL,
     TrialError,
+    grouped_median,
     kaplan_meier_median,
+    kaplan_meier_median_counts,
+    kaplan_meier_survival,
     parse_trial,
     run_trial,
 )
@@ -93,6 +98,74 @@ def test_kaplan_meier_median_with_censoring():
     # survival: 7/8 after 30, 7/8*6/7=0.75 after 60, 0.75*4/5=0.6 after 90, 0.6*2/3=0.4 after 120
     assert kaplan_meier_median(times, observed) == 120
     assert kaplan_meier_median(times, np.zeros(8, dtype=bool)) is None
+
+
+VISITS_4_MONTHS = np.array([30, 60, 90, 120, 150, 180, 210.0])
+
+
+def _survival_of(event_visit_index, n_visits=VISITS_4_MONTHS.size):
+    """Product-limit survival at each visit for subjects with an event at the given visit index
+    (no censoring)."""
+    events = np.bincount(event_visit_index, minlength=n_visits)
+    return kaplan_meier_survival(np.zeros(n_visits, dtype=np.int64), events)
+
+
+def test_grouped_median_equals_the_step_median_where_the_crossing_is_mid_class():
+    # 100 subjects; 25 events at 90, 50 at 120, 25 at 150: survival 0.75 after 90, 0.25 after 120,
+    # the 0.5 crossing is in the middle of the class (90, 120]: both read 120
+    index = np.repeat([2, 3, 4], [25, 50, 25])
+    survival = _survival_of(index)
+    assert survival[2:5] == pytest.approx([0.75, 0.25, 0.0])
+    step = kaplan_meier_median_counts(VISITS_4_MONTHS, np.zeros(7, dtype=np.int64), np.bincount(index, minlength=7))
+    assert step == 120
+    assert grouped_median(VISITS_4_MONTHS, survival, start=0.0) == pytest.approx(120.0)
+    assert grouped_median(VISITS_4_MONTHS, np.ones(7), start=0.0) is None
+
+
+def test_grouped_median_moves_by_days_where_the_step_median_jumps_a_visit():
+    """Two of 100 subjects moved from the 120-day visit to the 150-day one carry the crossing past
+    120: the step median jumps 30 days, the continuous one moves by a few days and stays within
+    half a class (15 days) of the step median."""
+    before = np.repeat([2, 3, 4], [10, 41, 49])  # survival 0.49 after 120: median 120
+    after = np.repeat([2, 3, 4], [10, 39, 51])  # 0.51 after 120: median 150
+    zeros = np.zeros(7, dtype=np.int64)
+    steps = [kaplan_meier_median_counts(VISITS_4_MONTHS, zeros, np.bincount(i, minlength=7)) for i in (before, after)]
+    continuous = [grouped_median(VISITS_4_MONTHS, _survival_of(i), start=0.0) for i in (before, after)]
+    assert steps == [120.0, 150.0]
+    assert abs(continuous[1] - continuous[0]) < 5.0
+    for step, value in zip(steps, continuous):
+        assert abs(value - step) <= 15.0 + 1e-9
+
+
+def test_interpolated_medians_stay_within_half_a_class_of_the_step_medians_in_a_real_arm(small_result):
+    glabella = small_result["arms"]["ona-20"]["areas"]["glabella"]
+    visits = SMALL["follow_up_days"]
+    for name in SURVIVAL:
+        step, value = glabella[name], glabella[name + INTERPOLATED]
+        assert step is not None and value is not None, name
+        i = visits.index(int(step))
+        previous = visits[i - 1] if i else 0
+        assert previous <= value <= step + (step - previous) / 2, name
+    onset, diary = glabella["median_onset_days" + INTERPOLATED], glabella["median_onset_days"]
+    assert abs(onset - diary) <= 1.0  # the diary median is a whole day; its continuous reading within the day
+
+
+def test_the_onset_median_read_continuously_lies_within_a_day_of_the_diary_median():
+    """The onset median of a daily diary, read continuously (:func:`grouped_median` on day
+    classes), lies within the day whose end the diary median reads, in 50 random diaries."""
+    from neuromod.trials.trial import _median_onset, _median_onset_interpolated
+
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        n = int(rng.integers(20, 400))
+        days = np.minimum(rng.geometric(rng.uniform(0.2, 0.7), size=n), 30)
+        never = rng.uniform(size=n) < 0.1
+        histogram = np.bincount(np.where(never, 31, days), minlength=32)
+        diary = _median_onset(histogram)
+        value = _median_onset_interpolated(histogram)
+        if diary is None:
+            continue
+        assert diary - 1.0 <= value <= diary + 0.5 + 1e-9
 
 
 def test_wilson_interval_matches_the_formula():

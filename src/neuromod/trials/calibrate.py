@@ -311,8 +311,11 @@ def visit_spacing(day: float, visits: list[int] = VISITS) -> float:
 
 def median_log_sd(row: CalibrationRow) -> float:
     """SD of log(simulated / published) for a median in days: the published median's own error
-    (the 15 % half-width as 2 SD) and the simulated median's rounding to the visits (onset
-    medians: the diary's day), uniform over the spacing, added in quadrature."""
+    (the 15 % half-width as 2 SD) and its rounding to its trial's visits (onset medians: the
+    diary's day), uniform over the spacing, added in quadrature. The simulated median is read
+    continuously (the rows' ``*_interpolated`` endpoints, :func:`neuromod.trials.trial.grouped_median`:
+    what such visits read on average), so the published one scatters about it by that rounding;
+    a step median would instead jump by a whole spacing, which finite differences read as a slope."""
     spacing = DIARY_RESOLUTION_DAYS if "onset" in row.model_endpoint else visit_spacing(row.value)
     published = math.log(1 + MEDIAN_TOLERANCE) / HALF_WIDTH_SDS
     rounding = spacing / math.sqrt(12.0) / row.value
@@ -609,13 +612,40 @@ def broyden_update(jacobian: FloatArray, step: FloatArray, change: FloatArray) -
     return jacobian + np.outer(change - jacobian @ step, step) / float(step @ step)
 
 
+#: How close (in log units) a parameter must be to a bound to count as on it (:func:`bounded_step`).
+ON_BOUND = 1e-9
+
+
+def bounded_step(hessian: FloatArray, gradient: FloatArray, damping: float, x: FloatArray, lower: FloatArray,
+                 upper: FloatArray) -> FloatArray:
+    """The damped Gauss-Newton step ``(H + d diag(H)) dx = -g`` solved for the parameters that can
+    move: one on a bound (within :data:`ON_BOUND`) whose step would push it out is held there
+    (its step 0) and the system is solved again for the others, until no held parameter is
+    added (an active set). Clipping the full step instead moves the free parameters as if the
+    held one had moved too: the solve couples them through ``H``. Shapes: ``hessian`` (p, p),
+    ``gradient``, ``x``, ``lower``, ``upper`` (p,), log parameters; returns the step (p,),
+    before the caller's cap on its length and projection into the bounds."""
+    scale = np.diag(hessian) + 1e-12
+    system = hessian + damping * np.diag(scale)
+    free = np.ones(x.size, dtype=bool)
+    while True:
+        step = np.zeros(x.size)
+        if free.any():
+            step[free] = np.linalg.solve(system[np.ix_(free, free)], -gradient[free])
+        pushed_out = free & (((x - lower <= ON_BOUND) & (step < 0)) | ((upper - x <= ON_BOUND) & (step > 0)))
+        if not pushed_out.any():
+            return step
+        free &= ~pushed_out
+
+
 def _damped_gauss_newton(problem: "Objective", start: FloatArray, max_evaluations: int) -> _Descent:
     """Levenberg-Marquardt on ``problem``'s residuals within its bounds, made for an objective
     that is a sum of Monte Carlo estimates on integer grades (piecewise constant at small scales).
 
     Each iteration, from a Jacobian ``J`` and residuals ``r`` at ``x``, solves
     ``(J^T J + d diag(J^T J)) dx = -J^T r`` for each damping ``d`` of its bracket
-    (:data:`DAMPING_FACTORS` times the last step's damping), caps each
+    (:data:`DAMPING_FACTORS` times the last step's damping) with the parameters that a step would
+    push out of their bounds held (:func:`bounded_step`), caps each
     step at :data:`MAX_LOG_STEP` per parameter, projects it into the bounds, evaluates all of them
     and moves to the best if it lowers the objective by :data:`MIN_IMPROVEMENT`. After a step the
     Jacobian is carried over by :func:`broyden_update` (no evaluations); only where an updated one
@@ -647,10 +677,9 @@ def _damped_gauss_newton(problem: "Objective", start: FloatArray, max_evaluation
     while problem.evaluations + len(DAMPING_FACTORS) <= budget:
         iterations += 1
         gradient, hessian = jacobian.T @ residuals, jacobian.T @ jacobian
-        scale = np.diag(hessian) + 1e-12
         best: tuple[float, FloatArray, FloatArray, float] | None = None
         for damping in np.clip(centre * np.asarray(DAMPING_FACTORS), *DAMPING_RANGE):
-            step = np.linalg.solve(hessian + damping * np.diag(scale), -gradient)
+            step = bounded_step(hessian, gradient, float(damping), x, lower, upper)
             step *= min(1.0, MAX_LOG_STEP / max(float(np.max(np.abs(step))), 1e-300))
             moved = np.clip(x + step, lower, upper)
             if np.array_equal(moved, x):

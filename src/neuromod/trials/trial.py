@@ -21,6 +21,9 @@ and medians in days: ``median_onset_days``, ``median_duration_among_day30_respon
 (Kaplan-Meier, visits after day 30, among investigator none/mild at day 30),
 ``median_days_to_return_to_baseline`` (KM, first visit graded at or above baseline after an
 improvement), ``median_days_to_loss_of_none_mild`` (KM, among those none/mild by day 30).
+Each median also comes read continuously, ``<median>_interpolated`` (:func:`grouped_median`: the
+0.5 crossing located within its visit class, or diary day, and moved on by half the class), which
+moves by days where the step median jumps a whole visit spacing; calibration reads these.
 """
 
 from __future__ import annotations
@@ -340,17 +343,23 @@ def simulate_chunk(
 
 
 # -- endpoints ------------------------------------------------------------------------
-def kaplan_meier_median_counts(times: FloatArray, censored: IntArray, events: IntArray) -> float | None:
-    """Median event time (product-limit) from counts at increasing ``times``; None if not reached."""
-    survival = 1.0
-    at_risk = int(np.sum(censored) + np.sum(events))
-    for t, lost, deaths in zip(times, censored, events):
+def kaplan_meier_survival(censored: IntArray, events: IntArray) -> FloatArray:
+    """Product-limit survival just after each of increasing event times, from the counts
+    censored and with the event at each: shape (n_times,), 1.0 before any event."""
+    survival, at_risk = 1.0, int(np.sum(censored) + np.sum(events))
+    out = np.ones(len(events))
+    for i, (lost, deaths) in enumerate(zip(censored, events)):
         if at_risk > 0 and deaths:
             survival *= 1.0 - deaths / at_risk
-            if survival <= 0.5:
-                return float(t)
+        out[i] = survival
         at_risk -= int(lost + deaths)
-    return None
+    return out
+
+
+def kaplan_meier_median_counts(times: FloatArray, censored: IntArray, events: IntArray) -> float | None:
+    """Median event time (product-limit) from counts at increasing ``times``; None if not reached."""
+    reached = np.flatnonzero(kaplan_meier_survival(censored, events) <= 0.5)
+    return float(times[reached[0]]) if reached.size else None
 
 
 def kaplan_meier_median(times: FloatArray, observed: npt.NDArray[np.bool_]) -> float | None:
@@ -359,6 +368,31 @@ def kaplan_meier_median(times: FloatArray, observed: npt.NDArray[np.bool_]) -> f
     events = np.bincount(index, weights=observed, minlength=unique.size).astype(np.int64)
     censored = np.bincount(index, minlength=unique.size) - events
     return kaplan_meier_median_counts(unique, censored, events)
+
+
+def grouped_median(ends: FloatArray, survival: FloatArray, start: float) -> float | None:
+    """The median of event times that are known only to the class they fall in, read continuously.
+
+    ``ends`` (n,) increasing: the day each class ends (a visit, or a diary day); class ``i`` holds
+    the events after ``ends[i - 1]`` (``start`` for the first) up to ``ends[i]``; ``survival`` (n,)
+    the share still without the event at each end. A median read as "the first end with survival
+    at or below 0.5" (:func:`kaplan_meier_median_counts`) is the end of the class in which the
+    crossing falls, so it jumps by a whole class (30 days between 4-month visits) when the
+    crossing moves by a day. Here the crossing is located within its class by linear
+    interpolation of survival, and moved on by half the class: what visits of that spacing read
+    on average when the event falls uniformly within a class. The result changes continuously
+    with the curve, lies within half a class of the step median, and equals it where the
+    crossing is in the middle of its class. Days; None if survival never reaches 0.5.
+    """
+    reached = np.flatnonzero(survival <= 0.5)
+    if not reached.size:
+        return None
+    i = int(reached[0])
+    begin = float(ends[i - 1]) if i else float(start)
+    before = float(survival[i - 1]) if i else 1.0
+    width = float(ends[i]) - begin
+    within = (before - 0.5) / (before - float(survival[i])) if before > survival[i] else 1.0
+    return begin + within * width + 0.5 * width
 
 
 def _median_onset(histogram: IntArray) -> float | None:
@@ -370,6 +404,25 @@ def _median_onset(histogram: IntArray) -> float | None:
     if any(value == histogram.size - 1 for value in values):
         return None
     return float(np.mean(values))
+
+
+def _median_onset_interpolated(histogram: IntArray) -> float | None:
+    """:func:`grouped_median` of onset days from their histogram (last bin: never): day ``d`` of
+    the diary holds the effects first noticed after day ``d - 1``, up to day ``d``."""
+    n = int(histogram.sum())
+    if not n:
+        return None
+    days = np.arange(histogram.size - 1, dtype=float)
+    return grouped_median(days, 1.0 - np.cumsum(histogram[:-1]) / n, start=-1.0)
+
+
+#: Suffix of an endpoint that reads a median continuously (:func:`grouped_median`) beside its step median.
+INTERPOLATED = "_interpolated"
+
+
+def _printed(value: float | None) -> float | None:
+    """A median in days as the trial document prints it (2 decimals; None stays None)."""
+    return None if value is None else round(float(value), 2)
 
 
 def area_endpoints(summary: ArmSummary, a: int, visits: list[int]) -> dict[str, Any]:
@@ -384,13 +437,18 @@ def area_endpoints(summary: ArmSummary, a: int, visits: list[int]) -> dict[str, 
     out["fraction_of_max_effect_by_day"] = {
         str(d): round(100.0 * float(m / best), 2) if best > 0 else 0.0 for d, m in zip(visits, improvement)}
     out["median_onset_days"] = _median_onset(summary.onset[a])
+    out["median_onset_days" + INTERPOLATED] = _printed(_median_onset_interpolated(summary.onset[a]))
     out["residual_expression_pct"] = {
         str(d): round(100.0 * float(m / n), 2) for d, m in zip(visits, summary.expression[a])}
     v = np.asarray(visits)
     names = SURVIVAL if 30 in visits and (v > 30).any() else SURVIVAL[2:]
     for name in names:
         censored, events = summary.survival[name][a, :, 0], summary.survival[name][a, :, 1]
-        out[name] = kaplan_meier_median_counts(v, censored, events) if (censored + events).sum() else None
+        scored = (censored + events).sum() > 0
+        out[name] = kaplan_meier_median_counts(v, censored, events) if scored else None
+        # events of the first class follow treatment (day 0); the others the visit before
+        out[name + INTERPOLATED] = _printed(grouped_median(v.astype(float), kaplan_meier_survival(censored, events),
+                                                           start=0.0)) if scored else None
     return out
 
 
