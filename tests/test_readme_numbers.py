@@ -95,7 +95,9 @@ def test_planner_figures():
     floor_units, = claim(r"a day-30 goal alone is met at (\d+) U Botox for the typical woman's glabella")
     day120, scale120, rejected120, held120 = claim(
         r"day 120 takes ([\d.]+) U \(x([\d.]+), ([\d.]+) U is rejected with ([\d.]+) % still at goal\)")
-    claim(r"day 150 is out of reach below the planner's 3× ceiling for her")
+    day150, scale150, eyelid150, brow150 = claim(
+        r"day 150 takes ([\d.]+) U \(x([\d.]+), under the planner's 3× ceiling, with both ptosis risks under 2 %: "
+        r"eyelid ([\d.]+) %, brow ([\d.]+) %\)")
     male, male_held, ceiling, ceiling_held = claim(
         r"Men need more: ([\d.]+) U to hold day 90 \((\d+) % of similar men still at goal\), and day 105 is out of "
         r"reach below the planner's 3× ceiling \(([\d.]+) U: ([\d.]+) % still at goal\)")
@@ -115,9 +117,10 @@ def test_planner_figures():
     assert man.chosen is None and man.candidates[-1].scale == 3.0
     assert man.candidates[-1].areas["glabella"] == float(ceiling)
     assert f"{100 * man.candidates[-1].held_rate['glabella']:.1f}" == ceiling_held
-    # day 150: out of reach by duration, not refused for ptosis (before issue 11 the ptosis risk,
-    # growing with dose, refused long holds): even the 3x ceiling keeps both risks under the bound
+    # day 150: a long hold is bought with dose, not refused for ptosis (before issue 11 the ptosis
+    # risk, growing with dose, refused long holds): near the 3x ceiling both risks stay under 2 %
     held = plan_dose(woman, ["glabella"], "botox", hold_until=150)
-    assert held.chosen is None and held.candidates[-1].scale == 3.0
-    risk = held.candidates[-1].evaluation.safety.risk
+    assert held.chosen.areas["glabella"] == float(day150) and f"{held.chosen.scale:.3g}" == scale150
+    risk = held.chosen.evaluation.safety.risk
+    assert f"{100 * risk['eyelid_ptosis']:.1f}" == eyelid150 and f"{100 * risk['brow_ptosis']:.1f}" == brow150
     assert risk["eyelid_ptosis"] < 0.02 and risk["brow_ptosis"] < 0.02
