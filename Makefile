@@ -44,6 +44,7 @@ bench: setup
 	$(BIN)/python benchmarks/api.py
 	$(BIN)/python benchmarks/web_evaluate.py
 	$(BIN)/python benchmarks/clinic_personal.py
+	$(BIN)/python benchmarks/cross_validation_speed.py
 
 # each benchmark's --quick finishes in under 60 s; bench-quick is the engine's (population.py)
 bench-quick: setup
@@ -54,6 +55,7 @@ bench-quick-all: setup
 	$(BIN)/python benchmarks/trial_speed.py --quick
 	$(BIN)/python benchmarks/simulate_speed.py --quick
 	$(BIN)/python benchmarks/personal.py --quick
+	$(BIN)/python benchmarks/cross_validation_speed.py --quick
 
 clean:
 	rm -rf $(VENV) reports build var src/*.egg-info

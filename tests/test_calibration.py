@@ -371,6 +371,45 @@ def test_finished_folds_are_reused_and_a_split_run_adds_up_to_the_whole(tmp_path
     assert json.loads((split / "folds" / "glogau-2012.json").read_text())["key"] != record["key"]
 
 
+def test_folds_fitted_on_a_local_dask_cluster_give_the_same_table_as_folds_fitted_here(tmp_path):
+    """``--workers 2``: the folds from the priors are fitted all at once on a local Dask cluster
+    (two processes), each kept in --out/folds as it finishes, then read in order: the same fold
+    records and the same cross-validation table, bit for bit, as the folds fitted one by one in
+    this process (the same fit, seed and subjects)."""
+    import csv
+    import json
+
+    common = ("--only", "junction.light_chain_half_life_days,population.half_block_sd",
+              "--rows", "ona-gl-pooled,ona-gl-hd-20-wk24", "--subjects", 100, "--max-evaluations", 2,
+              "--seed", 7, "--cross-validate", "--no-report", "--fold-evaluations", 2)
+    here, cluster = tmp_path / "here", tmp_path / "cluster"
+    assert _calibrate(*common, "--out", here).returncode == 0
+    spread = _calibrate(*common, "--workers", 2, "--out", cluster)
+    assert spread.returncode == 0, spread.stderr
+    assert "2 of 2 folds to fit on the Dask cluster" in spread.stderr
+    assert spread.stderr.count("fitted on the cluster") == 2
+    assert "glogau-2012: refit" not in spread.stderr.split("fold ends:")[0]  # read from the cache, not refitted
+    for study in ("glogau-2012", "high-dose-2022"):
+        assert (json.loads((cluster / "folds" / f"{study}.json").read_text())
+                == json.loads((here / "folds" / f"{study}.json").read_text()))
+    table = lambda folder: list(csv.DictReader((folder / "cross_validation.csv").open()))  # noqa: E731
+    assert table(cluster) == table(here)
+
+
+def test_a_cluster_for_the_folds_is_refused_in_one_line_where_there_are_no_folds_to_spread():
+    for args, message in (
+            (["--workers", 2, "--report-only"], "--dask/--workers: only with --cross-validate and --fold-start priors"),
+            (["--workers", 2, "--cross-validate", "--fold-start", "fit", "--report-only"],
+             "--dask/--workers: only with --cross-validate and --fold-start priors"),
+            (["--workers", 0, "--cross-validate"], "--workers:"),
+            (["--workers", 2, "--dask", "tcp://localhost:8786", "--cross-validate"],
+             "--dask/--workers: give either a scheduler address or a number of local workers, not both"),
+            (["--dask", "not an address", "--cross-validate"], "--dask: malformed scheduler address")):
+        result = _calibrate(*args)
+        assert result.returncode == 2 and result.stderr.startswith(f"error: {message}"), result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_folds_are_chosen_by_known_study_and_only_for_a_cross_validation():
     result = _calibrate("--folds", "nope", "--cross-validate", "--report-only")
     assert result.returncode == 2 and result.stderr.startswith("error: --folds: unknown study nope; allowed: ")

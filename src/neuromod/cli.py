@@ -341,6 +341,12 @@ def calibrate_command(
         help="with --cross-validate: comma-separated studies (data/calibration_studies.csv) to leave out, "
              "no report and nothing installed; each finished fold is kept in --out/folds, which a later full --cross-validate "
              "with the same rows, options and code reuses (runs split by study, or an interrupted run, add up)"),
+    dask: Optional[str] = typer.Option(
+        None, "--dask", help="with --cross-validate from the priors: fit the folds on the Dask scheduler at this "
+                             "address (tcp://host:8786), all at once"),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", help="with --cross-validate from the priors: fit the folds on a local Dask cluster of N "
+                                f"worker processes, 1-{LIMITS.trial.max_local_workers}"),
 ) -> None:
     """Fit the shared population parameters to the published trials (efficacy and safety rows,
     a likelihood per row); write the fit with its Laplace uncertainty and its report.
@@ -383,64 +389,83 @@ def calibrate_command(
         _fail(f"--only: unknown parameter(s) {', '.join(unknown)}; allowed: {', '.join(cal.FITTED)}")
     if out.exists() and not out.is_dir():
         _fail(f"--out: {out} exists and is not a folder")
-    written = []
-    log = lambda line: typer.echo(line, err=True)  # noqa: E731  (progress on stderr)
-    prior = prior_parameters()
-    fitted, uncertainty = None, None
-    if report_only:
-        params = default_parameters()
-    else:
-        fitted = cal.fit(prior, rows, subjects_per_arm=subjects, seed=seed, max_evaluations=evaluations,
-                         names=names, log=log, starts=starts)
-        document = cal.calibrated_document(fitted, prior, subjects, seed, evaluations, starts)
-        written.append(cal.write_calibrated(document, out / "calibrated.yaml"))
-        params = apply_overrides(prior, document["values"])
-        uncertainty = ParameterUncertainty.from_document(document["uncertainty"])
-    folds = None
-    if cross_validate:
-        if fitted is None:
-            log("cross-validation: the installed fit's Jacobian (one evaluation per parameter)")
-            fitted = cal.fit_at(params, prior, rows, names, subjects, seed, log)
-            uncertainty = fitted.laplace.as_uncertainty(
-                f"Laplace at the installed fit: J from forward differences at {subjects} subjects per arm")
-        from_priors = fold_start == "priors"
-        budget = fold_evaluations or (evaluations if from_priors else cal.FOLD_EVALUATIONS_FROM_FIT)
-        validate = lambda full: cal.cross_validate(  # noqa: E731
-            full, prior, rows, subjects, seed, budget, log, studies=studies, from_priors=from_priors,
-            on_fold=lambda done: cal.write_cross_validation(done, out), starts=starts if from_priors else 1,
-            cache=cal.FoldCache(out / "folds"))
-        folds = validate(fitted)
-        if from_priors and studies is None and not report_only:
-            refined = cal.refine_from_folds(fitted, folds, prior, rows, subjects, seed, evaluations, log)
-            if refined is not fitted:
-                fitted = refined
-                document = cal.calibrated_document(fitted, prior, subjects, seed, evaluations, starts)
-                cal.write_calibrated(document, out / "calibrated.yaml")
-                params = apply_overrides(prior, document["values"])
-                uncertainty = ParameterUncertainty.from_document(document["uncertainty"])
-                log(f"cross-validation: the folds (finished, reused) against the fit from {fitted.start}")
-                folds = validate(fitted)
-        written.append(cal.write_cross_validation(folds, out))
-        held = [r for fold in folds for r in fold.held_out]
-        log(f"cross-validation: {sum(r.passed for r in held)} of {len(held)} rows reproduced out of sample")
-    if not no_report:
-        from neuromod.report.calibration_report import write_calibration_report
+    if workers is not None:
+        workers = _checked(LocalWorkers, workers, "--workers", f"1-{LIMITS.trial.max_local_workers} processes")
+    if dask is not None or workers is not None:
+        if dask is not None and workers is not None:
+            _fail("--dask/--workers: give either a scheduler address or a number of local workers, not both")
+        if not cross_validate or fold_start != "priors":
+            _fail("--dask/--workers: only with --cross-validate and --fold-start priors (the folds run on the cluster)")
+    from neuromod.trials.trial import TrialError, check_dask_address, dask_pool
 
-        written.append(write_calibration_report(params, rows, out, report_subjects, notes=docs / "calibration_notes.md",
-                                                fitted=fitted, folds=folds, uncertainty=uncertainty))
-    if install:
-        if not report_only:
-            target = Path(str(resources.files("neuromod").joinpath("data", "calibrated.yaml")))
-            shutil.copyfile(out / "calibrated.yaml", target)
-            written.append(target)
+    try:
+        if dask is not None:
+            check_dask_address(dask)
+        pool = dask_pool(dask, workers) if (dask or workers) else None  # reached before anything is fitted
+    except TrialError as error:
+        _fail(str(error))
+    try:
+        written = []
+        log = lambda line: typer.echo(line, err=True)  # noqa: E731  (progress on stderr)
+        prior = prior_parameters()
+        fitted, uncertainty = None, None
+        if report_only:
+            params = default_parameters()
+        else:
+            fitted = cal.fit(prior, rows, subjects_per_arm=subjects, seed=seed, max_evaluations=evaluations,
+                             names=names, log=log, starts=starts)
+            document = cal.calibrated_document(fitted, prior, subjects, seed, evaluations, starts)
+            written.append(cal.write_calibrated(document, out / "calibrated.yaml"))
+            params = apply_overrides(prior, document["values"])
+            uncertainty = ParameterUncertainty.from_document(document["uncertainty"])
+        folds = None
+        if cross_validate:
+            if fitted is None:
+                log("cross-validation: the installed fit's Jacobian (one evaluation per parameter)")
+                fitted = cal.fit_at(params, prior, rows, names, subjects, seed, log)
+                uncertainty = fitted.laplace.as_uncertainty(
+                    f"Laplace at the installed fit: J from forward differences at {subjects} subjects per arm")
+            from_priors = fold_start == "priors"
+            budget = fold_evaluations or (evaluations if from_priors else cal.FOLD_EVALUATIONS_FROM_FIT)
+            validate = lambda full: cal.cross_validate(  # noqa: E731
+                full, prior, rows, subjects, seed, budget, log, studies=studies, from_priors=from_priors,
+                on_fold=lambda done: cal.write_cross_validation(done, out), starts=starts if from_priors else 1,
+                cache=cal.FoldCache(out / "folds"), pool=pool)
+            folds = validate(fitted)
+            if from_priors and studies is None and not report_only:
+                refined = cal.refine_from_folds(fitted, folds, prior, rows, subjects, seed, evaluations, log)
+                if refined is not fitted:
+                    fitted = refined
+                    document = cal.calibrated_document(fitted, prior, subjects, seed, evaluations, starts)
+                    cal.write_calibrated(document, out / "calibrated.yaml")
+                    params = apply_overrides(prior, document["values"])
+                    uncertainty = ParameterUncertainty.from_document(document["uncertainty"])
+                    log(f"cross-validation: the folds (finished, reused) against the fit from {fitted.start}")
+                    folds = validate(fitted)
+            written.append(cal.write_cross_validation(folds, out))
+            held = [r for fold in folds for r in fold.held_out]
+            log(f"cross-validation: {sum(r.passed for r in held)} of {len(held)} rows reproduced out of sample")
         if not no_report:
-            (docs / "figures").mkdir(parents=True, exist_ok=True)
-            for path in sorted((out / "figures").glob("calibration_*.png")):
-                shutil.copyfile(path, docs / "figures" / path.name)
-            shutil.copyfile(out / "calibration.md", docs / "calibration.md")
-            written.append(docs / "calibration.md")
-    for path in written:
-        typer.echo(f"wrote {path}")
+            from neuromod.report.calibration_report import write_calibration_report
+
+            written.append(write_calibration_report(params, rows, out, report_subjects, notes=docs / "calibration_notes.md",
+                                                    fitted=fitted, folds=folds, uncertainty=uncertainty))
+        if install:
+            if not report_only:
+                target = Path(str(resources.files("neuromod").joinpath("data", "calibrated.yaml")))
+                shutil.copyfile(out / "calibrated.yaml", target)
+                written.append(target)
+            if not no_report:
+                (docs / "figures").mkdir(parents=True, exist_ok=True)
+                for path in sorted((out / "figures").glob("calibration_*.png")):
+                    shutil.copyfile(path, docs / "figures" / path.name)
+                shutil.copyfile(out / "calibration.md", docs / "calibration.md")
+                written.append(docs / "calibration.md")
+        for path in written:
+            typer.echo(f"wrote {path}")
+    finally:
+        if pool is not None:
+            pool.close()
 
 
 @app.command("project")

@@ -57,7 +57,7 @@ from neuromod.reference.parameters import (
     apply_overrides,
     parameter_value,
 )
-from neuromod.trials.trial import VISIT_ENDPOINTS, CourseCache, TrialSpec, parse_trial, run_trial
+from neuromod.trials.trial import VISIT_ENDPOINTS, CourseCache, DaskPool, TrialSpec, parse_trial, run_trial
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -864,15 +864,40 @@ class FoldCache:
             return None
         return record if isinstance(record, dict) and record.get("key") == key else None
 
-    def save(self, study: str, key: str, fold: "Fold") -> Path:
+    def save(self, study: str, key: str, record: dict[str, Any]) -> Path:
+        """Keep a fold's :func:`fit_fold` record under its key."""
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{study}.json"
-        record = {"key": key, "study": study, "values": fold.values, "objective_fold": fold.objective_fold,
-                  "evaluations": fold.evaluations, "stopped": fold.stopped}
         partial = path.with_suffix(".json.partial")
-        partial.write_text(json.dumps(record, indent=1) + "\n")
+        partial.write_text(json.dumps({"key": key, "study": study, **record}, indent=1) + "\n")
         partial.replace(path)  # whole or not at all: a run killed mid-write leaves no half record
         return path
+
+
+@dataclass(frozen=True)
+class FoldTask:
+    """One leave-one-trial-out fold's fit from the priors (:func:`fit_fold`): what it is a function
+    of, picklable, so that the folds can run on a Dask cluster (:class:`DaskPool`)."""
+
+    study: str
+    prior: ModelParameters
+    kept: list[CalibrationRow]
+    names: list[str]
+    subjects_per_arm: int
+    seed: int
+    max_evaluations: int
+    starts: int
+
+
+def fit_fold(task: FoldTask, log: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
+    """The calibration's own :func:`fit` on the fold's kept rows, from the priors; its record: the
+    fitted ``values`` (natural units), ``objective_fold``, ``evaluations`` and why it ``stopped``
+    (what :class:`FoldCache` keeps and :func:`cross_validate` reads)."""
+    fold_fit = fit(task.prior, task.kept, task.subjects_per_arm, task.seed, task.max_evaluations,
+                   names=task.names, log=log, starts=task.starts)
+    return {"values": {name: float(value) for name, value in zip(task.names, np.exp(fold_fit.x))},
+            "objective_fold": float(fold_fit.objective), "evaluations": int(fold_fit.evaluations),
+            "stopped": fold_fit.message}
 
 
 def cross_validate(full: FitResult, prior: ModelParameters, rows: list[CalibrationRow], subjects_per_arm: int = FIT_SUBJECTS_PER_ARM,
@@ -880,7 +905,7 @@ def cross_validate(full: FitResult, prior: ModelParameters, rows: list[Calibrati
                    log: Callable[[str], None] = print,
                    studies: list[str] | None = None, from_priors: bool = True,
                    on_fold: Callable[[list[Fold]], None] | None = None, starts: int = 1,
-                   cache: FoldCache | None = None) -> list[Fold]:
+                   cache: FoldCache | None = None, pool: DaskPool | None = None) -> list[Fold]:
     """Leave each trial (``CalibrationRow.study``: one published trial or pooled analysis, all its
     arms, endpoints and safety rates) out in turn, refit without its rows and predict them.
 
@@ -901,36 +926,56 @@ def cross_validate(full: FitResult, prior: ModelParameters, rows: list[Calibrati
     ``cache``: folds from the priors are read from and written to it (:class:`FoldCache`), so a
     rerun after an interruption, or with the folds split between runs, refits only the folds not
     yet finished under the same rows, options and code. Folds from the full fit are not cached.
+    ``pool`` (with ``cache``, from the priors): the folds not yet finished are first fitted on its
+    cluster, all at once (:func:`fit_fold` per fold, the same fit as here, so the same record), each
+    kept in the cache as it finishes; the folds are then read from the cache in order as above.
     """
     keys = studies or list(dict.fromkeys(row.study for row in rows))
     n_rows = len(rows)
     digest = package_digest() if cache is not None and from_priors else ""
+    tasks = {key: FoldTask(key, prior, [row for row in rows if row.study != key], full.names, subjects_per_arm,
+                           seed, max_evaluations, starts) for key in keys}
+    cache_keys = {key: fold_key(task.kept, prior, full.names, subjects_per_arm, seed, max_evaluations, starts, digest)
+                  for key, task in tasks.items()}
+    if pool is not None and digest:
+        waiting = [key for key in keys if cache.load(key, cache_keys[key]) is None]
+        if waiting:
+            log(f"cross-validation: {len(waiting)} of {len(keys)} folds to fit on the Dask cluster, "
+                f"{len(keys) - len(waiting)} finished earlier")
+        for done, (index, record) in enumerate(pool.completed(fit_fold, [tasks[key] for key in waiting]), start=1):
+            cache.save(waiting[index], cache_keys[waiting[index]], record)
+            log(f"fold {waiting[index]}: fitted on the cluster ({done} of {len(waiting)}): objective "
+                f"{record['objective_fold']:.2f} after {record['evaluations']} evaluations")
     folds = []
     for number, key in enumerate(keys, start=1):
-        kept = [row for row in rows if row.study != key]
-        held = [row for row in rows if row.study == key]
+        kept, held = tasks[key].kept, [row for row in rows if row.study == key]
         prefix = f"fold {number}/{len(keys)} {key}: "
-        cache_key = fold_key(kept, prior, full.names, subjects_per_arm, seed, max_evaluations, starts, digest)
+        cache_key = cache_keys[key]
         record = cache.load(key, cache_key) if digest else None
         if record is not None:
             log(prefix + f"finished earlier ({cache.folder / (key + '.json')}), not refitted")
-            values = {name: float(record["values"][name]) for name in full.names}
-            objective_fold, evaluations, stopped = (float(record["objective_fold"]), int(record["evaluations"]),
-                                                    str(record["stopped"]))
+            fresh = False
         else:
             log(prefix + f"refit on {len(kept)} rows (held out: {len(held)})")
-            fold_fit = fit(prior, kept, subjects_per_arm, seed, max_evaluations, names=full.names,
-                           log=lambda line, prefix=prefix: log(prefix + line), start=None if from_priors else full.x,
-                           starts=starts)
-            values = {n: float(v) for n, v in zip(full.names, np.exp(fold_fit.x))}
-            objective_fold, evaluations, stopped = fold_fit.objective, fold_fit.evaluations, fold_fit.message
+            fresh = True
+            if from_priors:
+                record = fit_fold(tasks[key], log=lambda line, prefix=prefix: log(prefix + line))
+            else:
+                fold_fit = fit(prior, kept, subjects_per_arm, seed, max_evaluations, names=full.names,
+                               log=lambda line, prefix=prefix: log(prefix + line), start=full.x)
+                record = {"values": {n: float(v) for n, v in zip(full.names, np.exp(fold_fit.x))},
+                          "objective_fold": fold_fit.objective, "evaluations": fold_fit.evaluations,
+                          "stopped": fold_fit.message}
+        values = {name: float(record["values"][name]) for name in full.names}
+        objective_fold, evaluations, stopped = (float(record["objective_fold"]), int(record["evaluations"]),
+                                                str(record["stopped"]))
         keep = np.array([row.study != key for row in rows] + [True] * (full.residuals.size - n_rows))
         predicted = evaluate(apply_overrides(prior, values), held, subjects_per_arm, seed)
         in_sample = [res for res, row in zip(full.results, rows) if row.study == key]
         folds.append(Fold(key, from_priors, predicted, in_sample, values,
                           float(full.residuals[keep] @ full.residuals[keep]), objective_fold, evaluations, stopped))
-        if digest and record is None:
-            cache.save(key, cache_key, folds[-1])
+        if digest and fresh:
+            cache.save(key, cache_key, record)
         log(prefix + f"{sum(r.passed for r in predicted)} of {len(predicted)} held-out rows reproduced: "
             + "; ".join(f"{r.row.id} {r.row.arm} {_number(r.simulated)} vs {r.row.value:g} "
                         f"({'yes' if r.passed else 'no'})" for r in predicted))

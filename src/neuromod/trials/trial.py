@@ -29,7 +29,7 @@ moves by days where the step median jumps a whole visit spacing; calibration rea
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -470,15 +470,39 @@ def check_dask_address(address: str) -> str:
     return address.strip() if match.group(1) else f"tcp://{address.strip()}"
 
 
-def dask_runner(address: str | None = None, workers: int | None = None):
-    """A ``chunk_runner`` that spreads chunks over a Dask cluster.
+@dataclass
+class DaskPool:
+    """A Dask client (a scheduler's, or a local cluster's that it closes) that runs work
+    elsewhere: the trial's chunks (:func:`dask_runner`) and the calibration's cross-validation
+    folds (:func:`neuromod.trials.calibrate.cross_validate`)."""
 
-    address: a scheduler (``tcp://host:8786``), reached within ``dask_connect_timeout_s``
-    (``data/plan_limits.yaml``) or a TrialError; without one, a local cluster of ``workers``
-    processes is started (and closed after the run by the returned runner's caller via
-    ``runner.close()``).
-    """
+    client: Any
+    cluster: Any = None
+
+    def completed(self, function: Callable[[Any], Any], items: list[Any]) -> Iterator[tuple[int, Any]]:
+        """``function(item)`` for every item on the cluster; yields ``(index of the item, result)``
+        as each one finishes, so the caller can show progress and keep every finished result."""
+        from dask.distributed import as_completed
+
+        futures = [self.client.submit(function, item, pure=False) for item in items]
+        position = {future.key: index for index, future in enumerate(futures)}
+        for future in as_completed(futures):
+            yield position[future.key], future.result()
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def dask_pool(address: str | None = None, workers: int | None = None) -> DaskPool:
+    """A :class:`DaskPool` on the scheduler at ``address`` (``tcp://host:8786``), reached within
+    ``dask_connect_timeout_s`` (``data/plan_limits.yaml``) or a TrialError; without one, on a local
+    cluster of ``workers`` processes (one thread each, and a share of the machine's cores for the
+    engine's ``numba`` threads, so that the workers do not oversubscribe the cores between them),
+    which ``close()`` shuts down."""
     import logging
+    import os
 
     from dask.distributed import Client, LocalCluster
 
@@ -497,22 +521,24 @@ def dask_runner(address: str | None = None, workers: int | None = None):
             ) from None
         finally:
             quiet.setLevel(level)
-        cluster = None
-    else:
-        cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
+        return DaskPool(client)
+    workers = workers or 2
+    engine_threads = max(1, (os.cpu_count() or 1) // workers)
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                           env={"NUMBA_NUM_THREADS": str(engine_threads)})
+    return DaskPool(Client(cluster), cluster)
+
+
+def dask_runner(address: str | None = None, workers: int | None = None):
+    """A ``chunk_runner`` that spreads chunks over a Dask cluster (:func:`dask_pool`); the caller
+    closes it after the run with ``runner.close()``."""
+    pool = dask_pool(address, workers)
 
     def runner(jobs: list[tuple]) -> list["ArmSummary"]:
-        futures = client.map(lambda job: simulate_chunk(*job), jobs, pure=False)
-        return client.gather(futures)
+        futures = pool.client.map(lambda job: simulate_chunk(*job), jobs, pure=False)
+        return pool.client.gather(futures)
 
-    def close() -> None:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-    runner.close = close  # type: ignore[attr-defined]
+    runner.close = pool.close  # type: ignore[attr-defined]
     return runner
 
 
