@@ -876,8 +876,8 @@ class FoldCache:
 
 @dataclass(frozen=True)
 class FoldTask:
-    """One leave-one-trial-out fold's fit from the priors (:func:`fit_fold`): what it is a function
-    of, picklable, so that the folds can run on a Dask cluster (:class:`DaskPool`)."""
+    """One leave-one-trial-out fold's fit (:func:`fit_fold`): what it is a function of, picklable,
+    so that the folds can run on a Dask cluster (:class:`DaskPool`)."""
 
     study: str
     prior: ModelParameters
@@ -887,14 +887,17 @@ class FoldTask:
     seed: int
     max_evaluations: int
     starts: int
+    #: where the descent starts, in log parameters: None for the priors (the honest measure), else
+    #: the full fit's end (:func:`cross_validate`, ``from_priors``)
+    start: FloatArray | None = None
 
 
 def fit_fold(task: FoldTask, log: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
-    """The calibration's own :func:`fit` on the fold's kept rows, from the priors; its record: the
+    """The calibration's own :func:`fit` on the fold's kept rows, from ``task.start``; its record: the
     fitted ``values`` (natural units), ``objective_fold``, ``evaluations`` and why it ``stopped``
     (what :class:`FoldCache` keeps and :func:`cross_validate` reads)."""
     fold_fit = fit(task.prior, task.kept, task.subjects_per_arm, task.seed, task.max_evaluations,
-                   names=task.names, log=log, starts=task.starts)
+                   names=task.names, log=log, start=task.start, starts=task.starts)
     return {"values": {name: float(value) for name, value in zip(task.names, np.exp(fold_fit.x))},
             "objective_fold": float(fold_fit.objective), "evaluations": int(fold_fit.evaluations),
             "stopped": fold_fit.message}
@@ -934,7 +937,7 @@ def cross_validate(full: FitResult, prior: ModelParameters, rows: list[Calibrati
     n_rows = len(rows)
     digest = package_digest() if cache is not None and from_priors else ""
     tasks = {key: FoldTask(key, prior, [row for row in rows if row.study != key], full.names, subjects_per_arm,
-                           seed, max_evaluations, starts) for key in keys}
+                           seed, max_evaluations, starts, start=None if from_priors else full.x) for key in keys}
     cache_keys = {key: fold_key(task.kept, prior, full.names, subjects_per_arm, seed, max_evaluations, starts, digest)
                   for key, task in tasks.items()}
     if pool is not None and digest:
@@ -958,14 +961,7 @@ def cross_validate(full: FitResult, prior: ModelParameters, rows: list[Calibrati
         else:
             log(prefix + f"refit on {len(kept)} rows (held out: {len(held)})")
             fresh = True
-            if from_priors:
-                record = fit_fold(tasks[key], log=lambda line, prefix=prefix: log(prefix + line))
-            else:
-                fold_fit = fit(prior, kept, subjects_per_arm, seed, max_evaluations, names=full.names,
-                               log=lambda line, prefix=prefix: log(prefix + line), start=full.x)
-                record = {"values": {n: float(v) for n, v in zip(full.names, np.exp(fold_fit.x))},
-                          "objective_fold": fold_fit.objective, "evaluations": fold_fit.evaluations,
-                          "stopped": fold_fit.message}
+            record = fit_fold(tasks[key], log=lambda line, prefix=prefix: log(prefix + line))
         values = {name: float(record["values"][name]) for name in full.names}
         objective_fold, evaluations, stopped = (float(record["objective_fold"]), int(record["evaluations"]),
                                                 str(record["stopped"]))
