@@ -334,8 +334,11 @@ def calibrate_command(
              "from the priors; three iterations from the full fit)"),
     fold_start: str = typer.Option(
         "priors", "--fold-start",
-        help="where each fold's refit starts: priors (the honest measure: a full fit per study) or fit "
-             "(the full fit, which saw the trial: quick, nearly in-sample)"),
+        help="where each fold's refit starts: priors (the honest measure: a full fit per study), fit "
+             "(the full fit, which saw the trial: quick, nearly in-sample), or a folder of an earlier "
+             "cross-validation's fold records (its --out/folds): each fold starts at the end of the same "
+             "study's earlier fold, which never saw that trial either (out of sample, and quick after a small "
+             "change; a study without a record starts at the priors)"),
     folds_option: Optional[str] = typer.Option(
         None, "--folds",
         help="with --cross-validate: comma-separated studies (data/calibration_studies.csv) to leave out, "
@@ -367,8 +370,9 @@ def calibrate_command(
 
     if report_only and no_report:
         _fail("--report-only and --no-report: choose one")
-    if fold_start not in ("priors", "fit"):
-        _fail(f"--fold-start: {fold_start!r}; allowed: priors, fit")
+    earlier_folds = None if fold_start in ("priors", "fit") else Path(fold_start)
+    if earlier_folds is not None and not earlier_folds.is_dir():
+        _fail(f"--fold-start: {fold_start!r}; allowed: priors, fit, or a folder of earlier fold records")
     try:
         rows = cal.select_rows(cal.load_rows(), [r.strip() for r in rows_option.split(",") if r.strip()]
                                if rows_option else None)
@@ -389,13 +393,24 @@ def calibrate_command(
         _fail(f"--only: unknown parameter(s) {', '.join(unknown)}; allowed: {', '.join(cal.FITTED)}")
     if out.exists() and not out.is_dir():
         _fail(f"--out: {out} exists and is not a folder")
+    fold_starts = None
+    if earlier_folds is not None:
+        if not cross_validate:
+            _fail("--fold-start: only with --cross-validate")
+        try:
+            fold_starts = cal.FoldCache(earlier_folds).ends(names or list(cal.FITTED), prior_parameters())
+        except ValueError as error:
+            _fail(str(error))
+        if not fold_starts:
+            _fail(f"--fold-start: {earlier_folds} holds no fold records (<study>.json, as --out/folds keeps them)")
     if workers is not None:
         workers = _checked(LocalWorkers, workers, "--workers", f"1-{LIMITS.trial.max_local_workers} processes")
     if dask is not None or workers is not None:
         if dask is not None and workers is not None:
             _fail("--dask/--workers: give either a scheduler address or a number of local workers, not both")
-        if not cross_validate or fold_start != "priors":
-            _fail("--dask/--workers: only with --cross-validate and --fold-start priors (the folds run on the cluster)")
+        if not cross_validate or fold_start == "fit":
+            _fail("--dask/--workers: only with --cross-validate and --fold-start priors or a folder (the folds run "
+                  "on the cluster)")
     from neuromod.trials.trial import TrialError, check_dask_address, dask_pool
 
     try:
@@ -414,7 +429,7 @@ def calibrate_command(
         else:
             fitted = cal.fit(prior, rows, subjects_per_arm=subjects, seed=seed, max_evaluations=evaluations,
                              names=names, log=log, starts=starts)
-            document = cal.calibrated_document(fitted, prior, subjects, seed, evaluations, starts)
+            document = cal.calibrated_document(fitted, prior, subjects, seed, evaluations, starts, earlier_folds)
             written.append(cal.write_calibrated(document, out / "calibrated.yaml"))
             params = apply_overrides(prior, document["values"])
             uncertainty = ParameterUncertainty.from_document(document["uncertainty"])
@@ -425,18 +440,19 @@ def calibrate_command(
                 fitted = cal.fit_at(params, prior, rows, names, subjects, seed, log)
                 uncertainty = fitted.laplace.as_uncertainty(
                     f"Laplace at the installed fit: J from forward differences at {subjects} subjects per arm")
-            from_priors = fold_start == "priors"
+            from_priors = fold_start != "fit"
             budget = fold_evaluations or (evaluations if from_priors else cal.FOLD_EVALUATIONS_FROM_FIT)
             validate = lambda full: cal.cross_validate(  # noqa: E731
                 full, prior, rows, subjects, seed, budget, log, studies=studies, from_priors=from_priors,
                 on_fold=lambda done: cal.write_cross_validation(done, out), starts=starts if from_priors else 1,
-                cache=cal.FoldCache(out / "folds"), pool=pool)
+                cache=cal.FoldCache(out / "folds"), pool=pool, fold_starts=fold_starts)
             folds = validate(fitted)
             if from_priors and studies is None and not report_only:
                 refined = cal.refine_from_folds(fitted, folds, prior, rows, subjects, seed, evaluations, log)
                 if refined is not fitted:
                     fitted = refined
-                    document = cal.calibrated_document(fitted, prior, subjects, seed, evaluations, starts)
+                    document = cal.calibrated_document(fitted, prior, subjects, seed, evaluations, starts,
+                                                       earlier_folds)
                     cal.write_calibrated(document, out / "calibrated.yaml")
                     params = apply_overrides(prior, document["values"])
                     uncertainty = ParameterUncertainty.from_document(document["uncertainty"])

@@ -180,6 +180,13 @@ def cross_validation_lines(folds: list[Fold] | None, subjects: int) -> list[str]
         "(the same priors, fitted parameters, subjects and seed) is run on every other row.",
         ("Each fold starts at the priors, as the full fit does, so nothing the left-out trial taught the full "
          "fit reaches it: this is the honest measure of prediction."
+         if from_priors and all(fold.start == "the priors" for fold in folds) else
+         f"{sum(fold.start != 'the priors' for fold in folds)} of {len(folds)} folds start at the end of the same "
+         "study's fold in an earlier cross-validation (`--fold-start FOLDER`; the others at the priors): that end "
+         "is a descent from the priors on every row but the same trial's, under the earlier model, so nothing the "
+         "left-out trial taught any fit reaches the fold, and this is still the honest measure of prediction; the "
+         "start only makes the descent after a small change of the model or the likelihood short. Each fold's "
+         "descent ends where the calibration's own stopping rule stops it."
          if from_priors else
          "Each fold starts at the full fit, which saw the trial, with a fresh Jacobian of the kept rows "
          "(`--fold-start fit`): a fold that stops early stays at the full fit, so these "
