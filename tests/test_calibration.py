@@ -282,12 +282,13 @@ def test_a_trial_that_disagrees_with_the_others_is_outvoted_not_met_halfway():
 
 
 def test_a_multi_start_fit_keeps_the_best_start_and_names_it(tmp_path):
-    """--starts 3 (two parameters, two rows, 100 subjects): three least squares, from the priors
-    and from two draws of their spread; the fit kept has the lowest objective of the three, and
+    """--starts 3 (two parameters, two rows, 100 subjects, seed 1: under the t likelihood seed 7's
+    three starts end at one optimum): three least squares, from the priors and from two draws of
+    their spread; the fit kept has the lowest objective of the three, and
     the written method names the option, so the same options give the same file."""
     rows = "ona-gl-pooled,ona-gl-hd-20-wk24"
     result = _calibrate("--only", "junction.light_chain_half_life_days,population.half_block_sd", "--rows", rows,
-                        "--subjects", 100, "--max-evaluations", 3, "--no-report", "--seed", 7, "--starts", 3,
+                        "--subjects", 100, "--max-evaluations", 3, "--no-report", "--seed", 1, "--starts", 3,
                         "--out", tmp_path)
     assert result.returncode == 0, result.stderr
     found = [float(v) for v in re.findall(r"least squares, start \d of 3: .*?objective ([\d.]+)", result.stderr)]
