@@ -183,11 +183,13 @@ def cross_validation_lines(folds: list[Fold] | None, subjects: int) -> list[str]
          "fit reaches it: this is the honest measure of prediction."
          if from_priors and all(fold.start == "the priors" for fold in folds) else
          f"{sum(fold.start != 'the priors' for fold in folds)} of {len(folds)} folds start at the end of the same "
-         "study's fold in an earlier cross-validation (`--fold-start FOLDER`; the others at the priors): that end "
+         "study's fold in an earlier cross-validation (`--fold-start FOLDER`"
+         + ("" if all(fold.start != "the priors" for fold in folds) else "; the others at the priors") + "): that end "
          "is a descent from the priors on every row but the same trial's, under the earlier model, so nothing the "
          "left-out trial taught any fit reaches the fold, and this is still the honest measure of prediction; the "
          "start only shortens the descent after a small change of the model or the likelihood. Each fold's "
-         "descent ends where the calibration's own stopping rule stops it."
+         "descent ends where the calibration's own stopping rule stops it "
+         f"({sum(fold.evaluations for fold in folds)} evaluations in all)."
          if from_priors else
          "Each fold starts at the full fit, which saw the trial, with a fresh Jacobian of the kept rows "
          "(`--fold-start fit`): a fold that stops early stays at the full fit, so these "

@@ -828,7 +828,7 @@ class Fold:
     objective_fold: float
     evaluations: int
     stopped: str
-    #: where the fold's descent started, in words (the report's column)
+    #: where the fold's descent started, in words (the report says it)
     start: str = "the priors"
 
     @property
@@ -990,13 +990,12 @@ def cross_validate(full: FitResult, prior: ModelParameters, rows: list[Calibrati
     n_rows = len(rows)
     digest = package_digest() if cache is not None and from_priors else ""
     warm = (fold_starts or {}) if from_priors else {}
-    inside = (np.log([FITTED[n][0] for n in full.names]) + 1e-9, np.log([FITTED[n][1] for n in full.names]) - 1e-9)
-    def start_of(key: str) -> FloatArray | None:
+
+    def start_of(key: str) -> FloatArray | None:  # fit() clips a start into the bounds
         if not from_priors:
             return full.x
-        if key in warm:
-            return np.clip(np.log([warm[key][name] for name in full.names]), *inside)
-        return None
+        return np.log([warm[key][name] for name in full.names]) if key in warm else None
+
     tasks = {key: FoldTask(key, prior, [row for row in rows if row.study != key], full.names, subjects_per_arm,
                            seed, max_evaluations, starts, start=start_of(key)) for key in keys}
     cache_keys = {key: fold_key(task.kept, prior, full.names, subjects_per_arm, seed, max_evaluations, starts, digest,
