@@ -16,6 +16,7 @@ import yaml
 from neuromod.reference.parameters import ParameterUncertainty, default_parameters, prior_parameters
 from neuromod.trials.calibrate import (
     RowResult,
+    error_model,
     load_rows,
     median_log_sd,
     robust_residual,
@@ -144,7 +145,17 @@ def test_every_row_has_a_likelihood_binomial_on_n_and_stated_models_elsewhere():
     assert row_likelihood(brin, 0.0, 2000).residual < -5  # floored at half a subject in 2000, not -inf
     median = rows[("ona-gl-pooled-dur", "active")]
     assert 0.07 < median_log_sd(median) < 0.12
-    assert len([r for r in rows.values() if r.is_safety]) == 10
+    assert len([r for r in rows.values() if r.is_safety]) == 13
+    # a safety rate with its n (JAAD Int 2023 pooled trials: 11 of 724 after forehead with glabella)
+    # is a binomial row on one plan of both areas, its tolerance the Wilson interval, not a factor 2
+    brow = rows[("ae-botox-forehead20-glabella20-brow_ptosis-jaad-2023", "active")]
+    assert brow.areas == {"forehead": 20.0, "glabella": 20.0} and brow.n == 724 and brow.trial_key == \
+        "safety-botox-forehead20-glabella20"
+    assert error_model(brow) == "binomial, n 724"
+    low, high = tolerance(brow)
+    assert 0.8 < low < 0.9 and 2.6 < high < 2.8  # 11/724: Wilson 0.84-2.68 %
+    # 0.75 % (a factor 2 low, which a rate without n would pass at its edge) is a 2-SD miss in 724
+    assert -2.5 < row_likelihood(brow, 0.75, 10000).residual < -1.8
 
 
 def test_calibrate_refuses_bad_options_before_any_work(tmp_path):

@@ -229,22 +229,32 @@ def _source_tag(source: str) -> str:
 
 def load_safety_rows() -> list[CalibrationRow]:
     """The rates of ``published/safety.csv`` a virtual arm reports: an event with a rule in
-    ``data/adverse_events.yaml`` after a plan in one face-map area with its units given (a range
-    ``50-125`` gives a row at each end: the published rate held across the range). Rows on other
-    events (headache, antibodies after repeated treatments) or areas (``upper_face``) are not rows."""
-    events, areas = load_adverse_events().events, set(load_face_map().areas)
+    ``data/adverse_events.yaml`` after a plan in face-map areas with their units given (``area``
+    ``forehead+glabella`` with ``dose_units`` ``20+20``: one plan of both; a range ``50-125`` in one
+    area gives a row at each end: the published rate held across the range). ``n`` (subjects the
+    rate was counted in) where the source gives it: a binomial row, as efficacy rows with ``n``.
+    Rows on other events (headache, antibodies after repeated treatments) or areas (``upper_face``)
+    are not rows."""
+    events, known_areas = load_adverse_events().events, set(load_face_map().areas)
     studies = _studies()
     rows = []
     for raw in read_csv("published/safety.csv"):
-        if raw["event"] not in events or raw["area"] not in areas or not raw["dose_units"].strip():
+        areas = raw["area"].split("+")
+        if raw["event"] not in events or not set(areas) <= known_areas or not raw["dose_units"].strip():
             continue
-        for units in sorted({float(u) for u in raw["dose_units"].split("-")}):
-            row_id = f"ae-{raw['product']}-{units:g}u-{raw['event']}-{_source_tag(raw['source'])}"
+        if len(areas) > 1:
+            plans = [dict(zip(areas, (float(u) for u in raw["dose_units"].split("+")), strict=True))]
+        else:
+            plans = [{areas[0]: units} for units in sorted({float(u) for u in raw["dose_units"].split("-")})]
+        for plan in plans:
+            dose = "-".join(f"{a}{u:g}" for a, u in plan.items()) if len(plan) > 1 else f"{next(iter(plan.values())):g}u"
+            row_id = f"ae-{raw['product']}-{dose}-{raw['event']}-{_source_tag(raw['source'])}"
             rows.append(CalibrationRow(
                 id=row_id, study=studies.get(row_id) or _source_tag(raw["source"]),
-                product=raw["product"], areas={raw["area"]: units}, sex="mixed", endpoint=raw["event"],
+                product=raw["product"], areas=plan, sex="mixed", endpoint=raw["event"],
                 model_endpoint=raw["event"], reason=raw["note"] or "published rate", day=None,
-                value=float(raw["rate_pct"]), n=None, arm="active", source=raw["source"], kind="safety"))
+                value=float(raw["rate_pct"]), n=int(raw["n"]) if raw.get("n", "").strip() else None,
+                arm="active", source=raw["source"], kind="safety"))
     return rows
 
 
@@ -300,7 +310,7 @@ def wilson_interval(pct: float, n: int, z: float = 1.959964) -> tuple[float, flo
 
 def tolerance(row: CalibrationRow) -> tuple[float, float]:
     """The interval a simulated value must fall in to reproduce ``row``."""
-    if row.is_safety:
+    if row.is_safety and not row.n:
         return row.value / SAFETY_AGREEMENT_FACTOR, row.value * SAFETY_AGREEMENT_FACTOR
     if row.is_median:
         return row.value * (1 - MEDIAN_TOLERANCE), row.value * (1 + MEDIAN_TOLERANCE)
@@ -338,7 +348,7 @@ def median_log_sd(row: CalibrationRow) -> float:
 
 def error_model(row: CalibrationRow) -> str:
     """The row's likelihood, in words (the report's column)."""
-    if row.is_safety:
+    if row.is_safety and not row.n:
         return f"log-normal, SD {math.log(SAFETY_AGREEMENT_FACTOR) / HALF_WIDTH_SDS:.2f}"
     if row.is_median:
         return f"log-normal, SD {median_log_sd(row):.2f}"
@@ -369,7 +379,7 @@ def row_likelihood(row: CalibrationRow, simulated: float | None, simulated_n: in
     if simulated is None:
         return RowLikelihood(RESIDUAL_CAP, -0.5 * RESIDUAL_CAP**2 - 0.5 * math.log(2 * math.pi))
     floor = 0.5 / max(simulated_n, 1)
-    if row.is_safety or row.is_median:
+    if (row.is_safety and not row.n) or row.is_median:
         sd = math.log(SAFETY_AGREEMENT_FACTOR) / HALF_WIDTH_SDS if row.is_safety else median_log_sd(row)
         low = 100.0 * floor if row.is_safety else 0.5  # a median of 0 days is half a day
         r = (math.log(max(simulated, low)) - math.log(max(row.value, low))) / sd
