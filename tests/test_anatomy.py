@@ -111,8 +111,8 @@ def test_the_fitted_zygomaticus_share_reaches_the_crows_feet_grades(face_map):
     """The share is a model parameter (skin.area_share, fitted): overriding it moves a crow's-feet
     plan's residual expression at maximum smile and leaves a glabella plan's alone."""
     params = default_parameters()
-    more = apply_overrides(params, {"skin.area_share.zygomaticus_major": 0.45})
-    assert more.skin.area_share == {**params.skin.area_share, "zygomaticus_major": 0.45}
+    more = apply_overrides(params, {"skin.area_share.zygomaticus_major": 0.5})  # fitted 0.40 (stop 32)
+    assert more.skin.area_share == {**params.skin.area_share, "zygomaticus_major": 0.5}
     plan = parse_plan({"product": "botox", "areas": {"crows_feet": 24, "glabella": 20}})
     crows_feet, glabella = face_map.areas.index("crows_feet"), face_map.areas.index("glabella")
     base = simulate(plan, params=params, days=30).output.residual_expression[0]
