@@ -158,6 +158,22 @@ def test_every_row_has_a_likelihood_binomial_on_n_and_stated_models_elsewhere():
     assert -2.5 < row_likelihood(brow, 0.75, 10000).residual < -1.8
 
 
+@pytest.mark.parametrize("dose_units, n", [("20", "724"), ("20+20", "many"), ("20+20", "0")])
+def test_a_safety_rate_with_bad_units_or_n_is_refused_in_one_line(monkeypatch, dose_units, n):
+    """safety.csv is read strictly: a two-area plan needs a number per area, n a whole number >= 1."""
+    from neuromod.reference.files import DocumentError, read_csv_text
+    from neuromod.trials import calibrate
+
+    text = ("product,area,dose_units,event,rate_pct,n,note,source\n"
+            f"botox,forehead+glabella,{dose_units},brow_ptosis,1.5,{n},,Some trial 2023\n")
+    shipped = calibrate.read_csv
+    monkeypatch.setattr(calibrate, "read_csv",
+                        lambda name: read_csv_text(text, name) if name == "published/safety.csv" else shipped(name))
+    with pytest.raises(DocumentError, match=r"^data file: published/safety.csv, row botox forehead\+glabella "
+                                            r"brow_ptosis \(Some trial 2023\): dose_units must give one number per area"):
+        calibrate.load_safety_rows()
+
+
 def test_calibrate_refuses_bad_options_before_any_work(tmp_path):
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("x")

@@ -50,7 +50,7 @@ import yaml
 
 from neuromod.reference.anatomy import load_face_map
 from neuromod.reference.clinical import load_adverse_events
-from neuromod.reference.files import read_csv
+from neuromod.reference.files import DocumentError, read_csv
 from neuromod.reference.parameters import (
     ModelParameters,
     ParameterUncertainty,
@@ -186,6 +186,11 @@ class CalibrationRow:
         return self.kind == "safety"
 
     @property
+    def is_uncounted_rate(self) -> bool:
+        """A safety rate published without ``n``: read on the factor-2 log-normal model, not binomial."""
+        return self.is_safety and not self.n
+
+    @property
     def trial_key(self) -> str:
         areas = "-".join(f"{a}{u:g}" for a, u in self.areas.items())
         return f"safety-{self.product}-{areas}" if self.is_safety else f"{self.product}-{areas}-{self.sex}"
@@ -242,10 +247,18 @@ def load_safety_rows() -> list[CalibrationRow]:
         areas = raw["area"].split("+")
         if raw["event"] not in events or not set(areas) <= known_areas or not raw["dose_units"].strip():
             continue
-        if len(areas) > 1:
-            plans = [dict(zip(areas, (float(u) for u in raw["dose_units"].split("+")), strict=True))]
-        else:
-            plans = [{areas[0]: units} for units in sorted({float(u) for u in raw["dose_units"].split("-")})]
+        where = f"data file: published/safety.csv, row {raw['product']} {raw['area']} {raw['event']} ({raw['source']})"
+        try:
+            if len(areas) > 1:
+                plans = [dict(zip(areas, (float(u) for u in raw["dose_units"].split("+")), strict=True))]
+            else:
+                plans = [{areas[0]: units} for units in sorted({float(u) for u in raw["dose_units"].split("-")})]
+            n = int(raw["n"]) if raw.get("n", "").strip() else None
+            if n is not None and n < 1:
+                raise ValueError(n)
+        except ValueError:
+            raise DocumentError(f"{where}: dose_units must give one number per area (20+20 for forehead+glabella) "
+                                f"or a range (50-125), and n a whole number of subjects") from None
         for plan in plans:
             dose = "-".join(f"{a}{u:g}" for a, u in plan.items()) if len(plan) > 1 else f"{next(iter(plan.values())):g}u"
             row_id = f"ae-{raw['product']}-{dose}-{raw['event']}-{_source_tag(raw['source'])}"
@@ -253,7 +266,7 @@ def load_safety_rows() -> list[CalibrationRow]:
                 id=row_id, study=studies.get(row_id) or _source_tag(raw["source"]),
                 product=raw["product"], areas=plan, sex="mixed", endpoint=raw["event"],
                 model_endpoint=raw["event"], reason=raw["note"] or "published rate", day=None,
-                value=float(raw["rate_pct"]), n=int(raw["n"]) if raw.get("n", "").strip() else None,
+                value=float(raw["rate_pct"]), n=n,
                 arm="active", source=raw["source"], kind="safety"))
     return rows
 
@@ -310,7 +323,7 @@ def wilson_interval(pct: float, n: int, z: float = 1.959964) -> tuple[float, flo
 
 def tolerance(row: CalibrationRow) -> tuple[float, float]:
     """The interval a simulated value must fall in to reproduce ``row``."""
-    if row.is_safety and not row.n:
+    if row.is_uncounted_rate:
         return row.value / SAFETY_AGREEMENT_FACTOR, row.value * SAFETY_AGREEMENT_FACTOR
     if row.is_median:
         return row.value * (1 - MEDIAN_TOLERANCE), row.value * (1 + MEDIAN_TOLERANCE)
@@ -348,7 +361,7 @@ def median_log_sd(row: CalibrationRow) -> float:
 
 def error_model(row: CalibrationRow) -> str:
     """The row's likelihood, in words (the report's column)."""
-    if row.is_safety and not row.n:
+    if row.is_uncounted_rate:
         return f"log-normal, SD {math.log(SAFETY_AGREEMENT_FACTOR) / HALF_WIDTH_SDS:.2f}"
     if row.is_median:
         return f"log-normal, SD {median_log_sd(row):.2f}"
@@ -379,7 +392,7 @@ def row_likelihood(row: CalibrationRow, simulated: float | None, simulated_n: in
     if simulated is None:
         return RowLikelihood(RESIDUAL_CAP, -0.5 * RESIDUAL_CAP**2 - 0.5 * math.log(2 * math.pi))
     floor = 0.5 / max(simulated_n, 1)
-    if (row.is_safety and not row.n) or row.is_median:
+    if row.is_uncounted_rate or row.is_median:
         sd = math.log(SAFETY_AGREEMENT_FACTOR) / HALF_WIDTH_SDS if row.is_safety else median_log_sd(row)
         low = 100.0 * floor if row.is_safety else 0.5  # a median of 0 days is half a day
         r = (math.log(max(simulated, low)) - math.log(max(row.value, low))) / sd
@@ -1192,8 +1205,8 @@ def calibrated_document(fitted: FitResult, prior: ModelParameters, subjects_per_
                    "from the priors of parameters.yaml"
                    + ("" if fitted.start == "the priors" else
                       f" and further starts (kept: {fitted.start}; see docs/calibration.md)")
-                   + "; per-row likelihoods (binomial deviance, log-normal "
-                   "medians and safety rates) over data/published/calibration_trials.csv and safety.csv, "
+                   + "; per-row likelihoods (binomial deviance on n, log-normal "
+                   "medians and safety rates without n) over data/published/calibration_trials.csv and safety.csv, "
                    f"read through a Student-t of {HETEROGENEITY_DF:g} degrees of freedom for between-trial "
                    "heterogeneity, weak log-normal priors (see docs/calibration.md)"),
         "objective": round(fitted.objective, 3),
