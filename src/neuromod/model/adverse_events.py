@@ -16,9 +16,11 @@ frontalis. Each event has its own mechanism, set in the data file:
 * with ``depressors`` (brow ptosis) the event needs its muscle's block to exceed that of the
   most-blocked muscle pulling against it by the threshold (glabella treatment lifts the brow);
 * with a ``susceptible`` group (brow ptosis: people whose brow rests on frontalis tone) a share
-  of patients has the event on its muscle's own block above a lower threshold, the depressors
-  not protecting them; the risk is the mixture of the two rules, and it saturates in dose once
-  the label dose reaches the lower frontalis of most such people.
+  of patients has the event on the block of the group's muscles (the lifting frontalis below the
+  C-line: the lower and the middle frontalis, :func:`event_susceptible_muscles`) above a lower
+  threshold, the depressors not protecting them; the risk is the mixture of the two rules, and
+  it saturates in dose once the label dose reaches the lifting frontalis of most such people
+  (forehead points, blocking the middle frontalis, reach nearly all of them).
 
 One rule, two uses, the same numbers:
 
@@ -87,6 +89,16 @@ def event_depressors(face_map: FaceMap, rules: AdverseEventRules) -> dict[str, l
     """Adverse event with depressors -> face-map indices of its depressor muscles (both sides)."""
     return {name: [j for j, region in enumerate(face_map.regions) if region.muscle in event.depressors]
             for name, event in rules.events.items() if event.depressors}
+
+
+def event_susceptible_muscles(face_map: FaceMap, rules: AdverseEventRules) -> dict[str, list[int]]:
+    """Adverse event with a susceptible group -> face-map indices (both sides) of the muscles
+    whose block causes it in that group: its danger muscles and the group's ``muscles``
+    (:class:`neuromod.reference.clinical.Susceptible`; the brow's lifting frontalis)."""
+    danger = event_muscles(face_map, rules)
+    return {name: sorted(set(danger[name]) | {j for j, region in enumerate(face_map.regions)
+                                               if region.muscle in event.susceptible.muscles})
+            for name, event in rules.events.items() if event.susceptible is not None}
 
 
 def net_block(event_peak: FloatArray, depressor_peak: FloatArray | None) -> FloatArray:
@@ -172,15 +184,17 @@ def draw_susceptible(n: int, rng: np.random.Generator, rules: AdverseEventRules)
 
 
 def event_occurs(event: AdverseEvent, peak: FloatArray, depressor_peak: FloatArray | None,
-                 susceptible: BoolArray | None = None) -> BoolArray:
+                 susceptible: BoolArray | None = None, susceptible_peak: FloatArray | None = None) -> BoolArray:
     """(n,) whether each patient has ``event``, from the peak blocked fraction of its muscles
     ``peak`` (n,) and of its most-blocked depressor ``depressor_peak`` (n,; None without
     depressors): the net block (:func:`net_block`) above the event's threshold; in the patients
-    of its susceptible group (``susceptible`` (n,), :func:`draw_susceptible`), the muscles' own
-    peak above the group's threshold (the depressors do not protect them)."""
+    of its susceptible group (``susceptible`` (n,), :func:`draw_susceptible`), the peak of the
+    group's muscles (``susceptible_peak`` (n,), :func:`event_susceptible_muscles`; None: ``peak``)
+    above the group's threshold (the depressors do not protect them)."""
     occurs = net_block(peak, depressor_peak) > event.block_threshold
     if event.susceptible is not None and susceptible is not None:
-        occurs = np.where(susceptible, peak > event.susceptible.block_threshold, occurs)
+        own = peak if susceptible_peak is None else susceptible_peak
+        occurs = np.where(susceptible, own > event.susceptible.block_threshold, occurs)
     return occurs
 
 
@@ -200,8 +214,9 @@ def cohort_events(blocked_fraction: FloatArray, muscle_index: npt.ArrayLike, fac
         return blocked_fraction[:, present].max(axis=(1, 2)) if present else np.zeros(n)
 
     depressors = event_depressors(face_map, rules)
+    lifting = event_susceptible_muscles(face_map, rules)
     return {name: event_occurs(rules.events[name], peak(muscles), peak(depressors[name]) if name in depressors else None,
-                               (susceptible or {}).get(name))
+                               (susceptible or {}).get(name), peak(lifting[name]) if name in lifting else None)
             for name, muscles in event_muscles(face_map, rules).items()}
 
 
@@ -252,7 +267,8 @@ class SafetyAssessment:
             document[f"{name}_risk_pct"] = round(100.0 * risk, 3)
         document["block_thresholds"] = {name: value for name, value in self.block_thresholds.items()}
         document["susceptible"] = {name: {"share": group.share, "block_threshold": group.block_threshold,
-                                          "who": group.who} for name, group in self.susceptible.items()}
+                                          "who": group.who, "muscles": list(group.muscles)}
+                                   for name, group in self.susceptible.items()}
         document["warnings"] = list(self.warnings)
         return document
 
@@ -330,7 +346,11 @@ def assess_safety(
     breaches = breach_doses(injections, face_map, rules)
     breached_copies = [(name, j) for name, b in breaches.items() for j in muscles[name] if b.units[j] > 0.0]
     depressors = event_depressors(face_map, rules)
-    depressor_columns = sorted({j for js in depressors.values() for j in js})
+    # muscles read at the patient's sensitivity alone (not the danger muscle's placement): the
+    # depressors, and the susceptible group's lifting muscles that are not danger muscles
+    lifting = event_susceptible_muscles(face_map, rules)
+    depressor_columns = sorted({j for js in depressors.values() for j in js}
+                               | {j for js in lifting.values() for j in js if j not in index})
     columns = index + [j for _, j in breached_copies] + depressor_columns
     all_dose = np.asarray(dose_per_muscle, dtype=float)
     column_dose = np.concatenate([dose, [dose[index.index(j)] + breaches[name].units[j] for name, j in breached_copies],
@@ -390,9 +410,12 @@ def assess_safety(
             if broken:
                 out[name, "breached"] = np.maximum(out[name, "intact"], peak[..., broken].max(axis=-1))
             if name in susceptible:
-                out[name, "susceptible"] = own
+                held = [index.index(j) if j in index else len(columns) - len(depressor_columns) + depressor_columns.index(j)
+                        for j in lifting[name]]
+                own_group = peak[..., held].max(axis=-1)
+                out[name, "susceptible"] = own_group
                 if broken:
-                    out[name, "susceptible_breached"] = np.maximum(own, peak[..., broken].max(axis=-1))
+                    out[name, "susceptible_breached"] = np.maximum(own_group, peak[..., broken].max(axis=-1))
         return out
 
     def threshold_of(name: str, variant: str) -> float:

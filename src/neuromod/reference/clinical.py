@@ -48,13 +48,17 @@ class Susceptible:
     rests on frontalis tone: gravity and the lid's skin, not the depressors, are what the
     frontalis holds up, so blocking the depressors does not protect).
 
-    share: fraction (0-1) of patients who are so; block_threshold: the muscle's peak blocked
-    fraction (0-1) above which the event happens in them; who: the group in words, as it follows
-    "patients" ("whose brow rests on frontalis tone"), for the tables and pages that show the rule."""
+    share: fraction (0-1) of patients who are so; block_threshold: the peak blocked fraction
+    (0-1) of any of ``muscles`` above which the event happens in them; who: the group in words,
+    as it follows "patients" ("whose brow rests on frontalis tone"), for the tables and pages
+    that show the rule; muscles: names in muscles.csv of the muscles that hold the brow up in
+    them (the whole frontalis below the C-line: they lift the brow with all of it, not only its
+    lateral tail), the event's danger muscles among them; empty: the danger muscles alone."""
 
     share: float
     block_threshold: float
     who: str
+    muscles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,11 +109,28 @@ def _breach(entry: Any, where: str) -> SeptumBreach | None:
 def _susceptible(entry: Any, where: str) -> Susceptible | None:
     if entry is None:
         return None
+    lifting = entry.get("muscles")
+    if lifting is not None:
+        if not isinstance(lifting, dict) or not str(lifting.get("source", "")).strip():
+            raise ValueError(f"{where}.muscles: must be a mapping with value (muscles.csv muscle names) and source")
+        lifting = lifting.get("value")
     group = Susceptible(*(_number(entry.get(key), f"{where}.{key}") for key in ("share", "block_threshold")),
-                        who=str(entry.get("who") or "").strip())
+                        who=str(entry.get("who") or "").strip(),
+                        muscles=() if lifting is None else _known_muscles(lifting, f"{where}.muscles"))
     if not 0.0 <= group.share <= 1.0 or not 0.0 < group.block_threshold < 1.0 or not group.who:
         raise ValueError(f"{where}: share must be in 0-1, block_threshold in (0, 1), and who a phrase")
     return group
+
+
+def _known_muscles(names: Any, where: str) -> tuple[str, ...]:
+    """A list of muscles.csv muscle names, or a one-line error naming ``where``."""
+    if not isinstance(names, list) or not names:
+        raise ValueError(f"{where}: must be a non-empty list of muscles.csv muscle names")
+    known = {row["muscle"] for row in read_csv("muscles.csv")}
+    unknown = sorted(set(map(str, names)) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown muscle(s) {', '.join(unknown)}; allowed: muscles.csv muscle names")
+    return tuple(str(m) for m in names)
 
 
 def _depressors(entry: Any, where: str) -> tuple[str, ...]:
@@ -117,11 +138,7 @@ def _depressors(entry: Any, where: str) -> tuple[str, ...]:
         return ()
     if not isinstance(entry, dict) or not str(entry.get("source", "")).strip() or not entry.get("muscles"):
         raise ValueError(f"{where}: must be a mapping with muscles and source")
-    known = {row["muscle"] for row in read_csv("muscles.csv")}
-    unknown = sorted(set(entry["muscles"]) - known)
-    if unknown:
-        raise ValueError(f"{where}: unknown muscle(s) {', '.join(unknown)}; allowed: muscles.csv muscle names")
-    return tuple(str(m) for m in entry["muscles"])
+    return _known_muscles(entry["muscles"], f"{where}.muscles")
 
 
 @lru_cache(maxsize=1)

@@ -36,11 +36,25 @@ def score_table(result: SimulationResult) -> str:
 
 def event_rule(safety: SafetyAssessment, event: str) -> str:
     """The block an event needs, in words: its threshold and, for an event with a susceptible
-    group, the group's lower one (``block > 70%; > 30% in the 1% whose brow rests on frontalis
-    tone``); the same text in ``simulate``'s table and the web face chart."""
+    group, the group's lower one and the muscles it reads (``block > 70%; > 30% of frontalis
+    lower or middle in the 1% whose brow rests on frontalis tone``); the same text in
+    ``simulate``'s table and the web face chart."""
     text = f"block > {safety.block_thresholds[event]:.0%}"
     group = safety.susceptible.get(event)
-    return text if group is None else f"{text}; > {group.block_threshold:.0%} in the {group.share:.0%} {group.who}"
+    if group is None:
+        return text
+    muscles = f" of {muscle_list(group.muscles)}" if group.muscles else ""
+    return f"{text}; > {group.block_threshold:.0%}{muscles} in the {group.share:.0%} {group.who}"
+
+
+def muscle_list(names: tuple[str, ...]) -> str:
+    """Muscles in words, sharing their first word: ("frontalis_lower", "frontalis_middle") ->
+    "frontalis lower or middle"; otherwise joined by "or"."""
+    words = [name.split("_") for name in names]
+    head = words[0][0]
+    if len(words) > 1 and all(w[0] == head and len(w) > 1 for w in words):
+        return f"{head} " + " or ".join(" ".join(w[1:]) for w in words)
+    return " or ".join(" ".join(w) for w in words)
 
 
 def safety_lines(safety: SafetyAssessment) -> list[str]:

@@ -38,7 +38,7 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from neuromod.model.adverse_events import (PlanBreach, breach_doses, draw_breaches, draw_susceptible, event_depressors,
-                                           event_muscles, event_occurs, vary_danger_doses)
+                                           event_muscles, event_occurs, event_susceptible_muscles, vary_danger_doses)
 from neuromod.model.antibodies import neutralize, seroconversion_probability
 from neuromod.model.patient import with_product
 from neuromod.model.simulate import DISCLAIMER, plan_injections
@@ -309,11 +309,14 @@ def simulate_chunk(
     groups = list(prepared.danger)
     depressors = event_depressors(face_map, rules)
     offset_groups = [name for name in groups if name in depressors]
+    lifting = event_susceptible_muscles(face_map, rules)
+    lifting_groups = [name for name in groups if name in lifting]
 
     def compute() -> VisitCourse:
         return visit_course(follow_up_days, treatments, doses, treated, face_map, params, prepared.profile,
                             prepared.scored, cohort.onset_threshold,
-                            [prepared.danger[name] for name in groups] + [depressors[name] for name in offset_groups])
+                            [prepared.danger[name] for name in groups] + [depressors[name] for name in offset_groups]
+                            + [lifting[name] for name in lifting_groups])
 
     course = compute() if courses is None else courses.get(
         courses.key(prepared, population, n, follow_up_days, seed, params), prepared, compute)
@@ -334,7 +337,9 @@ def simulate_chunk(
     events = {"neutralizing_antibodies": antibodies}
     for g, name in enumerate(groups):  # the same rule as adverse_events.cohort_events, on the kernel's peaks
         offset = (course.max_blocked[:, len(groups) + offset_groups.index(name)] if name in offset_groups else None)
-        events[name] = event_occurs(rules.events[name], course.max_blocked[:, g], offset, susceptible.get(name))
+        held = (course.max_blocked[:, len(groups) + len(offset_groups) + lifting_groups.index(name)]
+                if name in lifting_groups else None)
+        events[name] = event_occurs(rules.events[name], course.max_blocked[:, g], offset, susceptible.get(name), held)
     expression = course.area_strength
     first = course.onset_day
     return summarize(inv, subj, expression, cohort.baseline_inv[:, prepared.scored],
