@@ -236,3 +236,23 @@ def test_refined_risk_grid_gives_the_full_grids_numbers(plan_source):
     for key, muscle in full.danger_muscles.items():
         assert refined.danger_muscles[key].peak_blocked_fraction == pytest.approx(muscle.peak_blocked_fraction, abs=1e-12)
     assert refined.warnings == full.warnings
+
+
+@pytest.mark.parametrize("muscles, message", [
+    ({"value": ["frontalis_lower", "frontalis_nowhere"], "source": "x"},
+     "events.brow_ptosis.susceptible.muscles: unknown muscle(s) frontalis_nowhere; allowed: muscles.csv muscle names"),
+    ({"value": ["frontalis_lower"]}, "events.brow_ptosis.susceptible.muscles: must be a mapping with value"),
+    ({"value": [], "source": "x"}, "events.brow_ptosis.susceptible.muscles: must be a non-empty list"),
+])
+def test_a_susceptible_group_with_bad_muscles_is_refused_in_one_line(muscles, message):
+    """The susceptible group's lifting muscles are checked when adverse_events.yaml is read: names
+    from muscles.csv, with a source; the error names the field."""
+    from neuromod.reference.clinical import _susceptible
+
+    entry = {"who": "whose brow rests on frontalis tone", "muscles": muscles,
+             "share": {"value": 0.01, "unit": "1", "source": "x"},
+             "block_threshold": {"value": 0.3, "unit": "1", "source": "x"}}
+    with pytest.raises(ValueError) as error:
+        _susceptible(entry, "events.brow_ptosis.susceptible")
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+    assert load_adverse_events().events["brow_ptosis"].susceptible.muscles == ("frontalis_lower", "frontalis_middle")
