@@ -349,23 +349,23 @@ def assess_safety(
     # muscles read at the patient's sensitivity alone (not the danger muscle's placement): the
     # depressors, and the susceptible group's lifting muscles that are not danger muscles
     lifting = event_susceptible_muscles(face_map, rules)
-    depressor_columns = sorted({j for js in depressors.values() for j in js}
-                               | {j for js in lifting.values() for j in js if j not in index})
-    columns = index + [j for _, j in breached_copies] + depressor_columns
+    sensitivity_columns = sorted({j for js in depressors.values() for j in js}
+                                 | {j for js in lifting.values() for j in js if j not in index})
+    columns = index + [j for _, j in breached_copies] + sensitivity_columns
     all_dose = np.asarray(dose_per_muscle, dtype=float)
     column_dose = np.concatenate([dose, [dose[index.index(j)] + breaches[name].units[j] for name, j in breached_copies],
-                                  all_dose[depressor_columns]])
+                                  all_dose[sensitivity_columns]])
     # the event depends on the units reaching a danger muscle over its half-block amount, so the
     # spread of the toxin reaching it by placement (population.danger_dose_sd, muscles without a
     # barrier) and of the patient's sensitivity (population.half_block_sd) combine into one log-normal;
     # behind a barrier placement acts through the breach, and only the sensitivity varies
     placement = set(placement_muscles(face_map, rules))
     barrier = {j for name, js in muscles.items() if rules.events[name].septum_breach is not None for j in js}
-    # depressors: the patient's sensitivity given z, E[log sensitivity | z] = z * half_block_sd^2 / combined
+    # depressors and lifting muscles: the patient's sensitivity given z, E[log sensitivity | z] = z * half_block_sd^2 / combined
     combined_sd = float(np.hypot(pop.danger_dose_sd, pop.half_block_sd))
     column_sd = np.array([combined_sd if j in placement else pop.half_block_sd if j in barrier else 0.0
-                          for j in columns[:len(columns) - len(depressor_columns)]]
-                         + [pop.half_block_sd ** 2 / combined_sd] * len(depressor_columns))
+                          for j in columns[:len(columns) - len(sensitivity_columns)]]
+                         + [pop.half_block_sd ** 2 / combined_sd] * len(sensitivity_columns))
     z = np.arange(-rules.risk_grid_sd, rules.risk_grid_sd + rules.risk_grid_step_sd / 2, rules.risk_grid_step_sd)
     nodes, weights = hermegauss(rules.quadrature_nodes)
     weights = weights / weights.sum()
@@ -392,6 +392,10 @@ def assess_safety(
                                    None if profile is None else np.asarray(profile)[columns])
         return course.blocked_fraction.max(axis=2)
 
+    def sensitivity_column(j: int) -> int:
+        """The column of muscle ``j`` among those read at the patient's sensitivity alone."""
+        return len(columns) - len(sensitivity_columns) + sensitivity_columns.index(j)
+
     def event_peaks(peak: FloatArray) -> dict[tuple[str, str], FloatArray]:
         """(event, variant) -> (..., n_z) the peak block an event's threshold applies to, from the
         columns' peaks (..., n_z, n_columns): ``intact`` (net of its depressors), ``breached`` (for
@@ -402,16 +406,14 @@ def assess_safety(
             if not js:
                 continue
             intact = [index.index(j) for j in js]
-            offset = [len(columns) - len(depressor_columns) + depressor_columns.index(j)
-                      for j in depressors.get(name, [])]
+            offset = [sensitivity_column(j) for j in depressors.get(name, [])]
             own = peak[..., intact].max(axis=-1)
             out[name, "intact"] = net_block(own, peak[..., offset].max(axis=-1) if offset else None)
             broken = [len(index) + c for c, (event, _) in enumerate(breached_copies) if event == name]
             if broken:
                 out[name, "breached"] = np.maximum(out[name, "intact"], peak[..., broken].max(axis=-1))
             if name in susceptible:
-                held = [index.index(j) if j in index else len(columns) - len(depressor_columns) + depressor_columns.index(j)
-                        for j in lifting[name]]
+                held = [index.index(j) if j in index else sensitivity_column(j) for j in lifting[name]]
                 own_group = peak[..., held].max(axis=-1)
                 out[name, "susceptible"] = own_group
                 if broken:
