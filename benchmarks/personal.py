@@ -99,8 +99,7 @@ def make_case(index: int, cycle: bool, params, face_map) -> dict:
     later = investigator_grades(depth[later_days] * expectation(np.array(LATER), params), rng, params)
     fws = expected_score(course.contraction_mm[0, 0], params.scores)
     window = slice(last, horizon + 1)
-    wear = area_landmarks(course.days[window], fws[window], course.strength[0, 0, window],
-                          params.scores.onset_strength_drop)[2]
+    wear = area_landmarks(course.days[window], fws[window], course.strength[0, 0, window], params.scores)[2]
     return {
         "document": {"patient": patient, "treatments": treatments, "observations": observations},
         "cycle": cycle, "last": last, "horizon": horizon,

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from neuromod.model.muscle import strength
-from neuromod.model.scores import depth_for_score, expected_score
+from neuromod.model.scores import depth_for_score, expected_score, onset_drop, onset_index
 from neuromod.model.skin import (
     dynamic_target_depth,
     skin_response,
@@ -124,3 +124,29 @@ def test_static_lines_deepen_with_folding_and_repair_without(params):
     assert deepened[0, 0, -1] > start[0, 0] > repaired[0, 0, -1]
     smoker = skin_response(days, folding, np.array([[3.0]]), start, np.full((1, 1), 2.0), params.skin).static_depth
     assert smoker[0, 0, -1] > deepened[0, 0, -1]
+
+
+def test_a_subject_notices_a_share_of_their_own_peak_and_never_an_effect_too_small_to_see(params):
+    """The onset rule (model.scores.onset_drop): the drop noticed is the subject's share of the
+    treatment's largest strength drop, so a weak responder notices a weak effect as it comes
+    (at the same share), where an absolute threshold above their peak would leave them never
+    noticing; a peak below scores.onset_least_drop (10 %) is never noticed; a share above 1 never."""
+    scores = params.scores
+    peaks = np.array([0.25, 0.4, 0.8])
+    drops = onset_drop(peaks, 0.5, scores)
+    np.testing.assert_allclose(drops, 0.5 * peaks)
+    assert np.isinf(onset_drop(0.8 * scores.onset_least_drop, 0.5, scores))
+    assert onset_drop(0.15, 0.2, scores) == scores.onset_least_drop  # a share below the floor: the floor
+    assert np.isinf(onset_drop(0.4, 1.2, scores))
+    # on a course: strength falls to 0.6 by day 10 and recovers; 45 % of the peak (0.18) is first
+    # reached on day 5 whatever the peak's depth (the same shape at 0.25 deep: day 5 again)
+    days = np.arange(0.0, 121.0)
+    shape = np.clip(days / 10.0, 0.0, 1.0) * np.exp(-np.maximum(days - 10.0, 0.0) / 60.0)
+    for depth in (0.4, 0.25):
+        assert onset_index(days, 1.0 - depth * shape, 0.45, scores) == 5
+    assert onset_index(days, 1.0 - 0.09 * shape, 0.5, scores) is None  # a 9 % peak: never noticed
+    # the peak is looked for only within the window: a touch-up on day 40 (a deeper second effect)
+    # does not delay the first onset when the window ends at it; read as one effect, it would
+    second = 1.0 - 0.4 * shape - 0.5 * (days >= 40)
+    assert onset_index(days, second, 0.45, scores, window_end_day=39.0) == 5
+    assert onset_index(days, second, 0.45, scores) > 5

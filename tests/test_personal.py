@@ -102,7 +102,7 @@ def test_without_observations_the_answer_is_the_population_s(fast, params, face_
     twins = cohort_like(bare.patient, 2000, face_map.areas, np.random.default_rng(5), params)
     course = twin_course(bare, twins, 180)
     population = expected_score(course.contraction_mm[:, 0], params.scores)
-    wear_offs = [area_landmarks(course.days, population[p], course.strength[p, 0], params.scores.onset_strength_drop)[2]
+    wear_offs = [area_landmarks(course.days, population[p], course.strength[p, 0], params.scores)[2]
                  for p in range(2000)]
     wide = personalize(bare, 180, particles=800)
     area = wide.areas["glabella"]

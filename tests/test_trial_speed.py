@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from neuromod.model.adverse_events import event_depressors
+from neuromod.model.scores import onset_index
 from neuromod.model.simulate import half_block_units, run_model
 from neuromod.model.visit_course import (
     PATIENTS_PER_BLOCK,
@@ -65,10 +66,19 @@ def test_daily_grid_course_is_run_model_kept_at_the_visits(face_map, params):
                                rtol=0, atol=1e-12)
     np.testing.assert_allclose(course.area_strength, full.area_strength[:, scored][:, :, visits], rtol=0, atol=1e-12)
     np.testing.assert_allclose(course.baseline_depth_mm, full.contraction_depth_mm[:, scored, 0], rtol=0, atol=1e-12)
-    noticed = (1.0 - full.area_strength[:, scored, 1:]) >= cohort.onset_threshold[:, None, None]
-    first = np.where(noticed.any(axis=-1), noticed.argmax(axis=-1) + 1.0, np.inf)
-    assert np.array_equal(course.onset_day, first)
-    assert np.isfinite(first).mean() > 0.5  # the check is not vacuous: most notice an effect
+    # onset on whole days from run_model's daily strength, by the rule itself (model.scores.onset_index:
+    # the share of the peak within 60 days, before the second treatment at day 100); the kernel reads
+    # it from its rungs 1/50 of strength apart, interpolated: the same day, or the next when the drop
+    # is reached between two rungs crossed on different days
+    days = np.arange(0.0, visits[-1] + 1.0)
+    first = np.array([[days[i] if (i := onset_index(days, full.area_strength[p, a], cohort.onset_threshold[p],
+                                                    params.scores)) is not None else np.inf
+                       for a in scored] for p in range(cohort.patients.count)])
+    assert np.array_equal(np.isfinite(course.onset_day), np.isfinite(first))
+    noticed = np.isfinite(first)
+    assert noticed.mean() > 0.5  # the check is not vacuous: most notice an effect
+    gap = course.onset_day[noticed] - np.maximum(first[noticed], 1.0)
+    assert np.all((gap >= 0.0) & (gap <= 1.0)) and np.mean(gap == 0.0) > 0.8
     for g, members in enumerate(groups):
         present = [k for k, j in enumerate(full.muscle_index) if j in members]
         np.testing.assert_allclose(course.max_blocked[:, g], full.blocked_fraction[:, present].max(axis=(1, 2)),

@@ -80,12 +80,12 @@ def predict_for_patient(db: Session, patient: Patient, plan: Plan, planned_for: 
     personal, treatment_day = personal_plan(db, patient, plan, planned_for, consultation)
     result = simulate(personal, days=int(treatment_day) + horizon_days)
     start = int(treatment_day)
-    onset_drop = (result.params or default_parameters()).scores.onset_strength_drop
+    scores = (result.params or default_parameters()).scores
     wear_offs = []
     for area in result.treated_areas:
         course = result.courses[area]
         *_, wear_off = area_landmarks(result.days[start:] - result.days[start], course.fws_contraction[start:],
-                                      course.strength[start:], onset_drop)
+                                      course.strength[start:], scores)
         if wear_off is not None:
             wear_offs.append(wear_off)
     return PatientPrediction(personal, result.to_json(), treatment_day, min(wear_offs) if wear_offs else None)

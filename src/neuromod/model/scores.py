@@ -261,3 +261,41 @@ def grade_log_probability(
     log_b = log_ndtr(b)
     with np.errstate(divide="ignore"):
         return log_b + np.log1p(-np.exp(log_ndtr(a) - log_b))
+
+
+# -- noticing the effect (onset) -----------------------------------------------------------------
+#: Days after a treatment within which its largest effect, the one a subject's noticing is measured
+#: against, is looked for (or up to the next treatment): the effect peaks at 2-4 weeks (science.md;
+#: calibration_trials.csv) and 60 days also cover the slowest subject's plateau.
+ONSET_PEAK_WINDOW_DAYS = 60.0
+
+
+def onset_drop(peak_drop: npt.ArrayLike, relative_drop: npt.ArrayLike, params: ScoreParameters) -> FloatArray:
+    """The strength drop (fraction of the area's untreated strength) at which a subject first
+    notices the effect of a treatment whose largest drop is ``peak_drop``; inf where never.
+
+    A subject notices once the effect has reached a share ``relative_drop`` of its own peak
+    (``scores.onset_strength_drop`` for the median subject, ``population.onset_threshold_sd``
+    spreading it), and never an effect whose peak stays below ``scores.onset_least_drop``: what is
+    noticed is a change of the subject's own frown, so someone with a small effect notices it as it
+    comes, as the diaries' near-everyone by day 4 says (calibration_trials.csv ona-gl-onset-d1..d4:
+    98 % by day 4), rather than never (an absolute threshold above their peak). Shapes broadcast.
+    """
+    peak = np.asarray(peak_drop, dtype=float)
+    drop = np.maximum(np.asarray(relative_drop, dtype=float) * peak, params.onset_least_drop)
+    return np.where(drop <= peak, drop, np.inf)
+
+
+def onset_index(days: FloatArray, strength: FloatArray, relative_drop: float, params: ScoreParameters,
+                window_end_day: float | None = None) -> int | None:
+    """Index of the first of ``days`` (a daily course from a treatment on, ``strength`` the area's
+    residual expression there) on which a subject noticing at ``relative_drop`` of the peak
+    (:func:`onset_drop`) has noticed the effect; None if never. The peak is looked for up to
+    ``window_end_day`` (default: :data:`ONSET_PEAK_WINDOW_DAYS` after ``days[0]``; the next treatment
+    if earlier), as the trial kernel reads it."""
+    end = days[0] + ONSET_PEAK_WINDOW_DAYS if window_end_day is None else window_end_day
+    drop = 1.0 - np.asarray(strength, dtype=float)
+    window = drop[np.asarray(days) <= end]
+    threshold = float(onset_drop(window.max(initial=0.0), relative_drop, params))
+    found = np.flatnonzero(drop >= threshold) if math.isfinite(threshold) else np.empty(0, dtype=np.int64)
+    return int(found[0]) if found.size else None

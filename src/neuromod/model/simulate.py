@@ -18,13 +18,13 @@ from neuromod.model.adverse_events import SafetyAssessment, assess_safety
 from neuromod.model.junction import JunctionRates
 from neuromod.model.kinetics import muscle_course
 from neuromod.model.patient import Patients, describe_patient, half_block_units, with_product  # noqa: F401 (re-exported)
-from neuromod.model.scores import expected_score
+from neuromod.model.scores import ONSET_PEAK_WINDOW_DAYS, expected_score, onset_index
 from neuromod.model.skin import skin_response
 from neuromod.model.spread import Injections, SpreadResult, spread
 from neuromod.reference.anatomy import FaceMap, load_face_map
 from neuromod.reference.notice import DISCLAIMER  # re-exported: the notice shown with predictions
 from neuromod.reference.clinical import load_adverse_events
-from neuromod.reference.parameters import ModelParameters, default_parameters
+from neuromod.reference.parameters import ModelParameters, ScoreParameters, default_parameters
 from neuromod.schemas.plan import InjectionPoint, Plan
 
 FloatArray = npt.NDArray[np.float64]
@@ -223,23 +223,28 @@ class SimulationResult:
 
 
 
-def area_landmarks(days: FloatArray, fws: FloatArray, strength_: FloatArray, onset_drop: float) -> tuple:
-    """(onset, peak, wear-off) days of one area's course.
+def area_landmarks(days: FloatArray, fws: FloatArray, strength_: FloatArray, scores: ScoreParameters,
+                   window_end_day: float | None = None) -> tuple:
+    """(onset, peak, wear-off) days of one area's course after a treatment on ``days[0]``.
 
-    onset: first day the area's strength has fallen by ``onset_drop``; peak: first day, from
-    the onset on, the improvement in expected FWS grade at contraction reaches 90 % of its
-    maximum (the start of the plateau of a noticeable effect: a flat optimum has no meaningful
-    arg-min, and a plateau cannot start before the effect is noticed; the onset day itself
-    when the improvement has already begun to fall); wear-off: first day after the best score
-    on which less than half of the maximal improvement remains.
+    onset: first day the median subject (noticing at ``scores.onset_strength_drop`` of the peak
+    effect) has noticed it (:func:`neuromod.model.scores.onset_index`; the peak looked for up to
+    ``window_end_day``, the next treatment's day if sooner than
+    :data:`~neuromod.model.scores.ONSET_PEAK_WINDOW_DAYS` after the first);
+    peak: first day, from the onset on, the improvement in expected FWS grade at contraction
+    reaches 90 % of its maximum (the start of the plateau of a noticeable effect: a flat optimum
+    has no meaningful arg-min, and a plateau cannot start before the effect is noticed; the onset
+    day itself when the improvement has already begun to fall); wear-off: first day after the
+    best score on which less than half of the maximal improvement remains. All three are None
+    where the expected grade improves by no more than 0.05 (no noticeable effect).
     """
-    onset_idx = np.flatnonzero(strength_ <= 1.0 - onset_drop)
-    onset = float(days[onset_idx[0]]) if onset_idx.size else None
+    found = onset_index(days, strength_, scores.onset_strength_drop, scores, window_end_day)
+    onset = float(days[found]) if found is not None else None
     improvement = fws[0] - fws
     best = float(improvement.max())
-    if best <= 0.05:
-        return onset, None, None
-    start = int(onset_idx[0]) if onset_idx.size else 0
+    if best <= 0.05:  # no noticeable effect: neither an onset nor a peak
+        return None, None, None
+    start = found if found is not None else 0
     near_best = np.flatnonzero(improvement[start:] >= 0.9 * best)
     peak_idx = start + (int(near_best[0]) if near_best.size else 0)
     best_idx = int(np.argmax(improvement))
@@ -272,9 +277,12 @@ def simulate(
     fws_c = expected_score(output.contraction_depth_mm, params.scores)
     fws_r = expected_score(output.rest_depth_mm, params.scores)
     courses = {}
+    window_end = (float(treatment_days[0]) if treatment_days.size else grid[0]) + ONSET_PEAK_WINDOW_DAYS
+    if len(treatment_days) > 1:  # the first treatment's peak, as the trial kernel reads it
+        window_end = min(window_end, float(treatment_days[1]))
     for a, area in enumerate(face_map.areas):
-        onset, peak, wear_off = area_landmarks(grid, fws_c[0, a], output.residual_expression[0, a],
-                                               params.scores.onset_strength_drop)
+        onset, peak, wear_off = area_landmarks(grid, fws_c[0, a], output.residual_expression[0, a], params.scores,
+                                               window_end_day=window_end)
         courses[area] = AreaCourse(fws_c[0, a], fws_r[0, a], output.residual_expression[0, a],
                                    float(fws_c[0, a, 0]), onset, peak, wear_off)
     safety = assess_safety(spread_result.dose_per_muscle, spread_result.profile, treatment_days, patients, injections,

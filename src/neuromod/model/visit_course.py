@@ -8,7 +8,9 @@ lets only what the trial's endpoints read leave the kernel:
 
 * line depth at maximum contraction and residual expression of each scored area at each visit;
 * the baseline depth (day 0);
-* the first day each subject notices the effect (area strength fallen by their threshold);
+* the first day each subject notices the effect (area strength fallen by their share of the first
+  treatment's largest drop, :func:`neuromod.model.scores.onset_drop`; the kernels record when the
+  strength first fell to each of :data:`ONSET_RUNGS` rungs, and :func:`onset_days` reads the day);
 * the largest blocked fraction of each danger-muscle group (adverse events).
 
 **On the integrator's own steps** (the default): :func:`neuromod.model.kinetics.step` takes its
@@ -18,9 +20,9 @@ first-order linear with a goal taken quadratic over the step, through its values
 start, middle and end (the middle from each muscle's strength at mid-step, which ``step`` leaves
 in its workspace's ``strength_half``), solved in closed form with the weights the junction's own lag
 uses (:func:`skin_step_factors`; fade/rise switch kept); the static line as in ``skin_response``
-with the step's length. Onset is the first whole day at or after the crossing of the threshold,
-located within the step on the broken line through its start, middle and end (the daily check's
-day, to within one day when the crossing lies within a few hours of midnight). The danger
+with the step's length. A rung's crossing is located within the step on the broken line through
+its start, middle and end, and onset is the first whole day at or after the noticed drop's
+crossing (the daily check's day, to within one day). The danger
 muscles' peak within a step is that of the cubic through the blocked fraction and its slope at
 the step ends (error O(h^4); the step ends alone would miss it by up to 4e-3 at 8-day steps).
 Only the muscles the outputs read are integrated (:func:`integrated_muscles`). Work per subject
@@ -62,11 +64,18 @@ from neuromod.model.kinetics import (
 )
 from neuromod.model.muscle import strength
 from neuromod.model.patient import Patients
+from neuromod.model.scores import ONSET_PEAK_WINDOW_DAYS, onset_drop
 from neuromod.model.simulate import half_block_units, integration_grid
 from neuromod.reference.anatomy import FaceMap
-from neuromod.reference.parameters import ModelParameters
+from neuromod.reference.parameters import ModelParameters, ScoreParameters
 
 FloatArray = npt.NDArray[np.float64]
+
+#: Rungs of strength drop (1/50 apart) whose first crossing the kernels record, from which
+#: :func:`onset_days` reads when each patient noticed the effect (a share of a peak only known
+#: after it): the crossing day is interpolated between rungs, within hours of the day on the
+#: course's early slope (~0.1-0.3 of strength a day).
+ONSET_RUNGS = 50
 
 #: A muscle is integrated only if some patient's occupancy term ``q_k^n (L / L50)^n`` can reach
 #: this. Active light chain never exceeds the units injected (each unit of the chain's depot
@@ -113,8 +122,8 @@ class VisitCourse:
     contraction_depth_mm, area_strength: (n_patients, n_scored, n_visits) line depth at maximum
     contraction (mm) and residual expression (0-1) at each visit; baseline_depth_mm:
     (n_patients, n_scored) depth at day 0; onset_day: (n_patients, n_scored) first day (from
-    day 1) on which area strength had fallen by the patient's ``onset_threshold`` (inf: never
-    by the last visit); max_blocked: (n_patients, n_groups) largest blocked fraction of any
+    day 1) on which the patient noticed the first treatment's effect (:func:`onset_days`; inf:
+    never); max_blocked: (n_patients, n_groups) largest blocked fraction of any
     muscle of each group on any day 0..last visit; steps: (n_patients,) integration steps.
     """
 
@@ -188,13 +197,23 @@ def visit_course(
     integrated: they keep full strength, as untreated muscles do in ``run_model``; nor, on the
     integrator's steps, those no output reads, :func:`integrated_muscles`); profile:
     (n_muscles, n_bins) dose profile; scored: face-map area indices;
-    onset_threshold: (n_patients,) strength drop each patient notices; muscle_groups: lists of
+    onset_threshold: (n_patients,) share of the first treatment's largest strength drop at which
+    each patient notices it (:func:`neuromod.model.scores.onset_drop`; the course is followed at least
+    :data:`~neuromod.model.scores.ONSET_PEAK_WINDOW_DAYS` after it to find that peak); muscle_groups: lists of
     face-map muscle indices whose largest blocked fraction is reported (danger muscles).
     daily_grid: the reference path, ``run_model``'s integration grid with the skin's daily
     recurrence (slower; what ``tests/test_trial_speed.py`` bounds the default against);
     otherwise the skin follows the integrator's own steps, up to ``max_step_days`` long.
     """
     n = patients.count
+    shown = len(visits)
+    treatment_days = np.asarray(treatment_days, dtype=float)
+    first = float(treatment_days[0]) if treatment_days.size else 0.0
+    window_end_day = first + ONSET_PEAK_WINDOW_DAYS
+    if treatment_days.size > 1:
+        window_end_day = min(window_end_day, float(treatment_days[1]))
+    if treatment_days.size and max(visits) < window_end_day:  # follow the first effect to its peak
+        visits = [*visits, int(np.ceil(window_end_day))]
     last_day = int(max(visits))
     doses = np.broadcast_to(np.asarray(doses, dtype=float), (n,) + np.shape(doses)[1:])
     half_block = half_block_units(face_map, patients, params)
@@ -218,7 +237,9 @@ def visit_course(
     depth = np.zeros((n, n_scored, n_visits))
     area_strength = np.zeros((n, n_scored, n_visits))
     baseline = np.zeros((n, n_scored))
-    onset = np.full((n, n_scored), -1.0)  # never (yet); not inf: fastmath assumes finite values
+    crossing = np.full((n, n_scored, ONSET_RUNGS), -1.0)  # never (yet); not inf: fastmath assumes finite values
+    trough = np.ones((n, n_scored))
+    trough_day = np.zeros((n, n_scored))
     max_blocked = np.zeros((n, len(muscle_groups)))
     steps = np.zeros(n, dtype=np.int64)
     area_arguments = (np.ascontiguousarray(weights[np.ix_(scored, index)]), untouched,
@@ -226,8 +247,7 @@ def visit_course(
                       np.ascontiguousarray(patients.baseline_static_mm[:, scored]), deepen_per_day,
                       np.array([skin.film_thickness_mm, skin.crease_memory_share, skin.onset_strain_spread,
                                 params.junction.release_turnover_days]))
-    outputs = (np.ascontiguousarray(onset_threshold, dtype=float), group_of,
-               depth, area_strength, baseline, onset, max_blocked, steps)
+    outputs = (group_of, depth, area_strength, baseline, crossing, trough, trough_day, max_blocked, steps)
     if daily_grid:
         days = np.arange(0.0, last_day + 1.0)
         grid = integration_grid(days, treatment_days)
@@ -242,13 +262,45 @@ def visit_course(
         factors = np.ascontiguousarray(np.stack([
             np.exp(-dt / skin.fade_time_days), np.exp(-dt / skin.rise_time_days),
             np.exp(-dt / skin.crease_memory_fade_days), 1.0 - np.exp(-dt / skin.static_repair_time_days), dt]))
-        _visit_kernel(*inputs.arguments, *area_arguments, factors, grid, is_day, visit_index, *outputs)
+        window_end = round(window_end_day * inputs.ticks_per_day)
+        _visit_kernel(*inputs.arguments, *area_arguments, factors, grid, is_day, visit_index, window_end, *outputs)
     else:
         inputs = kinetic_inputs(np.concatenate([[0.0], np.asarray(visits, dtype=float)]), treatment_days,
                                 doses[..., index], half_block[:, index], rates, params.junction, params.muscle,
                                 profile[index], max_step_days=max_step_days)
-        _step_kernel(*inputs.arguments, *area_arguments, skin_step_factors(inputs.levels, skin), *outputs)
-    return VisitCourse(depth, area_strength, baseline, np.where(onset < 0.0, np.inf, onset), max_blocked, steps)
+        window_end = round(window_end_day * inputs.ticks_per_day)
+        _step_kernel(*inputs.arguments, *area_arguments, skin_step_factors(inputs.levels, skin), window_end, *outputs)
+    onset = onset_days(crossing, trough, trough_day, np.asarray(onset_threshold, dtype=float), first, params.scores)
+    return VisitCourse(depth[..., :shown], area_strength[..., :shown], baseline, onset, max_blocked, steps)
+
+
+def onset_days(crossing: FloatArray, trough: FloatArray, trough_day: FloatArray, relative_drop: FloatArray,
+               treatment_day: float, scores: ScoreParameters) -> FloatArray:
+    """(n_patients, n_scored) the first whole day (>= 1) on which each patient notices the effect
+    (:func:`neuromod.model.scores.onset_drop` of the first treatment's peak), inf where never.
+
+    crossing: (n_patients, n_scored, ONSET_RUNGS) day the area's strength first fell to each rung
+    ``1 - (k + 1) / ONSET_RUNGS`` (-1: not within the peak window); trough, trough_day: the window's
+    lowest strength and its day; relative_drop: (n_patients,). The day the strength reached the
+    noticed drop is interpolated linearly between the rungs around it (the first rung from the
+    treatment day, the last towards the trough).
+    """
+    peak = 1.0 - trough
+    drop = onset_drop(peak, relative_drop[:, None], scores)
+    noticed = np.isfinite(drop)
+    drop = np.where(noticed, drop, 0.0)
+    above = np.clip(np.ceil(drop * ONSET_RUNGS - 1e-9).astype(np.int64) - 1, 0, ONSET_RUNGS - 1)
+    upper_drop = (above + 1.0) / ONSET_RUNGS
+    upper_day = np.take_along_axis(crossing, above[..., None], axis=-1)[..., 0]
+    use_rung = (upper_drop <= peak) & (upper_day >= 0.0)
+    upper_drop = np.where(use_rung, upper_drop, peak)
+    upper_day = np.where(use_rung, upper_day, trough_day)
+    lower_drop = above / ONSET_RUNGS
+    lower_day = np.where(above > 0, np.take_along_axis(crossing, np.maximum(above - 1, 0)[..., None], axis=-1)[..., 0],
+                         treatment_day)
+    span = np.maximum(upper_drop - lower_drop, 1e-12)
+    day = lower_day + np.clip((drop - lower_drop) / span, 0.0, 1.0) * (upper_day - lower_day)
+    return np.where(noticed, np.maximum(np.ceil(day - 1e-9), 1.0), np.inf)
 
 
 @njit(cache=True, fastmath=True, error_model="numpy", inline="always")
@@ -294,8 +346,9 @@ def follow_lag(x, start_goal, half_goal, end_goal, factors, q, col):  # pragma: 
 @njit(cache=True, fastmath=True, parallel=True, error_model="numpy")
 def _step_kernel(levels, ticks_per_day, output_ticks, treatment_ticks, first_level, lag_half, lag_end, chain_rates,
                  coefficients, doses, inverse_half_block, profile_power, c, weights, untouched, strain0, static0,
-                 deepen_per_day, skin_c, factors, onset_threshold, group_of,
-                 depth, area_strength, baseline, onset, max_blocked, taken):  # pragma: no cover - compiled
+                 deepen_per_day, skin_c, factors, window_end, group_of,
+                 depth, area_strength, baseline, crossing, trough, trough_day, max_blocked,
+                 taken):  # pragma: no cover - compiled
     """The course on the integrator's own steps; output_ticks: day 0, then the visits."""
     n_patients, n_muscles = doses.shape[0], doses.shape[2]
     n_scored = weights.shape[0]
@@ -321,6 +374,8 @@ def _step_kernel(levels, ticks_per_day, output_ticks, treatment_ticks, first_lev
         static = np.empty(n_scored)
         previous = np.empty(n_scored)  # area strength at the start of the step
         goal = np.empty(n_scored)  # dynamic target depth at the start of the step
+        rung = np.zeros(n_scored, dtype=np.int64)  # each area's next onset rung not yet crossed
+        n_rungs = crossing.shape[2]
         for p in range(block * PATIENTS_PER_BLOCK, min(n_patients, (block + 1) * PATIENTS_PER_BLOCK)):
             if p > block * PATIENTS_PER_BLOCK:  # the block's first patient has the fresh arrays
                 patient_tables(p, levels, chain_rates, factor_half, factor_end)
@@ -343,7 +398,6 @@ def _step_kernel(levels, ticks_per_day, output_ticks, treatment_ticks, first_lev
                 decay[:, :] = 0.0
                 unit_half[:] = 0.0
                 unit_end[:] = 0.0
-            drop = 1.0 - onset_threshold[p]
             for a in range(n_scored):  # untreated at the start: every muscle at full strength
                 now = untouched[a]
                 for m in range(n_muscles):
@@ -355,6 +409,9 @@ def _step_kernel(levels, ticks_per_day, output_ticks, treatment_ticks, first_lev
                 baseline[p, a] = static[a] + target
                 previous[a] = now
                 goal[a] = target
+                rung[a] = 0
+                trough[p, a] = now
+                trough_day[p, a] = start / ticks_per_day
             level = 0
             given = 0
             t = start
@@ -403,15 +460,21 @@ def _step_kernel(levels, ticks_per_day, output_ticks, treatment_ticks, first_lev
                         fold_now = min(max(previous[a], 0.0), 1.0)
                         repair = (1.0 - fold_now) * static[a] * factors[q, REPAIR]
                         static[a] = static[a] + deepen_per_day[p] * fold_now * h - repair
-                        # onset: the first whole day at or after the crossing, located on the broken line
-                        # through the step's start, middle and end
-                        if onset[p, a] < 0.0 and now <= drop:
-                            crossing = began / ticks_per_day
-                            if previous[a] > drop and half <= drop:
-                                crossing += 0.5 * h * (previous[a] - drop) / (previous[a] - half)
-                            elif previous[a] > drop:
-                                crossing += 0.5 * h + 0.5 * h * (half - drop) / (half - now)
-                            onset[p, a] = max(np.ceil(crossing - 1e-9), 1.0)
+                        # onset rungs: when the strength first fell to each rung, located on the broken
+                        # line through the step's start, middle and end; and the window's trough
+                        if t <= window_end:
+                            if now < trough[p, a]:
+                                trough[p, a] = now
+                                trough_day[p, a] = t / ticks_per_day
+                            while rung[a] < n_rungs and now <= 1.0 - (rung[a] + 1.0) / n_rungs:
+                                level_strength = 1.0 - (rung[a] + 1.0) / n_rungs
+                                when = began / ticks_per_day
+                                if previous[a] > level_strength and half <= level_strength:
+                                    when += 0.5 * h * (previous[a] - level_strength) / (previous[a] - half)
+                                elif previous[a] > level_strength:
+                                    when += 0.5 * h + 0.5 * h * (half - level_strength) / (half - now)
+                                crossing[p, a, rung[a]] = when
+                                rung[a] += 1
                         previous[a] = now
                         goal[a] = target
                 for a in range(n_scored):
@@ -426,8 +489,9 @@ def _step_kernel(levels, ticks_per_day, output_ticks, treatment_ticks, first_lev
 @njit(cache=True, fastmath=True, parallel=True, error_model="numpy")
 def _visit_kernel(levels, ticks_per_day, grid_ticks, treatment_ticks, first_level, lag_half, lag_end, chain_rates,
                   coefficients, doses, inverse_half_block, profile_power, c, weights, untouched, strain0, static0,
-                  deepen_per_day, skin_c, factors, grid, is_day, visit_index, onset_threshold, group_of,
-                  depth, area_strength, baseline, onset, max_blocked, taken):  # pragma: no cover - compiled
+                  deepen_per_day, skin_c, factors, grid, is_day, visit_index, window_end, group_of,
+                  depth, area_strength, baseline, crossing, trough, trough_day, max_blocked,
+                  taken):  # pragma: no cover - compiled
     n_patients, n_muscles = doses.shape[0], doses.shape[2]
     n_scored = weights.shape[0]
     film, memory_share, onset_spread = skin_c[0], skin_c[1], skin_c[2]
@@ -444,6 +508,10 @@ def _visit_kernel(levels, ticks_per_day, grid_ticks, treatment_ticks, first_leve
         memory = np.empty(n_scored)
         static = np.empty(n_scored)
         previous = np.empty(n_scored)  # area strength at the previous grid point
+        rung = np.zeros(n_scored, dtype=np.int64)  # each area's next onset rung not yet crossed
+        n_rungs = crossing.shape[2]
+        day_strength = np.empty(n_scored)  # area strength at the last whole day, and that day
+        last_whole_day = 0.0
         level = 0
         given = 0
         t = start
@@ -472,6 +540,9 @@ def _visit_kernel(levels, ticks_per_day, grid_ticks, treatment_ticks, first_leve
                     memory[a] = memory_share * target
                     static[a] = static0[p, a]
                     baseline[p, a] = static[a] + target
+                    trough[p, a] = now
+                    trough_day[p, a] = grid[g]
+                    day_strength[a] = now
                 else:
                     goal = (1.0 - memory_share) * target
                     fold[a] = goal + (fold[a] - goal) * (factors[0, g] if goal < fold[a] else factors[1, g])
@@ -480,12 +551,26 @@ def _visit_kernel(levels, ticks_per_day, grid_ticks, treatment_ticks, first_leve
                     fold_now = min(max(previous[a], 0.0), 1.0)
                     repair = (1.0 - fold_now) * static[a] * factors[3, g]
                     static[a] = static[a] + deepen_per_day[p] * fold_now * factors[4, g] - repair
-                    if is_day[g] and onset[p, a] < 0.0 and 1.0 - now >= onset_threshold[p]:
-                        onset[p, a] = grid[g]
+                    if is_day[g] and grid_ticks[g] <= window_end:  # the rungs (on the daily broken line), trough
+                        if now < trough[p, a]:
+                            trough[p, a] = now
+                            trough_day[p, a] = grid[g]
+                        while rung[a] < n_rungs and now <= 1.0 - (rung[a] + 1.0) / n_rungs:
+                            level_strength = 1.0 - (rung[a] + 1.0) / n_rungs
+                            when = grid[g]
+                            if day_strength[a] > level_strength:
+                                when = last_whole_day + (grid[g] - last_whole_day) * (
+                                    (day_strength[a] - level_strength) / (day_strength[a] - now))
+                            crossing[p, a, rung[a]] = when
+                            rung[a] += 1
+                    if is_day[g]:
+                        day_strength[a] = now
                 previous[a] = now
                 if next_visit < visit_index.size and g == visit_index[next_visit]:
                     depth[p, a, next_visit] = static[a] + (fold[a] + memory[a])
                     area_strength[p, a, next_visit] = now
+            if is_day[g]:
+                last_whole_day = grid[g]
             if next_visit < visit_index.size and g == visit_index[next_visit]:
                 next_visit += 1
         taken[p] = steps

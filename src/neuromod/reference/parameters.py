@@ -93,6 +93,7 @@ class ScoreParameters:
     shared_noise_fraction: float
     persistent_noise_fraction: float
     onset_strength_drop: float
+    onset_least_drop: float
 
     @property
     def cutpoints_mm(self) -> tuple[float, float, float]:

@@ -90,7 +90,7 @@ FITTED: dict[str, tuple[float, float]] = {
     "scores.persistent_noise_fraction": (0.01, 0.7),
     "scores.none_mild_cut_mm": (0.015, 0.06),
     "population.expectation_sd": (0.1, 2.5),
-    "scores.onset_strength_drop": (0.05, 0.6),
+    "scores.onset_strength_drop": (0.05, 0.9),  # a share of the peak effect (since stop 34)
     "population.light_chain_decay_sd": (0.02, 1.0),
     "skin.area_share.zygomaticus_major": (0.1, 0.5),
 }

@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from neuromod.model.patient import with_product
-from neuromod.model.scores import expected_score, grade_log_probability, rater_noise
+from neuromod.model.scores import ONSET_PEAK_WINDOW_DAYS, expected_score, grade_log_probability, onset_drop, rater_noise
 from neuromod.model.simulate import (
     DISCLAIMER,
     area_landmarks,
@@ -276,8 +276,16 @@ def _log_likelihood(setup: _Setup, course: Course, cohort: Cohort, observations:
             else:
                 columns = [setup.areas.index(setup.face_map.areas[a]) for a in setup.treated_areas[k]
                            if setup.face_map.areas[a] in setup.areas] or list(range(len(setup.areas)))
+            # noticed by ``day``: the largest drop since the treatment has reached the twin's share of
+            # that treatment's peak (model.scores.onset_drop; the peak within its window, as in trials)
+            end = int(start + ONSET_PEAK_WINDOW_DAYS)
+            if k + 1 < setup.treatment_days.size:
+                end = min(end, int(setup.treatment_days[k + 1]))
+            peak = (1.0 - course.strength[:, columns, start + 1: end + 1]).reshape(total.size, -1).max(
+                axis=1, initial=0.0)
             drop = 1.0 - course.strength[:, columns, start + 1: day + 1] if day > start else np.zeros((total.size, 1, 1))
-            noticed = drop.reshape(total.size, -1).max(axis=1, initial=0.0) >= cohort.onset_threshold
+            noticed = drop.reshape(total.size, -1).max(axis=1, initial=0.0) >= onset_drop(peak, cohort.onset_threshold,
+                                                                                          params.scores)
             agrees = noticed == bool(obs.onset_noticed)
             total += np.log(np.where(agrees, 1.0 - ONSET_REPORT_ERROR, ONSET_REPORT_ERROR))
     return total
@@ -559,8 +567,8 @@ def personalize(
     for a, area in enumerate(setup.areas):
         bands_c = weighted_quantiles(fws_c[:, a, window], weights, quantiles)
         bands_r = weighted_quantiles(fws_r[:, a, window], weights, quantiles)
-        landmarks = [area_landmarks(days, fws_c[p, a, window], course.strength[p, a, window],
-                                    params.scores.onset_strength_drop) for p in range(particles)]
+        landmarks = [area_landmarks(days, fws_c[p, a, window], course.strength[p, a, window], params.scores)
+                     for p in range(particles)]
         wear = np.array([w if w is not None else NOT_WORN_OFF for _, _, w in landmarks])
         wear_q = weighted_quantiles(wear, weights, np.array([0.05, 0.5, 0.95]))
         wear_q = np.where(wear_q > days[-1], np.inf, wear_q)

@@ -66,7 +66,7 @@ def area_course_landmarks(course: dict, area: str, treatment_day: float) -> Land
     data = course["areas"][area]
     fws = np.asarray(data["fws_contraction"], dtype=float)[start:]
     strength = np.asarray(data["residual_expression"], dtype=float)[start:]
-    onset, peak, wear_off = area_landmarks(days, fws, strength, default_parameters().scores.onset_strength_drop)
+    onset, peak, wear_off = area_landmarks(days, fws, strength, default_parameters().scores)
     at_peak = float(strength[int(np.searchsorted(days, peak))]) if peak is not None else None
     return Landmarks(onset, peak, wear_off, at_peak)
 
