@@ -191,7 +191,7 @@ def test_onset_never_comes_after_the_peak_from_1_unit_to_twice_the_label_dose(pr
     """Onset (strength down by the median subject's share of its peak, scores.onset_strength_drop)
     <= peak (start of the plateau of a noticeable effect) at every dose from 1 U to twice the label
     dose of every product. At the label dose both exist; below it a dose may give no noticeable
-    effect at all (Dysport 1 U is 0.4 onabotulinumtoxinA units: a 10 % weaker glabella, 0.03
+    effect at all (Dysport 1 U is 0.4 onabotulinumtoxinA units: a 9.6 % weaker glabella, 0.02
     grade), which has neither."""
     label, doses = RANGES[product]
     for units in doses:

@@ -270,6 +270,15 @@ def grade_log_probability(
 ONSET_PEAK_WINDOW_DAYS = 60.0
 
 
+def onset_window_end(treatment_days: npt.ArrayLike, treatment: int = 0) -> float:
+    """The last day (inclusive) on which treatment number ``treatment`` of the
+    increasing ``treatment_days`` can have its peak effect: :data:`ONSET_PEAK_WINDOW_DAYS` after
+    it, or the next treatment's day if sooner."""
+    days = np.asarray(treatment_days, dtype=float)
+    end = float(days[treatment]) + ONSET_PEAK_WINDOW_DAYS
+    return min(end, float(days[treatment + 1])) if treatment + 1 < days.size else end
+
+
 def onset_drop(peak_drop: npt.ArrayLike, relative_drop: npt.ArrayLike, params: ScoreParameters) -> FloatArray:
     """The strength drop (fraction of the area's untreated strength) at which a subject first
     notices the effect of a treatment whose largest drop is ``peak_drop``; inf where never.
@@ -291,8 +300,8 @@ def onset_index(days: FloatArray, strength: FloatArray, relative_drop: float, pa
     """Index of the first of ``days`` (a daily course from a treatment on, ``strength`` the area's
     residual expression there) on which a subject noticing at ``relative_drop`` of the peak
     (:func:`onset_drop`) has noticed the effect; None if never. The peak is looked for up to
-    ``window_end_day`` (default: :data:`ONSET_PEAK_WINDOW_DAYS` after ``days[0]``; the next treatment
-    if earlier), as the trial kernel reads it."""
+    ``window_end_day`` (default: :data:`ONSET_PEAK_WINDOW_DAYS` after ``days[0]``; callers with a
+    next treatment pass :func:`onset_window_end`), as the trial kernel reads it."""
     end = days[0] + ONSET_PEAK_WINDOW_DAYS if window_end_day is None else window_end_day
     drop = 1.0 - np.asarray(strength, dtype=float)
     window = drop[np.asarray(days) <= end]

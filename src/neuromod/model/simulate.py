@@ -18,7 +18,7 @@ from neuromod.model.adverse_events import SafetyAssessment, assess_safety
 from neuromod.model.junction import JunctionRates
 from neuromod.model.kinetics import muscle_course
 from neuromod.model.patient import Patients, describe_patient, half_block_units, with_product  # noqa: F401 (re-exported)
-from neuromod.model.scores import ONSET_PEAK_WINDOW_DAYS, expected_score, onset_index
+from neuromod.model.scores import ONSET_PEAK_WINDOW_DAYS, expected_score, onset_index, onset_window_end
 from neuromod.model.skin import skin_response
 from neuromod.model.spread import Injections, SpreadResult, spread
 from neuromod.reference.anatomy import FaceMap, load_face_map
@@ -238,12 +238,12 @@ def area_landmarks(days: FloatArray, fws: FloatArray, strength_: FloatArray, sco
     best score on which less than half of the maximal improvement remains. All three are None
     where the expected grade improves by no more than 0.05 (no noticeable effect).
     """
-    found = onset_index(days, strength_, scores.onset_strength_drop, scores, window_end_day)
-    onset = float(days[found]) if found is not None else None
     improvement = fws[0] - fws
     best = float(improvement.max())
     if best <= 0.05:  # no noticeable effect: neither an onset nor a peak
         return None, None, None
+    found = onset_index(days, strength_, scores.onset_strength_drop, scores, window_end_day)
+    onset = float(days[found]) if found is not None else None
     start = found if found is not None else 0
     near_best = np.flatnonzero(improvement[start:] >= 0.9 * best)
     peak_idx = start + (int(near_best[0]) if near_best.size else 0)
@@ -277,9 +277,8 @@ def simulate(
     fws_c = expected_score(output.contraction_depth_mm, params.scores)
     fws_r = expected_score(output.rest_depth_mm, params.scores)
     courses = {}
-    window_end = (float(treatment_days[0]) if treatment_days.size else grid[0]) + ONSET_PEAK_WINDOW_DAYS
-    if len(treatment_days) > 1:  # the first treatment's peak, as the trial kernel reads it
-        window_end = min(window_end, float(treatment_days[1]))
+    # the first treatment's peak, as the trial kernel reads it
+    window_end = onset_window_end(treatment_days) if treatment_days.size else grid[0] + ONSET_PEAK_WINDOW_DAYS
     for a, area in enumerate(face_map.areas):
         onset, peak, wear_off = area_landmarks(grid, fws_c[0, a], output.residual_expression[0, a], params.scores,
                                                window_end_day=window_end)

@@ -64,7 +64,7 @@ from neuromod.model.kinetics import (
 )
 from neuromod.model.muscle import strength
 from neuromod.model.patient import Patients
-from neuromod.model.scores import ONSET_PEAK_WINDOW_DAYS, onset_drop
+from neuromod.model.scores import ONSET_PEAK_WINDOW_DAYS, onset_drop, onset_window_end
 from neuromod.model.simulate import half_block_units, integration_grid
 from neuromod.reference.anatomy import FaceMap
 from neuromod.reference.parameters import ModelParameters, ScoreParameters
@@ -209,9 +209,7 @@ def visit_course(
     shown = len(visits)
     treatment_days = np.asarray(treatment_days, dtype=float)
     first = float(treatment_days[0]) if treatment_days.size else 0.0
-    window_end_day = first + ONSET_PEAK_WINDOW_DAYS
-    if treatment_days.size > 1:
-        window_end_day = min(window_end_day, float(treatment_days[1]))
+    window_end_day = onset_window_end(treatment_days) if treatment_days.size else first + ONSET_PEAK_WINDOW_DAYS
     if treatment_days.size and max(visits) < window_end_day:  # follow the first effect to its peak
         visits = [*visits, int(np.ceil(window_end_day))]
     last_day = int(max(visits))

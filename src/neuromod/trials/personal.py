@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from neuromod.model.patient import with_product
-from neuromod.model.scores import ONSET_PEAK_WINDOW_DAYS, expected_score, grade_log_probability, onset_drop, rater_noise
+from neuromod.model.scores import expected_score, grade_log_probability, onset_drop, onset_window_end, rater_noise
 from neuromod.model.simulate import (
     DISCLAIMER,
     area_landmarks,
@@ -278,9 +278,7 @@ def _log_likelihood(setup: _Setup, course: Course, cohort: Cohort, observations:
                            if setup.face_map.areas[a] in setup.areas] or list(range(len(setup.areas)))
             # noticed by ``day``: the largest drop since the treatment has reached the twin's share of
             # that treatment's peak (model.scores.onset_drop; the peak within its window, as in trials)
-            end = int(start + ONSET_PEAK_WINDOW_DAYS)
-            if k + 1 < setup.treatment_days.size:
-                end = min(end, int(setup.treatment_days[k + 1]))
+            end = int(onset_window_end(setup.treatment_days, k))
             peak = (1.0 - course.strength[:, columns, start + 1: end + 1]).reshape(total.size, -1).max(
                 axis=1, initial=0.0)
             drop = 1.0 - course.strength[:, columns, start + 1: day + 1] if day > start else np.zeros((total.size, 1, 1))
